@@ -1,0 +1,93 @@
+"""The one typed settings object, read from the environment and then `.env`.
+
+It lives in `agent/` because both entry points need it: the agent CLI and the bot
+(which may import `agent`). `taiga/` and `storage/` take plain arguments instead.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+
+class Approvers(StrEnum):
+    REQUESTER = "requester"
+    WRITERS = "writers"
+
+
+class MissingSettingError(RuntimeError):
+    """A setting that the started component needs is not set."""
+
+
+# Where to find each value a person must supply; used in start-up errors.
+WHERE_TO_GET = {
+    "slack_bot_token": "Slack app > OAuth & Permissions > Bot User OAuth Token (xoxb-…)",
+    "slack_signing_secret": "Slack app > Basic Information > App Credentials > Signing Secret",
+    "anthropic_api_key": "https://console.anthropic.com/settings/keys",
+    "token_encryption_keys": "run `python -m bot keygen` and paste the key",
+}
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = "https://slack.com/api/"
+
+    anthropic_api_key: str = ""
+    anthropic_base_url: str | None = None
+    anthropic_model: str = DEFAULT_MODEL
+
+    taiga_api_url: str = "https://api.taiga.io/api/v1"
+    taiga_web_url: str = "https://tree.taiga.io"
+
+    database_url: str = "sqlite:///./taiga_planner.db"
+    token_encryption_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    agent_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    port: int = 3000
+
+    agent_deadline_seconds: float = Field(90.0, gt=0)
+    agent_max_steps: int = Field(10, ge=1)
+    agent_max_tool_calls: int = Field(25, ge=1)
+    agent_max_write_calls: int = Field(15, ge=0)
+    agent_max_repeated_calls: int = Field(2, ge=1)
+
+    plan_approvers: Approvers = Approvers.REQUESTER
+    plan_expiry_hours: float = Field(24.0, gt=0)
+    max_minutes_chars: int = Field(40_000, ge=1)
+
+    _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
+        _split_csv
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, url: str) -> str:
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def require(self, *names: str) -> None:
+        """Stop start-up with one line naming the first missing setting and where to get it."""
+        for name in names:
+            if not getattr(self, name):
+                hint = WHERE_TO_GET.get(name, "see .env.example")
+                raise MissingSettingError(f"{name.upper()} is not set ({hint}).")
