@@ -1,0 +1,164 @@
+"""The proposal: what a planning run would write to Taiga once a person approves it.
+
+It is plain data (pydantic, JSON round-trip through `model_dump(mode="json")` and
+`model_validate`) so it can be stored in the `plan` table and applied later by the executor.
+`Proposal.actions()` lists the writes in order with stable keys for the write ledger:
+
+    milestone                      the sprint, only when it must be created
+    story:new-story-1              each proposed story (into the sprint)
+    task:new-story-1/task-1        each task under a proposed story
+    task:existing-<usid>/task-1    each task under a story that already exists
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.budgets import StopReason
+
+SUBJECT_MAX = 500
+DESCRIPTION_MAX = 10_000
+TAG_MAX = 50
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ProjectInfo(_Model):
+    id: int
+    slug: str
+    name: str
+
+
+class ProposedMilestone(_Model):
+    """The target sprint: an existing one (`existing_id` set) or one to create (`to_create`)."""
+
+    existing_id: int | None = None
+    name: str
+    estimated_start: date | None = None
+    estimated_finish: date | None = None
+    slug: str | None = None
+    to_create: bool = False
+
+
+class ProposedTask(_Model):
+    key: str  # "new-story-1/task-1" or "existing-<usid>/task-1"
+    subject: str = Field(max_length=SUBJECT_MAX)
+    description: str = Field("", max_length=DESCRIPTION_MAX)
+    # Only for tasks under a story that already exists in Taiga:
+    user_story_id: int | None = None
+    user_story_ref: int | None = None
+    user_story_subject: str | None = None
+
+
+class ProposedStory(_Model):
+    key: str  # "new-story-1"
+    subject: str = Field(max_length=SUBJECT_MAX)
+    description: str = Field("", max_length=DESCRIPTION_MAX)
+    tags: list[str] = Field(default_factory=list)
+    tasks: list[ProposedTask] = Field(default_factory=list)
+
+
+class Usage(_Model):
+    model_calls: int = 0
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+
+class Action(_Model):
+    """One write, in the order the executor applies them.
+
+    `depends_on` names the action whose Taiga id this one needs (`milestone` for stories when
+    the sprint is new, `story:<key>` for tasks under a proposed story), else None.
+    """
+
+    key: str
+    kind: Literal["milestone", "story", "task"]
+    depends_on: str | None = None
+    milestone: ProposedMilestone | None = None
+    story: ProposedStory | None = None
+    task: ProposedTask | None = None
+
+
+class Proposal(_Model):
+    project: ProjectInfo
+    target_sprint: str  # the sprint name as the person asked for it
+    milestone: ProposedMilestone | None  # None: the sprint is missing and may not be created
+    stories: list[ProposedStory] = Field(default_factory=list)
+    tasks_for_existing: list[ProposedTask] = Field(default_factory=list)
+    summary: str = ""
+    warnings: list[str] = Field(default_factory=list)
+    stopped: StopReason | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def task_count(self) -> int:
+        return sum(len(s.tasks) for s in self.stories) + len(self.tasks_for_existing)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when approving would write nothing."""
+        return not self.actions()
+
+    def actions(self) -> list[Action]:
+        actions: list[Action] = []
+        milestone_key: str | None = None
+        if self.milestone is not None and self.milestone.to_create:
+            milestone_key = "milestone"
+            actions.append(Action(key="milestone", kind="milestone", milestone=self.milestone))
+        for story in self.stories:
+            actions.append(
+                Action(
+                    key=f"story:{story.key}", kind="story", depends_on=milestone_key, story=story
+                )
+            )
+        for story in self.stories:
+            for task in story.tasks:
+                actions.append(
+                    Action(
+                        key=f"task:{task.key}",
+                        kind="task",
+                        depends_on=f"story:{story.key}",
+                        task=task,
+                    )
+                )
+        for task in self.tasks_for_existing:
+            actions.append(
+                Action(key=f"task:{task.key}", kind="task", task=task)
+            )
+        return actions
+
+    def required_permissions(self) -> frozenset[str]:
+        """The Taiga permissions an approver needs for these writes."""
+        needed: set[str] = set()
+        for action in self.actions():
+            needed.add(
+                {"milestone": "add_milestone", "story": "add_us", "task": "add_task"}[action.kind]
+            )
+        return frozenset(needed)
+
+    def count_summary(self) -> str:
+        """Our own one-line summary, used when the model gave none."""
+        parts: list[str] = []
+        if self.milestone is not None and self.milestone.to_create:
+            parts.append(f"create sprint {self.milestone.name}")
+        n_stories = len(self.stories)
+        if n_stories:
+            where = f" in {self.milestone.name}" if self.milestone is not None else ""
+            parts.append(f"{n_stories} user {_plural(n_stories, 'story', 'stories')}{where}")
+        if self.task_count:
+            parts.append(f"{self.task_count} {_plural(self.task_count, 'task', 'tasks')}")
+        if not parts:
+            return "Nothing to create."
+        return "Proposed: " + ", ".join(parts) + "."
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
