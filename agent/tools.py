@@ -1,0 +1,245 @@
+"""The tool registry: every tool Claude may call, each declared once.
+
+A tool is a pydantic input model (its JSON schema is what Claude sees, generated — never
+written by hand), a description written for the model, a kind (read or write) and the Taiga
+permission it needs. Which tools a run offers is decided from the project's `my_permissions`
+for the acting user's own token; nothing in the minutes can add a tool. There is no tool that
+deletes, modifies or administers anything.
+
+All tools act on the run's project only (there is no project argument), and write tools only
+record proposed actions; nothing is written until a person approves the plan.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from agent.proposal import DESCRIPTION_MAX, SUBJECT_MAX, TAG_MAX
+
+MAX_TASKS_PER_STORY = 20
+MAX_TAGS = 10
+NAME_MAX = 200
+
+Subject = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=SUBJECT_MAX)
+]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX)]
+StoryReference = Annotated[str, StringConstraints(pattern=r"^new-story-[1-9][0-9]*$")]
+
+
+class ToolInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoInput(ToolInput):
+    """This tool takes no arguments."""
+
+
+class MilestoneByNameInput(ToolInput):
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)
+    ] = Field(description="Sprint name, e.g. 'Sprint 6' (matched ignoring case and spaces).")
+
+
+class ListUserStoriesInput(ToolInput):
+    milestone_id: int | None = Field(
+        None, description="Only stories in this sprint (milestone id). Omit for all stories."
+    )
+    backlog: bool = Field(False, description="Only stories not in any sprint (the backlog).")
+
+
+class CreateMilestoneInput(ToolInput):
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)
+    ] = Field(description="The target sprint's name (only the run's target sprint may be created).")
+    estimated_start: date = Field(description="First day, YYYY-MM-DD.")
+    estimated_finish: date = Field(description="Last day, YYYY-MM-DD, after the start.")
+
+
+class TaskDraft(ToolInput):
+    subject: Subject = Field(description="Short imperative task title.")
+    description: Description = Field("", description="Optional details.")
+
+
+class CreateUserStoryInput(ToolInput):
+    subject: Subject = Field(description="The story title, e.g. 'As a coach, I can export a plan'.")
+    description: Description = Field(
+        "", description="What and why, with acceptance criteria from the minutes."
+    )
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="Optional tags.")
+    tasks: list[TaskDraft] = Field(
+        default_factory=list,
+        max_length=MAX_TASKS_PER_STORY,
+        description="The story's tasks (created with it).",
+    )
+
+
+class CreateTaskInput(ToolInput):
+    user_story: int | StoryReference = Field(
+        description=(
+            "The parent story: the numeric id of an existing story, or the reference of a "
+            "story proposed in this run (e.g. 'new-story-1')."
+        )
+    )
+    subject: Subject = Field(description="Short imperative task title.")
+    description: Description = Field("", description="Optional details.")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_model: type[BaseModel]
+    kind: Literal["read", "write"]
+    permission: str
+    extra_permissions: tuple[str, ...] = ()  # needed only for parts of the input (see description)
+
+    def input_schema(self) -> dict[str, Any]:
+        return _inline_refs(self.input_model.model_json_schema())
+
+    def to_param(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.input_schema(),
+        }
+
+
+_SPECS = (
+    ToolSpec(
+        name="taiga_get_project",
+        description=(
+            "Get the project this plan is for: id, name, your permissions, its sprints and "
+            "members. The first message already contains this, so call it only to refresh."
+        ),
+        input_model=NoInput,
+        kind="read",
+        permission="view_project",
+    ),
+    ToolSpec(
+        name="taiga_list_milestones",
+        description=(
+            "List the project's sprints (milestones), newest first, with dates and the stories "
+            "in each. The first message already contains them."
+        ),
+        input_model=NoInput,
+        kind="read",
+        permission="view_milestones",
+    ),
+    ToolSpec(
+        name="taiga_get_milestone_by_name",
+        description="Find one sprint by name (ignoring case and spaces); null if there is none.",
+        input_model=MilestoneByNameInput,
+        kind="read",
+        permission="view_milestones",
+    ),
+    ToolSpec(
+        name="taiga_list_user_stories",
+        description=(
+            "List the project's existing user stories (id, ref, subject, sprint), optionally "
+            "only one sprint's or only the backlog. Use it to avoid proposing duplicates."
+        ),
+        input_model=ListUserStoriesInput,
+        kind="read",
+        permission="view_us",
+    ),
+    ToolSpec(
+        name="taiga_list_members",
+        description="List the project's members (user id, username, name, role).",
+        input_model=NoInput,
+        kind="read",
+        permission="view_project",
+    ),
+    ToolSpec(
+        name="taiga_create_milestone",
+        description=(
+            "Propose creating the target sprint, or change the proposed dates of the sprint "
+            "already proposed. Only the run's target sprint, and only if it does not exist. "
+            "Recorded for approval; nothing is written now."
+        ),
+        input_model=CreateMilestoneInput,
+        kind="write",
+        permission="add_milestone",
+    ),
+    ToolSpec(
+        name="taiga_create_user_story",
+        description=(
+            "Propose one user story in the target sprint, with its tasks. Recorded for a "
+            "person's approval; nothing is written now. Returns the story's reference "
+            "(e.g. 'new-story-1') for later taiga_create_task calls. Tasks need the add_task "
+            "permission. Call it once per story; put all of a plan's calls in one turn."
+        ),
+        input_model=CreateUserStoryInput,
+        kind="write",
+        permission="add_us",
+        extra_permissions=("add_task",),
+    ),
+    ToolSpec(
+        name="taiga_create_task",
+        description=(
+            "Propose one task under an existing story (its numeric id) or under a story "
+            "proposed in this run (its reference, e.g. 'new-story-1'). Prefer putting tasks "
+            "in taiga_create_user_story. Recorded for approval; nothing is written now."
+        ),
+        input_model=CreateTaskInput,
+        kind="write",
+        permission="add_task",
+    ),
+)
+
+TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in _SPECS}
+WRITE_PERMISSIONS = frozenset(s.permission for s in _SPECS if s.kind == "write")
+
+
+class ToolError(Exception):
+    """A tool call that goes back to the model as an `is_error` result with this message."""
+
+
+def offered_tools(permissions: frozenset[str]) -> list[ToolSpec]:
+    """The tools whose permission the acting user holds in the project, in registry order."""
+    return [spec for spec in _SPECS if spec.permission in permissions]
+
+
+def anthropic_tool_params(specs: list[ToolSpec], *, cache: bool = True) -> list[dict[str, Any]]:
+    """Messages API `tools`, with a prompt-cache breakpoint on the last one."""
+    params = [spec.to_param() for spec in specs]
+    if cache and params:
+        params[-1]["cache_control"] = {"type": "ephemeral"}
+    return params
+
+
+def parse_input(spec: ToolSpec, raw: object) -> BaseModel:
+    """Validate a tool call's input, or raise `ToolError` naming each problem."""
+    try:
+        return spec.input_model.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in err["loc"]) or "input"
+            problems.append(f"{where}: {err['msg']}")
+        raise ToolError(f"Invalid input for {spec.name}: " + "; ".join(problems)) from None
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace `$ref`s into `$defs` by the definitions themselves (flat schemas for the model)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                merged = copy.deepcopy(defs[ref.removeprefix("#/$defs/")])
+                merged.update({k: v for k, v in node.items() if k != "$ref"})
+                return resolve(merged)
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
