@@ -1,5 +1,7 @@
 import pytest
 
+pytest_plugins = ["tests.peers.fake_anthropic"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

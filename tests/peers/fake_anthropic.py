@@ -1,0 +1,237 @@
+"""A fake Anthropic Messages API: a real HTTP server on 127.0.0.1 serving POST /v1/messages.
+
+Tests script the turns it answers with, in order:
+
+    fake_anthropic.script(
+        message(tool_use("taiga_create_user_story", {...}), stop_reason="tool_use"),
+        rate_limited(retry_after=3),          # a 429 with retry-after
+        lambda request: message(text("Done.")),  # built from the request it received
+    )
+
+Each scripted turn is a message dict (see `message`), an `ErrorTurn` (status, Anthropic's error
+JSON shape, headers), or a callable receiving the request JSON and returning either. Every request
+is recorded whole (`.requests`: path, headers, body) so tests can assert exactly what the model was
+sent and which tools were offered. The real `anthropic.AsyncAnthropic(base_url=fake.base_url,
+api_key="test")` talks to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ErrorTurn:
+    status: int
+    error_type: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "type": "error",
+            "error": {"type": self.error_type, "message": self.message},
+            "request_id": f"req_fake_{next(_ids)}",
+        }
+
+
+Turn = dict[str, Any] | ErrorTurn | Callable[[dict[str, Any]], "dict[str, Any] | ErrorTurn"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: dict[str, Any]
+    raw: str
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [tool["name"] for tool in self.body.get("tools", [])]
+
+
+# --- building scripted turns -------------------------------------------------------------
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": value}
+
+
+def tool_use(name: str, input: dict[str, Any], id: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "tool_use",
+        "id": id or f"toolu_fake_{next(_ids):04d}",
+        "name": name,
+        "input": input,
+    }
+
+
+def message(
+    *content: dict[str, Any],
+    stop_reason: str | None = None,
+    input_tokens: int = 1200,
+    output_tokens: int = 300,
+    cache_read_input_tokens: int = 0,
+    cache_creation_input_tokens: int = 0,
+) -> dict[str, Any]:
+    """An assistant message; stop_reason defaults to tool_use if it calls tools, else end_turn."""
+    if stop_reason is None:
+        has_tools = any(block.get("type") == "tool_use" for block in content)
+        stop_reason = "tool_use" if has_tools else "end_turn"
+    return {
+        "type": "message",
+        "role": "assistant",
+        "content": list(content),
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_input_tokens": cache_read_input_tokens,
+            "cache_creation_input_tokens": cache_creation_input_tokens,
+        },
+    }
+
+
+def rate_limited(
+    *, retry_after: float | None = None, retry_after_ms: int | None = None
+) -> ErrorTurn:
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        headers["retry-after"] = f"{retry_after:g}"
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = str(retry_after_ms)
+    return ErrorTurn(
+        429, "rate_limit_error", "Number of request tokens has exceeded your rate limit.", headers
+    )
+
+
+def overloaded(*, retry_after: float | None = None) -> ErrorTurn:
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    return ErrorTurn(529, "overloaded_error", "Overloaded", headers)
+
+
+def server_error() -> ErrorTurn:
+    return ErrorTurn(500, "api_error", "Internal server error")
+
+
+def tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool_result blocks of the last user message in a recorded request body."""
+    content = request["messages"][-1]["content"]
+    if isinstance(content, str):
+        return []
+    return [block for block in content if block.get("type") == "tool_result"]
+
+
+# --- the server --------------------------------------------------------------------------
+
+
+class FakeAnthropic:
+    def __init__(self) -> None:
+        self._turns: deque[Turn] = deque()
+        self._lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def script(self, *turns: Turn) -> None:
+        with self._lock:
+            self._turns.extend(turns)
+
+    @property
+    def pending(self) -> int:
+        """Scripted turns not yet served."""
+        with self._lock:
+            return len(self._turns)
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _next(self, body: dict[str, Any]) -> dict[str, Any] | ErrorTurn:
+        with self._lock:
+            turn = self._turns.popleft() if self._turns else None
+        if turn is None:
+            return ErrorTurn(400, "invalid_request_error", "fake_anthropic: no scripted turn left")
+        if callable(turn):
+            turn = turn(body)
+        return turn
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.send_header("request-id", payload.get("request_id", f"req_fake_{next(_ids)}"))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length).decode()
+                try:
+                    body = json.loads(raw) if raw else {}
+                except json.JSONDecodeError:
+                    body = {}
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with fake._lock:
+                    fake.requests.append(RecordedRequest("POST", self.path, headers, body, raw))
+                if self.path.split("?")[0] != "/v1/messages":
+                    err = ErrorTurn(404, "not_found_error", f"Not found: {self.path}")
+                    self._send(err.status, err.body(), err.headers)
+                    return
+                turn = fake._next(body)
+                if isinstance(turn, ErrorTurn):
+                    self._send(turn.status, turn.body(), turn.headers)
+                    return
+                reply = {"id": f"msg_fake_{next(_ids)}", "model": body.get("model", "fake"), **turn}
+                self._send(200, reply, {})
+
+        return Handler
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.close()
