@@ -1,6 +1,7 @@
 import pytest
 
 pytest_plugins = ["tests.peers.fake_anthropic"]
+pytest_plugins += ["tests.peers.databases"]
 
 
 @pytest.fixture

@@ -1,0 +1,154 @@
+"""The database: a sync SQLAlchemy engine used from worker threads, so the event loop never blocks.
+
+SQLite (default) runs in WAL mode with a busy timeout and foreign keys on; every transaction
+starts with `BEGIN IMMEDIATE`, so writers queue on the busy timeout instead of failing when a
+read transaction upgrades to a write. PostgreSQL goes through psycopg with `pool_pre_ping`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import anyio
+import anyio.to_thread
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlmodel import Session
+
+T = TypeVar("T")
+
+DEFAULT_URL: Final = "sqlite:///./taiga_planner.db"
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+# Any constant works; it keeps replicas that start together from migrating at the same time.
+_MIGRATION_LOCK_ID: Final = 0x7A16A_91A
+_DEFERRED: Final = "storage_deferred_begin"
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    database = url.database or ""
+    return (
+        database in ("", ":memory:")
+        or "mode=memory" in database
+        or (url.query.get("mode") == "memory")
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # pysqlite's own transaction handling gets in the way of SAVEPOINT and BEGIN IMMEDIATE;
+    # turn it off and emit BEGIN ourselves (see `_sqlite_on_begin`).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    deferred = conn.get_execution_options().get(_DEFERRED, False)
+    conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+def _build_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        kwargs: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        }
+        if _is_memory_sqlite(url):
+            # One shared connection, so every worker thread sees the same in-memory database;
+            # `Database` serialises its use with a lock.
+            kwargs["poolclass"] = StaticPool
+        engine = sa.create_engine(url, **kwargs)
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if url.get_backend_name() == "postgresql":
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = 10
+        return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    raise ValueError(
+        f"DATABASE_URL must be sqlite:/// or postgresql+psycopg://, not {url.get_backend_name()}"
+    )
+
+
+class Database:
+    """Owns the engine. Use `await db.run(fn)` from async code; `fn(session)` runs in a thread."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, ping_timeout: float = 5.0) -> None:
+        self.url: URL = make_url(url)
+        self.ping_timeout = ping_timeout
+        self.engine: Engine = _build_engine(self.url)
+        self.dialect: str = self.engine.dialect.name
+        # An in-memory SQLite database is one connection; only one thread may use it at a time.
+        self._memory_lock = (
+            threading.Lock() if (self.dialect == "sqlite" and _is_memory_sqlite(self.url)) else None
+        )
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    def _exclusive(self) -> threading.Lock | nullcontext[None]:
+        return self._memory_lock if self._memory_lock is not None else nullcontext()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session inside one transaction: committed on success, rolled back on error (sync)."""
+        with self._exclusive(), Session(self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    def run_sync(self, fn: Callable[[Session], T]) -> T:
+        with self.session() as session:
+            return fn(session)
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn(session)` in a worker thread inside one transaction, then commit."""
+        return await anyio.to_thread.run_sync(partial(self.run_sync, fn))
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (`alembic upgrade head`)."""
+        with self._exclusive(), self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                )
+            command.upgrade(alembic_config(connection), "head")
+
+    def _ping_sync(self) -> bool:
+        try:
+            with self._exclusive(), self.engine.connect() as connection:
+                connection = connection.execution_options(**{_DEFERRED: True})
+                return connection.execute(sa.text("SELECT 1")).scalar_one() == 1
+        except Exception:
+            return False
+
+    async def ping(self) -> bool:
+        """True when the database answers `SELECT 1` within `ping_timeout` seconds."""
+        with anyio.move_on_after(self.ping_timeout):
+            return await anyio.to_thread.run_sync(self._ping_sync, abandon_on_cancel=True)
+        return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at `storage/migrations`, no alembic.ini needed."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config

@@ -1,0 +1,165 @@
+"""SQLModel tables. Every timestamp is timezone-aware UTC, on SQLite too (`UTCDateTime`).
+
+Changing a table means a new Alembic revision in `storage/migrations/versions/`; a test
+compares these models with the migrated schema.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+PLAN_STATES: Final = frozenset(
+    {
+        "drafting",
+        "proposed",
+        "approved",
+        "executing",
+        "done",
+        "partial",
+        "failed",
+        "rejected",
+        "expired",
+    }
+)
+LEDGER_STATES: Final = frozenset({"pending", "done"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_plan_id() -> str:
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores TIMESTAMPTZ; SQLite stores the UTC wall time and gets UTC attached
+    back on read. Naive datetimes are refused rather than guessed at.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = False, **kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, nullable=nullable, **kwargs)
+
+
+class TaigaLink(SQLModel, table=True):
+    """A Slack user's linked Taiga account; tokens only ever encrypted."""
+
+    __tablename__ = "taiga_link"
+    __table_args__ = (
+        sa.UniqueConstraint("slack_team_id", "slack_user_id", name="uq_taiga_link_slack_user"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    slack_team_id: str = Field(sa_type=sa.String(32))
+    slack_user_id: str = Field(sa_type=sa.String(32))
+    taiga_user_id: int
+    taiga_username: str = Field(sa_type=sa.String(255))
+    auth_token_enc: str = Field(sa_type=sa.Text, repr=False)
+    refresh_token_enc: str | None = Field(default=None, sa_type=sa.Text, repr=False)
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class ChannelProject(SQLModel, table=True):
+    """A channel's default Taiga project."""
+
+    __tablename__ = "channel_project"
+
+    slack_team_id: str = Field(sa_type=sa.String(32), primary_key=True)
+    slack_channel_id: str = Field(sa_type=sa.String(32), primary_key=True)
+    project_id: int
+    project_slug: str = Field(sa_type=sa.String(255))
+    project_name: str = Field(sa_type=sa.String(255))
+    set_by: str = Field(sa_type=sa.String(64))
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class Plan(SQLModel, table=True):
+    """One planning request, from drafting to done; `state` only moves by compare-and-set."""
+
+    __tablename__ = "plan"
+    __table_args__ = (
+        sa.Index("ix_plan_state_expires_at", "state", "expires_at"),
+        sa.Index("ix_plan_slack_thread", "slack_team_id", "slack_channel_id", "slack_thread_ts"),
+    )
+
+    id: str = Field(default_factory=new_plan_id, primary_key=True, sa_type=sa.String(32))
+    slack_team_id: str = Field(sa_type=sa.String(32))
+    slack_channel_id: str = Field(sa_type=sa.String(32))
+    slack_thread_ts: str = Field(sa_type=sa.String(32))
+    slack_message_ts: str | None = Field(default=None, sa_type=sa.String(32))
+    requester_slack_id: str | None = Field(default=None, sa_type=sa.String(64))
+    project_id: int
+    project_slug: str = Field(sa_type=sa.String(255))
+    target_sprint: str = Field(sa_type=sa.String(255))
+    minutes_digest: str = Field(sa_type=sa.String(64))
+    state: str = Field(default="drafting", sa_type=sa.String(16))
+    proposal: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    result: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    decided_by: str | None = Field(default=None, sa_type=sa.String(64))
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+    expires_at: datetime | None = _ts(nullable=True, default=None)
+    version: int = Field(default=1)
+
+
+class WriteLedger(SQLModel, table=True):
+    """One Taiga write of a plan: pending before it is sent, done after."""
+
+    __tablename__ = "write_ledger"
+    __table_args__ = (
+        sa.UniqueConstraint("plan_id", "action_key", name="uq_write_ledger_plan_action"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: str = Field(
+        sa_type=sa.String(32),
+        sa_column_args=[sa.ForeignKey("plan.id", ondelete="CASCADE", name="fk_write_ledger_plan")],
+    )
+    action_key: str = Field(sa_type=sa.String(255))
+    state: str = Field(default="pending", sa_type=sa.String(16))
+    taiga_id: int | None = None
+    taiga_ref: int | None = None
+    attempted_at: datetime = _ts(default_factory=utcnow)
+    done_at: datetime | None = _ts(nullable=True, default=None)
+    payload_digest: str | None = Field(default=None, sa_type=sa.String(64))
+
+
+class SlackEvent(SQLModel, table=True):
+    """A delivered Slack event id, so Slack's retries are answered once."""
+
+    __tablename__ = "slack_event"
+    __table_args__ = (sa.Index("ix_slack_event_received_at", "received_at"),)
+
+    event_id: str = Field(sa_type=sa.String(64), primary_key=True)
+    received_at: datetime = _ts(default_factory=utcnow)

@@ -1,0 +1,489 @@
+"""Repository functions: sync, `session` first, keyword-only rest; call them inside `Database.run`.
+
+Concurrency rules that the rest of the bot relies on:
+- `transition_plan` is one conditional UPDATE: exactly one caller moves a plan out of a state.
+- `claim_action`, `first_delivery` and first-time `save_link` / `set_channel_project` insert
+  inside a SAVEPOINT and fall back to reading the row when the unique constraint refuses the
+  insert, so concurrent callers in other processes agree on one row.
+- `replace_tokens` is a compare-and-set on the stored auth token (row locked on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from storage.crypto import TokenCipher
+from storage.models import (
+    PLAN_STATES,
+    ChannelProject,
+    Plan,
+    SlackEvent,
+    TaigaLink,
+    WriteLedger,
+    utcnow,
+)
+
+T = TypeVar("T")
+
+# Columns that only the repository moves: the id, the state (via transition_plan) and version.
+_PLAN_FIELDS = frozenset(Plan.model_fields)
+_PLAN_GUARDED = frozenset({"id", "state", "version"})
+
+
+# ---------------------------------------------------------------------------------------------
+# value objects
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTokens:
+    """A Taiga token pair in plaintext; never shown in reprs."""
+
+    auth_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TaigaLinkView:
+    """A linked account with its tokens decrypted; never shows the tokens in reprs."""
+
+    id: int
+    team_id: str
+    user_id: str
+    taiga_user_id: int
+    taiga_username: str
+    auth_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def tokens(self) -> StoredTokens:
+        return StoredTokens(auth_token=self.auth_token, refresh_token=self.refresh_token)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One write of a plan. `claimed_now` is True only for the caller whose insert created it."""
+
+    plan_id: str
+    action_key: str
+    state: str
+    taiga_id: int | None
+    taiga_ref: int | None
+    attempted_at: datetime
+    done_at: datetime | None
+    payload_digest: str | None = None
+    claimed_now: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _insert_or_existing(session: Session, row: Any, read: Callable[[], T | None]) -> T | None:
+    """Insert `row` inside a SAVEPOINT; if a unique constraint refuses it, return `read()`.
+
+    Returns None when the insert succeeded.
+    """
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = read()
+        if existing is None:  # refused for another reason (e.g. a foreign key)
+            raise
+        return existing
+    return None
+
+
+def _link_row(session: Session, team_id: str, user_id: str) -> TaigaLink | None:
+    statement = (
+        select(TaigaLink)
+        .where(TaigaLink.slack_team_id == team_id, TaigaLink.slack_user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.exec(statement).first()
+
+
+def _link_view(row: TaigaLink, cipher: TokenCipher) -> TaigaLinkView:
+    assert row.id is not None
+    return TaigaLinkView(
+        id=row.id,
+        team_id=row.slack_team_id,
+        user_id=row.slack_user_id,
+        taiga_user_id=row.taiga_user_id,
+        taiga_username=row.taiga_username,
+        auth_token=cipher.decrypt(row.auth_token_enc),
+        refresh_token=(
+            cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc is not None else None
+        ),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _entry(row: WriteLedger, *, claimed_now: bool = False) -> LedgerEntry:
+    return LedgerEntry(
+        plan_id=row.plan_id,
+        action_key=row.action_key,
+        state=row.state,
+        taiga_id=row.taiga_id,
+        taiga_ref=row.taiga_ref,
+        attempted_at=row.attempted_at,
+        done_at=row.done_at,
+        payload_digest=row.payload_digest,
+        claimed_now=claimed_now,
+    )
+
+
+def _check_plan_changes(changes: dict[str, Any]) -> None:
+    unknown = set(changes) - _PLAN_FIELDS
+    if unknown:
+        raise TypeError(f"Plan has no field(s) {sorted(unknown)}")
+    guarded = set(changes) & _PLAN_GUARDED
+    if guarded:
+        raise TypeError(f"{sorted(guarded)} cannot be changed here (use transition_plan)")
+
+
+# ---------------------------------------------------------------------------------------------
+# links
+
+
+def save_link(
+    session: Session,
+    *,
+    cipher: TokenCipher,
+    team_id: str,
+    user_id: str,
+    taiga_user_id: int,
+    taiga_username: str,
+    tokens: StoredTokens,
+) -> TaigaLinkView:
+    """Create or replace the user's link; the tokens are stored encrypted only."""
+    now = utcnow()
+    auth_enc = cipher.encrypt(tokens.auth_token)
+    refresh_enc = cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None
+    row = TaigaLink(
+        slack_team_id=team_id,
+        slack_user_id=user_id,
+        taiga_user_id=taiga_user_id,
+        taiga_username=taiga_username,
+        auth_token_enc=auth_enc,
+        refresh_token_enc=refresh_enc,
+        created_at=now,
+        updated_at=now,
+    )
+    existing = _link_row(session, team_id, user_id)
+    if existing is None:
+        existing = _insert_or_existing(session, row, lambda: _link_row(session, team_id, user_id))
+    if existing is not None:
+        existing.taiga_user_id = taiga_user_id
+        existing.taiga_username = taiga_username
+        existing.auth_token_enc = auth_enc
+        existing.refresh_token_enc = refresh_enc
+        existing.updated_at = now
+        session.add(existing)
+        row = existing
+    session.flush()
+    return _link_view(row, cipher)
+
+
+def get_link(
+    session: Session, *, cipher: TokenCipher, team_id: str, user_id: str
+) -> TaigaLinkView | None:
+    statement = select(TaigaLink).where(
+        TaigaLink.slack_team_id == team_id, TaigaLink.slack_user_id == user_id
+    )
+    row = session.exec(statement.execution_options(populate_existing=True)).first()
+    return _link_view(row, cipher) if row is not None else None
+
+
+def delete_link(session: Session, *, team_id: str, user_id: str) -> bool:
+    """Forget the user's link; True if there was one."""
+    result = session.execute(
+        sa.delete(TaigaLink)
+        .where(TaigaLink.slack_team_id == team_id, TaigaLink.slack_user_id == user_id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount > 0  # type: ignore[attr-defined]
+
+
+def replace_tokens(
+    session: Session,
+    *,
+    cipher: TokenCipher,
+    team_id: str,
+    user_id: str,
+    expected_auth_token: str,
+    tokens: StoredTokens,
+) -> bool:
+    """Store `tokens` only if the stored auth token is still `expected_auth_token`.
+
+    False means someone else refreshed (or unlinked) first: re-read with `get_link`.
+    """
+    row = _link_row(session, team_id, user_id)
+    if row is None:
+        return False
+    current = cipher.decrypt(row.auth_token_enc)
+    if not hmac.compare_digest(current.encode("utf-8"), expected_auth_token.encode("utf-8")):
+        return False
+    row.auth_token_enc = cipher.encrypt(tokens.auth_token)
+    row.refresh_token_enc = cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    return True
+
+
+def rotate_all_tokens(session: Session, *, cipher: TokenCipher) -> int:
+    """Re-encrypt every stored token under the cipher's first key; returns the links rewritten."""
+    rows = session.exec(
+        select(TaigaLink)
+        .order_by(TaigaLink.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for row in rows:
+        row.auth_token_enc = cipher.rotate(row.auth_token_enc)
+        if row.refresh_token_enc is not None:
+            row.refresh_token_enc = cipher.rotate(row.refresh_token_enc)
+        session.add(row)
+    session.flush()
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# channel project
+
+
+def _channel_row(session: Session, team_id: str, channel_id: str) -> ChannelProject | None:
+    return session.get(ChannelProject, (team_id, channel_id), populate_existing=True)
+
+
+def set_channel_project(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    project_id: int,
+    project_slug: str,
+    project_name: str,
+    set_by: str,
+) -> ChannelProject:
+    """Set (or replace) the channel's default project."""
+    now = utcnow()
+    row = ChannelProject(
+        slack_team_id=team_id,
+        slack_channel_id=channel_id,
+        project_id=project_id,
+        project_slug=project_slug,
+        project_name=project_name,
+        set_by=set_by,
+        updated_at=now,
+    )
+    existing = _channel_row(session, team_id, channel_id)
+    if existing is None:
+        existing = _insert_or_existing(
+            session, row, lambda: _channel_row(session, team_id, channel_id)
+        )
+    if existing is not None:
+        existing.project_id = project_id
+        existing.project_slug = project_slug
+        existing.project_name = project_name
+        existing.set_by = set_by
+        existing.updated_at = now
+        session.add(existing)
+        row = existing
+    session.flush()
+    return row
+
+
+def get_channel_project(
+    session: Session, *, team_id: str, channel_id: str
+) -> ChannelProject | None:
+    return _channel_row(session, team_id, channel_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# plans
+
+
+def create_plan(session: Session, **fields: Any) -> Plan:
+    """Insert a plan (state defaults to drafting, version to 1) and return it."""
+    unknown = set(fields) - _PLAN_FIELDS
+    if unknown:
+        raise TypeError(f"Plan has no field(s) {sorted(unknown)}")
+    state = fields.get("state", "drafting")
+    if state not in PLAN_STATES:
+        raise ValueError(f"unknown plan state {state!r}")
+    plan = Plan(**fields)
+    session.add(plan)
+    session.flush()
+    return plan
+
+
+def get_plan(session: Session, plan_id: str) -> Plan | None:
+    return session.get(Plan, plan_id, populate_existing=True)
+
+
+def transition_plan(
+    session: Session,
+    *,
+    plan_id: str,
+    from_states: Collection[str],
+    to_state: str,
+    **changes: Any,
+) -> bool:
+    """Move the plan to `to_state` only if it is in one of `from_states`; True iff it moved.
+
+    One conditional UPDATE (a compare-and-set), so among concurrent callers - other threads,
+    other replicas - exactly one wins. Bumps `version`; `changes` are applied in the same UPDATE.
+    """
+    if isinstance(from_states, str):
+        from_states = [from_states]
+    for state in (*from_states, to_state):
+        if state not in PLAN_STATES:
+            raise ValueError(f"unknown plan state {state!r}")
+    _check_plan_changes(changes)
+    changes.setdefault("updated_at", utcnow())
+    statement = (
+        sa.update(Plan)
+        .where(Plan.id == plan_id, Plan.state.in_(list(from_states)))  # type: ignore[attr-defined]
+        .values(state=to_state, version=Plan.version + 1, **changes)
+        .execution_options(synchronize_session=False)
+    )
+    moved = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+    if moved:
+        _forget(session, Plan, plan_id)
+    return moved
+
+
+def update_plan(session: Session, *, plan_id: str, **changes: Any) -> bool:
+    """Change fields of a plan without moving its state (bumps version); True if it exists."""
+    _check_plan_changes(changes)
+    changes.setdefault("updated_at", utcnow())
+    statement = (
+        sa.update(Plan)
+        .where(Plan.id == plan_id)  # type: ignore[arg-type]
+        .values(version=Plan.version + 1, **changes)
+        .execution_options(synchronize_session=False)
+    )
+    updated = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+    if updated:
+        _forget(session, Plan, plan_id)
+    return updated
+
+
+def _forget(session: Session, model: type[Any], key: Any) -> None:
+    """Expire a cached row after a bulk UPDATE so the next read sees the new values."""
+    cached = session.identity_map.get(sa.inspect(model).identity_key_from_primary_key([key]))
+    if cached is not None:
+        session.expire(cached)
+
+
+# ---------------------------------------------------------------------------------------------
+# write ledger
+
+
+def _ledger_row(session: Session, plan_id: str, action_key: str) -> WriteLedger | None:
+    statement = (
+        select(WriteLedger)
+        .where(WriteLedger.plan_id == plan_id, WriteLedger.action_key == action_key)
+        .execution_options(populate_existing=True)
+    )
+    return session.exec(statement).first()
+
+
+def claim_action(
+    session: Session,
+    *,
+    plan_id: str,
+    action_key: str,
+    now: datetime,
+    payload_digest: str | None = None,
+) -> LedgerEntry:
+    """Record the action as pending unless it is already recorded; return the row.
+
+    `claimed_now` tells the one caller whose insert created the row; everyone else gets the
+    existing row (pending: a previous attempt may have reached Taiga; done: skip it).
+    """
+    row = WriteLedger(
+        plan_id=plan_id,
+        action_key=action_key,
+        state="pending",
+        attempted_at=now,
+        payload_digest=payload_digest,
+    )
+    existing = _insert_or_existing(session, row, lambda: _ledger_row(session, plan_id, action_key))
+    if existing is not None:
+        return _entry(existing)
+    return _entry(row, claimed_now=True)
+
+
+def complete_action(
+    session: Session,
+    *,
+    plan_id: str,
+    action_key: str,
+    taiga_id: int | None,
+    taiga_ref: int | None,
+    now: datetime,
+) -> LedgerEntry:
+    """Mark a claimed action done with the Taiga object it created."""
+    row = _ledger_row(session, plan_id, action_key)
+    if row is None:
+        raise LookupError(f"action {action_key!r} of plan {plan_id} was never claimed")
+    row.state = "done"
+    row.taiga_id = taiga_id
+    row.taiga_ref = taiga_ref
+    row.done_at = now
+    session.add(row)
+    session.flush()
+    return _entry(row)
+
+
+def ledger_for_plan(session: Session, plan_id: str) -> dict[str, LedgerEntry]:
+    """Every recorded action of the plan by action key, in claim order."""
+    statement = (
+        select(WriteLedger)
+        .where(WriteLedger.plan_id == plan_id)
+        .order_by(WriteLedger.id)  # type: ignore[arg-type]
+        .execution_options(populate_existing=True)
+    )
+    return {row.action_key: _entry(row) for row in session.exec(statement).all()}
+
+
+# ---------------------------------------------------------------------------------------------
+# slack events
+
+
+def first_delivery(session: Session, *, event_id: str, now: datetime) -> bool:
+    """True only the first time this event id is seen (Slack retries get False)."""
+    row = SlackEvent(event_id=event_id, received_at=now)
+    seen = _insert_or_existing(
+        session, row, lambda: session.get(SlackEvent, event_id, populate_existing=True)
+    )
+    return seen is None
+
+
+def prune_slack_events(session: Session, *, before: datetime) -> int:
+    """Forget event ids received before `before` (Slack retries within minutes)."""
+    result = session.execute(
+        sa.delete(SlackEvent)
+        .where(SlackEvent.received_at < before)  # type: ignore[arg-type]
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

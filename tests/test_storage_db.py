@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import anyio
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import Session, SQLModel, select
+
+from storage import models, repositories
+from storage.db import Database, alembic_config
+from storage.models import Plan, SlackEvent
+
+TABLES = {"taiga_link", "channel_project", "plan", "write_ledger", "slack_event"}
+
+
+def _schema_diffs(db: Database, metadata: sa.MetaData) -> list[object]:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+def _plan_fields(**overrides: object) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "slack_team_id": "T1",
+        "slack_channel_id": "C1",
+        "slack_thread_ts": "1712345678.000100",
+        "project_id": 7,
+        "project_slug": "acme-web",
+        "target_sprint": "Sprint 6",
+        "minutes_digest": "0" * 64,
+    }
+    fields.update(overrides)
+    return fields
+
+
+def test_migrate_upgrades_an_empty_database_to_head_matching_the_models(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        assert TABLES.isdisjoint(sa.inspect(db.engine).get_table_names())
+
+        db.migrate()
+
+        assert set(sa.inspect(db.engine).get_table_names()) >= TABLES | {"alembic_version"}
+        with db.engine.connect() as connection:
+            version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            assert version.scalar_one() == "0001"
+        assert _schema_diffs(db, SQLModel.metadata) == []
+    finally:
+        db.dispose()
+
+
+def test_migrate_twice_is_a_no_op(database: Database) -> None:
+    database.migrate()
+
+    assert _schema_diffs(database, SQLModel.metadata) == []
+
+
+def test_schema_comparison_notices_a_model_the_migrations_lack(database: Database) -> None:
+    metadata = sa.MetaData()
+    for table in SQLModel.metadata.tables.values():
+        table.to_metadata(metadata)
+    sa.Table("not_migrated", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    metadata.tables["plan"].append_column(sa.Column("extra", sa.Text))
+
+    diffs = _schema_diffs(database, metadata)
+
+    assert [diff[0] for diff in diffs if isinstance(diff, tuple)] == ["add_table", "add_column"]
+
+
+def test_downgrade_to_base_removes_every_table(database: Database) -> None:
+    with database.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+
+    assert TABLES.isdisjoint(sa.inspect(database.engine).get_table_names())
+
+
+@pytest.mark.anyio
+async def test_run_executes_in_a_worker_thread_and_commits(database: Database) -> None:
+    plan = await database.run(lambda s: repositories.create_plan(s, **_plan_fields()))
+
+    with Session(database.engine) as other:
+        stored = other.get(Plan, plan.id)
+
+    assert stored is not None
+    assert stored.target_sprint == "Sprint 6"
+
+
+@pytest.mark.anyio
+async def test_run_rolls_back_when_the_function_raises(database: Database) -> None:
+    def create_then_fail(session: Session) -> None:
+        repositories.create_plan(session, **_plan_fields(id="rolledback"))
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await database.run(create_then_fail)
+
+    assert await database.run(lambda s: repositories.get_plan(s, "rolledback")) is None
+
+
+@pytest.mark.anyio
+async def test_ping_is_true_for_a_live_database(database: Database) -> None:
+    assert await database.ping() is True
+
+
+@pytest.mark.anyio
+async def test_ping_is_false_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+    try:
+        assert await db.ping() is False
+    finally:
+        db.dispose()
+
+
+@pytest.mark.anyio
+async def test_ping_is_false_when_postgresql_refuses_connections() -> None:
+    db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    try:
+        assert await db.ping() is False
+    finally:
+        db.dispose()
+
+
+@pytest.mark.anyio
+async def test_in_memory_sqlite_is_shared_by_worker_threads() -> None:
+    db = Database("sqlite://")
+    try:
+        db.migrate()
+
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(database_run_first_delivery, db, f"Ev{n}")
+
+        count = await db.run(lambda s: len(s.exec(select(SlackEvent)).all()))
+        assert count == 8
+        assert await db.ping() is True
+    finally:
+        db.dispose()
+
+
+async def database_run_first_delivery(db: Database, event_id: str) -> None:
+    now = datetime.now(UTC)
+    assert await db.run(lambda s: repositories.first_delivery(s, event_id=event_id, now=now))
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(
+    sqlite_database: Database,
+) -> None:
+    with sqlite_database.engine.connect() as connection:
+        pragma = connection.exec_driver_sql
+        assert pragma("PRAGMA journal_mode").scalar_one() == "wal"
+        assert pragma("PRAGMA foreign_keys").scalar_one() == 1
+        assert pragma("PRAGMA busy_timeout").scalar_one() >= 5000
+
+
+def test_foreign_key_refuses_a_ledger_row_for_a_missing_plan(database: Database) -> None:
+    with pytest.raises(sa.exc.IntegrityError):
+        database.run_sync(
+            lambda s: repositories.claim_action(
+                s, plan_id="nope", action_key="milestone", now=datetime.now(UTC)
+            )
+        )
+
+
+def test_default_url_is_a_sqlite_file_next_to_the_process() -> None:
+    db = Database()
+    try:
+        assert db.dialect == "sqlite"
+        assert db.url.database == "./taiga_planner.db"
+    finally:
+        db.dispose()
+
+
+def test_unsupported_url_is_refused_with_the_supported_ones() -> None:
+    with pytest.raises(ValueError, match="postgresql\\+psycopg"):
+        Database("mysql://localhost/x")
+
+
+def test_timestamps_round_trip_as_aware_utc(database: Database) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    created = datetime(2026, 3, 29, 3, 30, 15, 123456, tzinfo=plus_two)
+    expires = datetime(2026, 3, 30, 1, 0, tzinfo=UTC)
+    plan = database.run_sync(
+        lambda s: repositories.create_plan(
+            s, **_plan_fields(created_at=created, expires_at=expires)
+        )
+    )
+
+    stored = database.run_sync(lambda s: repositories.get_plan(s, plan.id))
+
+    assert stored is not None
+    assert stored.created_at == created
+    assert stored.created_at.tzinfo == UTC
+    assert stored.created_at.hour == 1
+    assert stored.expires_at == expires
+    assert stored.expires_at is not None and stored.expires_at.tzinfo == UTC
+
+
+def test_timestamps_compare_in_sql_as_instants(database: Database) -> None:
+    early = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    database.run_sync(lambda s: repositories.first_delivery(s, event_id="Ev1", now=early))
+
+    later_in_other_zone = datetime(2026, 1, 1, 13, 30, tzinfo=timezone(timedelta(hours=1)))
+    pruned = database.run_sync(
+        lambda s: repositories.prune_slack_events(s, before=later_in_other_zone)
+    )
+
+    assert pruned == 1
+
+
+def test_naive_datetimes_are_refused(database: Database) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        database.run_sync(
+            lambda s: repositories.first_delivery(
+                s,
+                event_id="Ev1",
+                now=datetime(2026, 1, 1),
+            )
+        )
+
+
+def test_models_module_lists_every_plan_state() -> None:
+    assert models.PLAN_STATES == {
+        "drafting",
+        "proposed",
+        "approved",
+        "executing",
+        "done",
+        "partial",
+        "failed",
+        "rejected",
+        "expired",
+    }
