@@ -2,6 +2,7 @@ import pytest
 
 pytest_plugins = ["tests.peers.fake_anthropic"]
 pytest_plugins += ["tests.peers.databases"]
+pytest_plugins += ["tests.peers.fake_slack"]
 
 
 @pytest.fixture
