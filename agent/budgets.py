@@ -10,18 +10,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agent.settings import Settings
-
-
-class Clock(Protocol):
-    """Same shape as `taiga.client.Clock` (monotonic seconds + async sleep)."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
+    from taiga.client import Clock
 
 
 class StopReason(StrEnum):
