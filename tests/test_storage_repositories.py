@@ -1,0 +1,710 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from storage import repositories as repo
+from storage.crypto import EncryptionKeyError, TokenCipher, generate_key
+from storage.db import Database
+from storage.models import Plan, TaigaLink, WriteLedger
+from storage.repositories import StoredTokens
+
+T = TypeVar("T")
+
+RACERS = 8
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+AUTH = "eyJhbGciOiJIUzI1NiJ9.auth-PLAINTEXT-4f1c2d"
+REFRESH = "eyJhbGciOiJIUzI1NiJ9.refresh-PLAINTEXT-9a8b7c"
+
+
+def _race(db: Database, fn: Callable[[Session, int], T]) -> list[T]:
+    """Run `fn(session, n)` in RACERS threads, each in its own transaction, released together.
+
+    On PostgreSQL every racer has its transaction open (and has read from it) before any of
+    them acts. SQLite admits one writer at a time (`BEGIN IMMEDIATE`), so there the racers are
+    released together just before they begin.
+    """
+    barrier = threading.Barrier(RACERS)
+
+    def racer(n: int) -> T:
+        if db.dialect == "postgresql":
+            with db.session() as session:
+                session.execute(sa.text("SELECT 1"))
+                barrier.wait(timeout=30)
+                return fn(session, n)
+        barrier.wait(timeout=30)
+        with db.session() as session:
+            return fn(session, n)
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        return list(pool.map(racer, range(RACERS)))
+
+
+def _plan(db: Database, **overrides: object) -> Plan:
+    fields: dict[str, object] = {
+        "slack_team_id": "T1",
+        "slack_channel_id": "C1",
+        "slack_thread_ts": "1712345678.000100",
+        "requester_slack_id": "U1",
+        "project_id": 7,
+        "project_slug": "acme-web",
+        "target_sprint": "Sprint 6",
+        "minutes_digest": "a" * 64,
+    }
+    fields.update(overrides)
+    return db.run_sync(lambda s: repo.create_plan(s, **fields))
+
+
+def _link(db: Database, cipher: TokenCipher, *, user_id: str = "U1", **tokens: str | None):
+    stored = StoredTokens(
+        auth_token=tokens.get("auth_token") or AUTH,
+        refresh_token=tokens.get("refresh_token", REFRESH),
+    )
+    return db.run_sync(
+        lambda s: repo.save_link(
+            s,
+            cipher=cipher,
+            team_id="T1",
+            user_id=user_id,
+            taiga_user_id=42,
+            taiga_username="ana",
+            tokens=stored,
+        )
+    )
+
+
+def _get_link(db: Database, cipher: TokenCipher, user_id: str = "U1") -> repo.TaigaLinkView:
+    view = db.run_sync(lambda s: repo.get_link(s, cipher=cipher, team_id="T1", user_id=user_id))
+    assert view is not None
+    return view
+
+
+# --- links ------------------------------------------------------------------------------------
+
+
+def test_saved_link_reads_back_decrypted(database: Database, cipher: TokenCipher) -> None:
+    saved = _link(database, cipher)
+
+    view = _get_link(database, cipher)
+
+    assert view == saved
+    assert (view.team_id, view.user_id, view.taiga_user_id) == ("T1", "U1", 42)
+    assert view.taiga_username == "ana"
+    assert view.auth_token == AUTH
+    assert view.refresh_token == REFRESH
+    assert view.tokens == StoredTokens(auth_token=AUTH, refresh_token=REFRESH)
+    assert view.created_at.tzinfo == UTC
+
+
+def test_link_tokens_are_stored_only_encrypted(database: Database, cipher: TokenCipher) -> None:
+    _link(database, cipher)
+
+    with database.engine.connect() as connection:
+        row = connection.execute(
+            sa.text("SELECT auth_token_enc, refresh_token_enc FROM taiga_link")
+        ).one()
+
+    assert AUTH not in row.auth_token_enc
+    assert REFRESH not in row.refresh_token_enc
+    assert cipher.decrypt(row.auth_token_enc) == AUTH
+
+
+def test_link_reprs_do_not_show_tokens(database: Database, cipher: TokenCipher) -> None:
+    view = _link(database, cipher)
+    row = database.run_sync(lambda s: s.get(TaigaLink, view.id))
+
+    for text in (repr(view), str(view), repr(view.tokens), repr(row)):
+        assert AUTH not in text
+        assert REFRESH not in text
+    assert row is not None
+    assert row.auth_token_enc not in repr(row)
+
+
+def test_link_without_refresh_token(database: Database, cipher: TokenCipher) -> None:
+    _link(database, cipher, refresh_token=None)
+
+    assert _get_link(database, cipher).refresh_token is None
+
+
+def test_saving_a_link_again_replaces_it_in_place(database: Database, cipher: TokenCipher) -> None:
+    first = _link(database, cipher)
+
+    second = _link(database, cipher, auth_token="new-auth", refresh_token="new-refresh")
+
+    assert second.id == first.id
+    assert second.created_at == first.created_at
+    view = _get_link(database, cipher)
+    assert (view.auth_token, view.refresh_token) == ("new-auth", "new-refresh")
+
+
+def test_missing_link_is_none(database: Database, cipher: TokenCipher) -> None:
+    found = database.run_sync(lambda s: repo.get_link(s, cipher=cipher, team_id="T1", user_id="U9"))
+
+    assert found is None
+
+
+def test_delete_link_reports_whether_there_was_one(database: Database, cipher: TokenCipher) -> None:
+    _link(database, cipher)
+
+    def delete(session: Session) -> bool:
+        return repo.delete_link(session, team_id="T1", user_id="U1")
+
+    assert database.run_sync(delete) is True
+    assert database.run_sync(delete) is False
+    assert (
+        database.run_sync(lambda s: repo.get_link(s, cipher=cipher, team_id="T1", user_id="U1"))
+        is None
+    )
+
+
+def test_first_time_save_link_races_to_one_row(database: Database, cipher: TokenCipher) -> None:
+    def save(session: Session, n: int) -> repo.TaigaLinkView:
+        return repo.save_link(
+            session,
+            cipher=cipher,
+            team_id="T1",
+            user_id="U1",
+            taiga_user_id=42,
+            taiga_username="ana",
+            tokens=StoredTokens(auth_token=f"auth-{n}"),
+        )
+
+    views = _race(database, save)
+
+    assert len({view.id for view in views}) == 1
+    assert _get_link(database, cipher).auth_token in {f"auth-{n}" for n in range(RACERS)}
+
+
+# --- replace_tokens (compare-and-set after a refresh) ------------------------------------------
+
+
+def _replace(db: Database, cipher: TokenCipher, expected: str, new: str) -> bool:
+    return db.run_sync(
+        lambda s: repo.replace_tokens(
+            s,
+            cipher=cipher,
+            team_id="T1",
+            user_id="U1",
+            expected_auth_token=expected,
+            tokens=StoredTokens(auth_token=new, refresh_token=f"{new}-refresh"),
+        )
+    )
+
+
+def test_replace_tokens_succeeds_while_the_expected_token_is_stored(
+    database: Database, cipher: TokenCipher
+) -> None:
+    _link(database, cipher)
+
+    assert _replace(database, cipher, AUTH, "fresh") is True
+
+    view = _get_link(database, cipher)
+    assert (view.auth_token, view.refresh_token) == ("fresh", "fresh-refresh")
+
+
+def test_replace_tokens_refuses_a_stale_expected_token(
+    database: Database, cipher: TokenCipher
+) -> None:
+    _link(database, cipher)
+    _replace(database, cipher, AUTH, "winner")
+
+    assert _replace(database, cipher, AUTH, "loser") is False
+
+    assert _get_link(database, cipher).auth_token == "winner"
+
+
+def test_replace_tokens_without_a_link_is_false(database: Database, cipher: TokenCipher) -> None:
+    assert _replace(database, cipher, AUTH, "fresh") is False
+
+
+def test_concurrent_refreshes_store_exactly_one_pair(
+    database: Database, cipher: TokenCipher
+) -> None:
+    _link(database, cipher)
+
+    def replace(session: Session, n: int) -> bool:
+        return repo.replace_tokens(
+            session,
+            cipher=cipher,
+            team_id="T1",
+            user_id="U1",
+            expected_auth_token=AUTH,
+            tokens=StoredTokens(auth_token=f"auth-{n}", refresh_token=f"refresh-{n}"),
+        )
+
+    outcomes = _race(database, replace)
+
+    assert outcomes.count(True) == 1
+    winner = outcomes.index(True)
+    view = _get_link(database, cipher)
+    assert (view.auth_token, view.refresh_token) == (f"auth-{winner}", f"refresh-{winner}")
+
+
+# --- encryption at rest and key rotation -------------------------------------------------------
+
+
+def test_sqlite_file_and_wal_hold_no_plaintext_token(
+    sqlite_database: Database, cipher: TokenCipher
+) -> None:
+    view = _link(sqlite_database, cipher)
+    row = sqlite_database.run_sync(lambda s: s.get(TaigaLink, view.id))
+    assert row is not None
+    db_path = Path(str(sqlite_database.url.database))
+    wal_path = db_path.with_name(db_path.name + "-wal")
+
+    db_bytes, wal_bytes = db_path.read_bytes(), wal_path.read_bytes()
+
+    assert wal_bytes, "the commit should be in the write-ahead log"
+    assert row.auth_token_enc.encode() in db_bytes + wal_bytes  # the bytes we read are the data
+    for secret in (AUTH, REFRESH):
+        assert secret.encode() not in db_bytes
+        assert secret.encode() not in wal_bytes
+        assert secret.encode("utf-16-le") not in db_bytes + wal_bytes
+
+    with closing(sqlite3.connect(db_path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpointed = db_path.read_bytes()
+    assert row.auth_token_enc.encode() in checkpointed
+    assert AUTH.encode() not in checkpointed
+    assert REFRESH.encode() not in checkpointed
+
+
+def test_tokens_written_under_an_old_key_read_after_a_new_key_is_put_first(
+    database: Database,
+) -> None:
+    old, new = generate_key(), generate_key()
+    _link(database, TokenCipher([old]))
+
+    view = _get_link(database, TokenCipher([new, old]))
+
+    assert (view.auth_token, view.refresh_token) == (AUTH, REFRESH)
+
+
+def test_rotate_all_tokens_lets_the_old_key_be_removed(database: Database) -> None:
+    old, new = generate_key(), generate_key()
+    _link(database, TokenCipher([old]), user_id="U1")
+    _link(database, TokenCipher([old]), user_id="U2", refresh_token=None)
+
+    rotated = database.run_sync(lambda s: repo.rotate_all_tokens(s, cipher=TokenCipher([new, old])))
+
+    assert rotated == 2
+    for user_id in ("U1", "U2"):
+        assert _get_link(database, TokenCipher([new]), user_id).auth_token == AUTH
+        with pytest.raises(EncryptionKeyError):
+            _get_link(database, TokenCipher([old]), user_id)
+    assert _get_link(database, TokenCipher([new]), "U2").refresh_token is None
+
+
+def test_rotate_all_tokens_with_no_links_is_zero(database: Database, cipher: TokenCipher) -> None:
+    assert database.run_sync(lambda s: repo.rotate_all_tokens(s, cipher=cipher)) == 0
+
+
+def test_reading_with_a_wrong_key_is_a_clear_error(database: Database, cipher: TokenCipher) -> None:
+    _link(database, cipher)
+
+    with pytest.raises(EncryptionKeyError) as caught:
+        _get_link(database, TokenCipher([generate_key()]))
+
+    message = str(caught.value)
+    assert "None of the configured TOKEN_ENCRYPTION_KEYS can decrypt stored tokens" in message
+    assert "changed or removed" in message
+    assert AUTH not in message
+
+
+def test_rotating_with_only_a_wrong_key_changes_nothing(
+    database: Database, cipher: TokenCipher
+) -> None:
+    _link(database, cipher)
+
+    with pytest.raises(EncryptionKeyError):
+        database.run_sync(lambda s: repo.rotate_all_tokens(s, cipher=TokenCipher([generate_key()])))
+
+    assert _get_link(database, cipher).auth_token == AUTH
+
+
+# --- channel project ---------------------------------------------------------------------------
+
+
+def test_channel_project_is_set_read_and_replaced(database: Database) -> None:
+    def set_project(project_id: int, slug: str) -> None:
+        database.run_sync(
+            lambda s: repo.set_channel_project(
+                s,
+                team_id="T1",
+                channel_id="C1",
+                project_id=project_id,
+                project_slug=slug,
+                project_name=slug.title(),
+                set_by="U1",
+            )
+        )
+
+    def get() -> object:
+        return database.run_sync(
+            lambda s: repo.get_channel_project(s, team_id="T1", channel_id="C1")
+        )
+
+    assert get() is None
+    set_project(7, "acme-web")
+    set_project(8, "acme-api")
+
+    found = get()
+    assert found is not None
+    assert (found.project_id, found.project_slug, found.project_name) == (8, "acme-api", "Acme-Api")
+    assert found.set_by == "U1"
+    assert found.updated_at.tzinfo == UTC
+    other = database.run_sync(lambda s: repo.get_channel_project(s, team_id="T1", channel_id="C2"))
+    assert other is None
+
+
+# --- plans -------------------------------------------------------------------------------------
+
+
+def test_plan_round_trips_with_json_proposal(database: Database) -> None:
+    proposal = {
+        "stories": [{"key": "new-story-1", "subject": "Login ✓", "tasks": [{"key": "t1"}]}],
+        "milestone": None,
+        "warnings": ["café"],
+        "usage": {"model_calls": 1},
+    }
+    expires = NOW + timedelta(hours=24)
+    plan = _plan(database, state="proposed", proposal=proposal, expires_at=expires)
+
+    stored = database.run_sync(lambda s: repo.get_plan(s, plan.id))
+
+    assert stored is not None
+    assert len(stored.id) == 32
+    assert stored.proposal == proposal
+    assert stored.result is None
+    assert stored.state == "proposed"
+    assert stored.version == 1
+    assert stored.expires_at == expires
+    assert stored.requester_slack_id == "U1"
+    assert stored.created_at.tzinfo == UTC
+
+
+def test_new_plan_starts_drafting(database: Database) -> None:
+    assert _plan(database).state == "drafting"
+
+
+def test_missing_plan_is_none(database: Database) -> None:
+    assert database.run_sync(lambda s: repo.get_plan(s, "0" * 32)) is None
+
+
+def test_create_plan_refuses_unknown_fields_and_states(database: Database) -> None:
+    with pytest.raises(TypeError, match="colour"):
+        _plan(database, colour="red")
+    with pytest.raises(ValueError, match="unknown plan state"):
+        _plan(database, state="shipped")
+
+
+def test_transition_plan_moves_from_an_expected_state_and_bumps_version(
+    database: Database,
+) -> None:
+    plan = _plan(database, state="proposed")
+
+    moved = database.run_sync(
+        lambda s: repo.transition_plan(
+            s,
+            plan_id=plan.id,
+            from_states={"proposed"},
+            to_state="approved",
+            decided_by="U2",
+        )
+    )
+
+    assert moved is True
+    stored = database.run_sync(lambda s: repo.get_plan(s, plan.id))
+    assert stored is not None
+    assert (stored.state, stored.version, stored.decided_by) == ("approved", 2, "U2")
+    assert stored.updated_at > plan.updated_at
+
+
+def test_transition_plan_from_another_state_changes_nothing(database: Database) -> None:
+    plan = _plan(database, state="rejected")
+
+    moved = database.run_sync(
+        lambda s: repo.transition_plan(
+            s, plan_id=plan.id, from_states=["proposed"], to_state="approved", decided_by="U2"
+        )
+    )
+
+    assert moved is False
+    stored = database.run_sync(lambda s: repo.get_plan(s, plan.id))
+    assert stored is not None
+    assert (stored.state, stored.version, stored.decided_by) == ("rejected", 1, None)
+
+
+def test_transition_plan_of_a_missing_plan_is_false(database: Database) -> None:
+    moved = database.run_sync(
+        lambda s: repo.transition_plan(
+            s, plan_id="missing", from_states=["proposed"], to_state="approved"
+        )
+    )
+
+    assert moved is False
+
+
+def test_transition_plan_refuses_unknown_states_and_guarded_fields(database: Database) -> None:
+    plan = _plan(database, state="proposed")
+
+    with pytest.raises(ValueError, match="unknown plan state"):
+        database.run_sync(
+            lambda s: repo.transition_plan(s, plan_id=plan.id, from_states=["x"], to_state="done")
+        )
+    with pytest.raises(TypeError, match="version"):
+        database.run_sync(
+            lambda s: repo.transition_plan(
+                s, plan_id=plan.id, from_states=["proposed"], to_state="approved", version=9
+            )
+        )
+
+
+def test_transition_is_seen_by_a_plan_already_loaded_in_the_session(database: Database) -> None:
+    plan = _plan(database, state="proposed")
+
+    def load_transition_reload(session: Session) -> str:
+        loaded = repo.get_plan(session, plan.id)
+        assert loaded is not None and loaded.state == "proposed"
+        repo.transition_plan(
+            session, plan_id=plan.id, from_states=["proposed"], to_state="approved"
+        )
+        reloaded = repo.get_plan(session, plan.id)
+        assert reloaded is not None
+        return reloaded.state
+
+    assert database.run_sync(load_transition_reload) == "approved"
+
+
+def test_concurrent_approvals_move_the_plan_exactly_once(database: Database) -> None:
+    plan = _plan(database, state="proposed")
+
+    def approve(session: Session, n: int) -> bool:
+        return repo.transition_plan(
+            session,
+            plan_id=plan.id,
+            from_states=["proposed"],
+            to_state="approved",
+            decided_by=f"U{n}",
+        )
+
+    outcomes = _race(database, approve)
+
+    assert outcomes.count(True) == 1
+    stored = database.run_sync(lambda s: repo.get_plan(s, plan.id))
+    assert stored is not None
+    assert (stored.state, stored.version) == ("approved", 2)
+    assert stored.decided_by == f"U{outcomes.index(True)}"
+
+
+def test_concurrent_approve_and_reject_agree_on_one_outcome(database: Database) -> None:
+    plan = _plan(database, state="proposed")
+
+    def decide(session: Session, n: int) -> bool:
+        to_state = "approved" if n % 2 else "rejected"
+        return repo.transition_plan(
+            session, plan_id=plan.id, from_states=["proposed"], to_state=to_state
+        )
+
+    outcomes = _race(database, decide)
+
+    assert outcomes.count(True) == 1
+    stored = database.run_sync(lambda s: repo.get_plan(s, plan.id))
+    assert stored is not None
+    assert stored.state == ("approved" if outcomes.index(True) % 2 else "rejected")
+
+
+def test_update_plan_changes_fields_and_bumps_version(database: Database) -> None:
+    plan = _plan(database, state="executing")
+
+    updated = database.run_sync(
+        lambda s: repo.update_plan(
+            s,
+            plan_id=plan.id,
+            slack_message_ts="1712345678.000200",
+            result={"created": [{"key": "milestone", "id": 3}]},
+            error=None,
+        )
+    )
+
+    assert updated is True
+    stored = database.run_sync(lambda s: repo.get_plan(s, plan.id))
+    assert stored is not None
+    assert stored.slack_message_ts == "1712345678.000200"
+    assert stored.result == {"created": [{"key": "milestone", "id": 3}]}
+    assert (stored.state, stored.version) == ("executing", 2)
+
+
+def test_update_plan_cannot_move_state(database: Database) -> None:
+    plan = _plan(database)
+
+    with pytest.raises(TypeError, match="state"):
+        database.run_sync(lambda s: repo.update_plan(s, plan_id=plan.id, state="done"))
+
+
+def test_update_of_a_missing_plan_is_false(database: Database) -> None:
+    assert database.run_sync(lambda s: repo.update_plan(s, plan_id="missing", error="x")) is False
+
+
+# --- write ledger ------------------------------------------------------------------------------
+
+
+def test_claim_then_complete_an_action(database: Database) -> None:
+    plan = _plan(database, state="executing")
+
+    claimed = database.run_sync(
+        lambda s: repo.claim_action(s, plan_id=plan.id, action_key="milestone", now=NOW)
+    )
+    again = database.run_sync(
+        lambda s: repo.claim_action(
+            s, plan_id=plan.id, action_key="milestone", now=NOW + timedelta(minutes=5)
+        )
+    )
+    done = database.run_sync(
+        lambda s: repo.complete_action(
+            s,
+            plan_id=plan.id,
+            action_key="milestone",
+            taiga_id=31,
+            taiga_ref=None,
+            now=NOW + timedelta(seconds=1),
+        )
+    )
+
+    assert (claimed.state, claimed.claimed_now, claimed.done) == ("pending", True, False)
+    assert claimed.attempted_at == NOW
+    assert (again.state, again.claimed_now, again.attempted_at) == ("pending", False, NOW)
+    assert (done.state, done.done, done.taiga_id, done.taiga_ref) == ("done", True, 31, None)
+    assert done.done_at == NOW + timedelta(seconds=1)
+    after = database.run_sync(
+        lambda s: repo.claim_action(s, plan_id=plan.id, action_key="milestone", now=NOW)
+    )
+    assert (after.state, after.claimed_now, after.taiga_id) == ("done", False, 31)
+
+
+def test_ledger_for_plan_lists_actions_in_claim_order(database: Database) -> None:
+    plan = _plan(database, state="executing")
+    other = _plan(database, state="executing")
+    keys = ["milestone", "story:new-story-1", "task:new-story-1/task-1"]
+
+    def claim_all(session: Session) -> None:
+        for key in keys:
+            repo.claim_action(session, plan_id=plan.id, action_key=key, now=NOW)
+        repo.claim_action(session, plan_id=other.id, action_key="milestone", now=NOW)
+        repo.complete_action(
+            session,
+            plan_id=plan.id,
+            action_key="story:new-story-1",
+            taiga_id=100,
+            taiga_ref=12,
+            now=NOW,
+        )
+
+    database.run_sync(claim_all)
+    ledger = database.run_sync(lambda s: repo.ledger_for_plan(s, plan.id))
+
+    assert list(ledger) == keys
+    assert ledger["story:new-story-1"].done
+    assert (ledger["story:new-story-1"].taiga_id, ledger["story:new-story-1"].taiga_ref) == (
+        100,
+        12,
+    )
+    assert not ledger["milestone"].done
+    assert database.run_sync(lambda s: repo.ledger_for_plan(s, "missing")) == {}
+
+
+def test_completing_an_unclaimed_action_is_an_error(database: Database) -> None:
+    plan = _plan(database, state="executing")
+
+    with pytest.raises(LookupError, match="never claimed"):
+        database.run_sync(
+            lambda s: repo.complete_action(
+                s, plan_id=plan.id, action_key="milestone", taiga_id=1, taiga_ref=1, now=NOW
+            )
+        )
+
+
+def test_claim_records_the_payload_digest(database: Database) -> None:
+    plan = _plan(database, state="executing")
+
+    entry = database.run_sync(
+        lambda s: repo.claim_action(
+            s, plan_id=plan.id, action_key="milestone", now=NOW, payload_digest="f" * 64
+        )
+    )
+
+    assert entry.payload_digest == "f" * 64
+
+
+def test_concurrent_claims_of_one_action_make_one_row_and_one_claimant(
+    database: Database,
+) -> None:
+    plan = _plan(database, state="executing")
+
+    def claim(session: Session, n: int) -> repo.LedgerEntry:
+        return repo.claim_action(session, plan_id=plan.id, action_key="story:new-story-1", now=NOW)
+
+    entries = _race(database, claim)
+
+    assert [entry.claimed_now for entry in entries].count(True) == 1
+    assert {(entry.state, entry.attempted_at) for entry in entries} == {("pending", NOW)}
+    with database.session() as session:
+        count = session.execute(sa.select(sa.func.count()).select_from(WriteLedger)).scalar_one()
+    assert count == 1
+
+
+# --- slack events ------------------------------------------------------------------------------
+
+
+def test_first_delivery_is_true_only_once(database: Database) -> None:
+    def deliver(event_id: str) -> bool:
+        return database.run_sync(lambda s: repo.first_delivery(s, event_id=event_id, now=NOW))
+
+    assert deliver("Ev1") is True
+    assert deliver("Ev1") is False
+    assert deliver("Ev2") is True
+
+
+def test_concurrent_deliveries_of_one_event_are_first_exactly_once(database: Database) -> None:
+    outcomes = _race(database, lambda s, n: repo.first_delivery(s, event_id="EvRACE", now=NOW))
+
+    assert outcomes.count(True) == 1
+
+
+def test_a_refused_duplicate_does_not_undo_the_rest_of_the_transaction(
+    database: Database,
+) -> None:
+    database.run_sync(lambda s: repo.first_delivery(s, event_id="Ev1", now=NOW))
+
+    def both(session: Session) -> tuple[bool, bool]:
+        fresh = repo.first_delivery(session, event_id="Ev2", now=NOW)
+        duplicate = repo.first_delivery(session, event_id="Ev1", now=NOW)
+        return fresh, duplicate
+
+    assert database.run_sync(both) == (True, False)
+    assert database.run_sync(lambda s: repo.first_delivery(s, event_id="Ev2", now=NOW)) is False
+
+
+def test_prune_forgets_old_event_ids(database: Database) -> None:
+    database.run_sync(lambda s: repo.first_delivery(s, event_id="old", now=NOW))
+    database.run_sync(
+        lambda s: repo.first_delivery(s, event_id="new", now=NOW + timedelta(hours=2))
+    )
+
+    pruned = database.run_sync(
+        lambda s: repo.prune_slack_events(s, before=NOW + timedelta(hours=1))
+    )
+
+    assert pruned == 1
+    assert database.run_sync(lambda s: repo.first_delivery(s, event_id="old", now=NOW)) is True
+    assert database.run_sync(lambda s: repo.first_delivery(s, event_id="new", now=NOW)) is False
