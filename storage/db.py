@@ -61,6 +61,20 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
+def _sqlite_pragma(connection: Connection, pragma: str) -> None:
+    """Run a PRAGMA outside any transaction (some, like foreign_keys, are ignored inside one)."""
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None
+    driver_connection.execute(f"PRAGMA {pragma}")
+
+
+def _check_sqlite_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise RuntimeError(f"migration left rows with broken foreign keys in {tables}")
+
+
 def _build_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         kwargs: dict[str, Any] = {
@@ -120,12 +134,8 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (`alembic upgrade head`)."""
-        with self._exclusive(), self.engine.begin() as connection:
-            if self.dialect == "postgresql":
-                connection.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
-                )
-            command.upgrade(alembic_config(connection), "head")
+        with self._exclusive(), self.engine.connect() as connection:
+            upgrade(connection)
 
     def _ping_sync(self) -> bool:
         try:
@@ -149,6 +159,36 @@ def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config pointing at `storage/migrations`, no alembic.ini needed."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+def upgrade(
+    connection: Connection, revision: str = "head", *, config: Config | None = None
+) -> None:
+    """Run Alembic `upgrade` on a connection that is not in a transaction yet.
+
+    Safe to call from several replicas at once: PostgreSQL takes an advisory lock, SQLite's
+    `BEGIN IMMEDIATE` admits one migrator. On SQLite, foreign keys are off while migrating
+    (a batch migration recreates tables, and dropping a parent would cascade) and are checked
+    before the commit.
+    """
+    config = config or alembic_config()
+    config.attributes["connection"] = connection
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _sqlite_pragma(connection, "foreign_keys = OFF")
+    try:
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                )
+            command.upgrade(config, revision)
+            if sqlite:
+                _check_sqlite_foreign_keys(connection)
+    finally:
+        if sqlite:
+            _sqlite_pragma(connection, "foreign_keys = ON")

@@ -123,8 +123,9 @@ class Plan(SQLModel, table=True):
     target_sprint: str = Field(sa_type=sa.String(255))
     minutes_digest: str = Field(sa_type=sa.String(64))
     state: str = Field(default="drafting", sa_type=sa.String(16))
-    proposal: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
-    result: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    # none_as_null: a Python None is SQL NULL (not the JSON value null), so IS NULL works.
+    proposal: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
+    result: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     error: str | None = Field(default=None, sa_type=sa.Text)
     decided_by: str | None = Field(default=None, sa_type=sa.String(64))
     created_at: datetime = _ts(default_factory=utcnow)

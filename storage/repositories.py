@@ -367,7 +367,7 @@ def transition_plan(
     )
     moved = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
     if moved:
-        _forget(session, Plan, plan_id)
+        _reload(session, Plan, plan_id)
     return moved
 
 
@@ -383,15 +383,15 @@ def update_plan(session: Session, *, plan_id: str, **changes: Any) -> bool:
     )
     updated = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
     if updated:
-        _forget(session, Plan, plan_id)
+        _reload(session, Plan, plan_id)
     return updated
 
 
-def _forget(session: Session, model: type[Any], key: Any) -> None:
-    """Expire a cached row after a bulk UPDATE so the next read sees the new values."""
+def _reload(session: Session, model: type[Any], key: Any) -> None:
+    """Reload a row this session already holds after a bulk UPDATE changed it underneath."""
     cached = session.identity_map.get(sa.inspect(model).identity_key_from_primary_key([key]))
     if cached is not None:
-        session.expire(cached)
+        session.refresh(cached)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlmodel import Session, SQLModel, select
 
 from storage import models, repositories
-from storage.db import Database, alembic_config
+from storage.db import MIGRATIONS_DIR, Database, alembic_config, upgrade
 from storage.models import Plan, SlackEvent
 
 TABLES = {"taiga_link", "channel_project", "plan", "write_ledger", "slack_event"}
@@ -237,3 +238,62 @@ def test_models_module_lists_every_plan_state() -> None:
         "rejected",
         "expired",
     }
+
+
+BATCH_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0099"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("plan", recreate="always") as batch:
+        batch.add_column(sa.Column("extra", sa.Text(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table("plan", recreate="always") as batch:
+        batch.drop_column("extra")
+"""
+
+
+def test_sqlite_batch_migration_of_a_parent_table_keeps_child_rows(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    plan = sqlite_database.run_sync(lambda s: repositories.create_plan(s, **_plan_fields()))
+    sqlite_database.run_sync(
+        lambda s: repositories.claim_action(
+            s, plan_id=plan.id, action_key="milestone", now=datetime.now(UTC)
+        )
+    )
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "0099_batch.py").write_text(BATCH_REVISION)
+    config = alembic_config()
+    config.set_main_option(
+        "version_locations", os.pathsep.join([str(MIGRATIONS_DIR / "versions"), str(versions)])
+    )
+
+    with sqlite_database.engine.connect() as connection:
+        upgrade(connection, config=config)
+        foreign_keys = connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one()
+
+    assert foreign_keys == 1
+    ledger = sqlite_database.run_sync(lambda s: repositories.ledger_for_plan(s, plan.id))
+    assert list(ledger) == ["milestone"]
+    columns = {c["name"] for c in sa.inspect(sqlite_database.engine).get_columns("plan")}
+    assert "extra" in columns
+
+
+def test_foreign_keys_are_back_on_after_migrating_sqlite() -> None:
+    db = Database("sqlite://")  # one shared connection: the one that migrated
+    try:
+        db.migrate()
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    finally:
+        db.dispose()

@@ -486,6 +486,35 @@ def test_transition_is_seen_by_a_plan_already_loaded_in_the_session(database: Da
     assert database.run_sync(load_transition_reload) == "approved"
 
 
+def test_plan_loaded_before_a_transition_is_usable_after_the_transaction(
+    database: Database,
+) -> None:
+    plan = _plan(database, state="proposed")
+
+    def load_then_transition(session: Session) -> Plan:
+        loaded = repo.get_plan(session, plan.id)
+        repo.transition_plan(session, plan_id=plan.id, from_states=["proposed"], to_state="done")
+        assert loaded is not None
+        return loaded
+
+    returned = database.run_sync(load_then_transition)
+
+    assert (returned.state, returned.version) == ("done", 2)
+
+
+def test_absent_json_is_sql_null(database: Database) -> None:
+    plan = _plan(database, proposal={"stories": []})
+    _plan(database)
+    database.run_sync(lambda s: repo.update_plan(s, plan_id=plan.id, proposal=None))
+
+    with database.session() as session:
+        nulls = session.execute(
+            sa.text("SELECT count(*) FROM plan WHERE proposal IS NULL AND result IS NULL")
+        ).scalar_one()
+
+    assert nulls == 2
+
+
 def test_concurrent_approvals_move_the_plan_exactly_once(database: Database) -> None:
     plan = _plan(database, state="proposed")
 
