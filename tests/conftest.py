@@ -3,6 +3,7 @@ import pytest
 pytest_plugins = ["tests.peers.fake_anthropic"]
 pytest_plugins += ["tests.peers.databases"]
 pytest_plugins += ["tests.peers.fake_slack"]
+pytest_plugins += ["tests.peers.fake_taiga"]
 
 
 @pytest.fixture

@@ -1,0 +1,1921 @@
+"""A fake Taiga (taiga-back 6.7.3): a real HTTP server on 127.0.0.1 serving `/api/v1`.
+
+It answers like the recorded exchanges in `shared/taiga-samples/` (status codes, body key sets,
+pagination and throttling headers, both 401 shapes, Django's HTML 404 for unknown paths).
+
+    def test_something(fake_taiga: FakeTaiga) -> None:      # seeded like the recording
+        client = TaigaClient(fake_taiga.api_url)
+        tokens = TaigaTokens(**fake_taiga.login_tokens("alice"))
+        ...
+        assert fake_taiga.stories(PROJECT_ID)[-1]["subject"] == "New story"
+        assert fake_taiga.requests[-1].path == "/userstories"
+
+State (ids as in the recording; see `seed_recorded`):
+  users: admin (5, superuser, not a member of project 1), alice (6, owner of project 1, all 40
+  permissions), bob (7, "Viewer": the 8 view permissions); passwords admin123 / alice123 / bob12345.
+  project 1 `alice-peer-client-test`; project 2 `admin-admin-private` (invisible to alice and bob).
+  Sprint 5 (id 1) and Sprint 6 (id 2); user stories 1-7 and tasks 1-4 (refs 8-11): stories and
+  tasks share one `ref` sequence per project.
+
+Helpers (all thread-safe):
+  building:  add_user, add_project, add_role, add_member, add_milestone, add_story, add_task
+  reading:   stories(project_id), tasks(project_id), milestones(project_id), user(username),
+             requests (list[RecordedRequest]), requests_to(method, path), clear_requests()
+  tokens:    login_tokens(username) -> {"auth_token", "refresh"}; expire_access_tokens(username);
+             expire_refresh_tokens(username)
+  faults:    set_latency(seconds); fail_next(status, nth=, times=, method=, path=);
+             throttle_next(count, wait_seconds=, method=, path=);
+             lose_next_response(method=, path=)  (the write IS applied, then the socket closes);
+             clear_faults()
+`path` filters are shell-style globs on the path after `/api/v1`, e.g. "/userstories*".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import itertools
+import json
+import math
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+API_PREFIX = "/api/v1"
+# Taiga builds X-Pagination-Next/Prev from its own host; a client must never follow them.
+BACKEND_ORIGIN = "http://taiga-back.internal"
+
+ADMIN_ID, ALICE_ID, BOB_ID = 5, 6, 7
+PROJECT_ID, PROJECT_SLUG = 1, "alice-peer-client-test"
+OTHER_PROJECT_ID, OTHER_PROJECT_SLUG = 2, "admin-admin-private"
+SPRINT5_ID, SPRINT6_ID = 1, 2
+VIEWER_ROLE_ID = 7
+PASSWORDS = {"admin": "admin123", "alice": "alice123", "bob": "bob12345"}
+
+ALL_PERMISSIONS = (
+    "view_project", "modify_project", "delete_project", "admin_project_values", "admin_roles",
+    "add_member", "remove_member",
+    "view_milestones", "add_milestone", "modify_milestone", "delete_milestone",
+    "view_us", "add_us", "modify_us", "delete_us", "comment_us",
+    "view_tasks", "add_task", "modify_task", "delete_task", "comment_task",
+    "view_issues", "add_issue", "modify_issue", "delete_issue", "comment_issue",
+    "view_epics", "add_epic", "modify_epic", "delete_epic", "comment_epic",
+    "view_wiki_pages", "add_wiki_page", "modify_wiki_page", "delete_wiki_page",
+    "comment_wiki_page",
+    "view_wiki_links", "add_wiki_link", "modify_wiki_link", "delete_wiki_link",
+)  # fmt: skip
+VIEW_PERMISSIONS = (
+    "view_project", "view_milestones", "view_us", "view_tasks",
+    "view_issues", "view_epics", "view_wiki_pages", "view_wiki_links",
+)  # fmt: skip
+MEMBER_PERMISSIONS = (
+    "add_issue", "modify_issue", "delete_issue", "view_issues",
+    "add_milestone", "modify_milestone", "delete_milestone", "view_milestones", "view_project",
+    "add_task", "modify_task", "delete_task", "view_tasks",
+    "add_us", "modify_us", "delete_us", "view_us",
+    "add_wiki_page", "modify_wiki_page", "delete_wiki_page", "view_wiki_pages",
+    "add_wiki_link", "delete_wiki_link", "view_wiki_links",
+    "view_epics", "add_epic", "modify_epic", "delete_epic",
+    "comment_epic", "comment_us", "comment_task", "comment_issue", "comment_wiki_page",
+)  # fmt: skip
+STAKEHOLDER_PERMISSIONS = (
+    "add_issue", "modify_issue", "delete_issue", "view_issues", "view_milestones",
+    "view_project", "view_tasks", "view_us", "modify_wiki_page", "view_wiki_pages",
+    "add_wiki_link", "delete_wiki_link", "view_wiki_links", "view_epics",
+    "comment_epic", "comment_us", "comment_task", "comment_issue", "comment_wiki_page",
+)  # fmt: skip
+DEFAULT_ROLES = (
+    ("UX", 10, True, MEMBER_PERMISSIONS),
+    ("Design", 20, True, MEMBER_PERMISSIONS),
+    ("Front", 30, True, MEMBER_PERMISSIONS),
+    ("Back", 40, True, MEMBER_PERMISSIONS),
+    ("Product Owner", 50, False, MEMBER_PERMISSIONS),
+    ("Stakeholder", 60, False, STAKEHOLDER_PERMISSIONS),
+)
+
+PAGINATE_BY, MAX_PAGINATE_BY = 30, 1000
+BAD_PAGE = "Page is not 'last', nor can it be converted to an int."
+REQUIRED = "This field is required."
+
+NOT_AUTHENTICATED = {
+    "_error_message": "Authentication credentials were not provided.",
+    "_error_type": "taiga.base.exceptions.NotAuthenticated",
+}
+PERMISSION_DENIED = {
+    "_error_message": "You do not have permission to perform this action.",
+    "_error_type": "taiga.base.exceptions.PermissionDenied",
+}
+THROTTLED = {
+    "_error_message": "Request was throttled.Expected available in {wait} seconds.",
+    "_error_type": "taiga.base.exceptions.Throttled",
+}
+HTML_404 = (
+    '\n<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n'
+    "  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n"
+    "</body>\n</html>\n"
+)
+HTML_5XX = (
+    "<html><head><title>{status} {reason}</title></head><body><h1>{reason}</h1></body></html>"
+)
+EXPOSE_HEADERS = (
+    "x-pagination-count,x-paginated,x-paginated-by,x-pagination-current,x-pagination-next,"
+    "x-pagination-prev,x-site-host,x-site-register,taiga-info-total-opened-milestones,"
+    "taiga-info-total-closed-milestones,taiga-info-backlog-total-userstories,"
+    "taiga-info-userstories-without-swimlane,taiga-info-project-memberships,"
+    "taiga-info-project-is-private,taiga-info-order-updated"
+)
+# Project-detail keys only admins see, and keys the project *list* leaves out.
+ADMIN_ONLY_PROJECT_KEYS = frozenset(
+    {
+        "epics_csv_uuid", "userstories_csv_uuid", "tasks_csv_uuid", "issues_csv_uuid",
+        "is_private_extra_info", "transfer_token", "max_memberships",
+    }
+)  # fmt: skip
+PROJECT_LIST_OMITS = ADMIN_ONLY_PROJECT_KEYS | {
+    "epic_statuses", "us_statuses", "us_duedates", "points", "task_statuses", "task_duedates",
+    "issue_statuses", "issue_types", "issue_duedates", "priorities", "severities", "swimlanes",
+    "epic_custom_attributes", "userstory_custom_attributes", "task_custom_attributes",
+    "issue_custom_attributes", "roles", "total_memberships", "is_out_of_owner_limits",
+    "milestones",
+}  # fmt: skip
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """Taiga's datetime format: `2026-11-24T10:55:11.945Z`."""
+    moment = moment or datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def _order_value() -> int:
+    return time.time_ns() // 1000
+
+
+# Per-project values of the scrum template, as in the recorded project detail (plus project_id).
+PROJECT_VALUES: dict[str, list[dict[str, Any]]] = json.loads(
+    '{"epic_statuses":[{"id":1,"name":"New","slug":"new","order":1,"is_closed":false,"color":'
+    '"#70728F"},{"id":2,"name":"Ready","slug":"ready","order":2,"is_closed":false,"color":"#E'
+    '44057"},{"id":3,"name":"In progress","slug":"in-progress","order":3,"is_closed":false,"c'
+    'olor":"#E47C40"},{"id":4,"name":"Ready for test","slug":"ready-for-test","order":4,"is_c'
+    'losed":false,"color":"#E4CE40"},{"id":5,"name":"Done","slug":"done","order":5,"is_closed'
+    '":true,"color":"#A8E440"}],"us_statuses":[{"id":1,"name":"New","order":1,"is_closed":fal'
+    'se,"color":"#70728F","wip_limit":null,"slug":"new","is_archived":false},{"id":2,"name":"'
+    'Ready","order":2,"is_closed":false,"color":"#E44057","wip_limit":null,"slug":"ready","is'
+    '_archived":false},{"id":3,"name":"In progress","order":3,"is_closed":false,"color":"#E47'
+    'C40","wip_limit":null,"slug":"in-progress","is_archived":false},{"id":4,"name":"Ready fo'
+    'r test","order":4,"is_closed":false,"color":"#E4CE40","wip_limit":null,"slug":"ready-for'
+    '-test","is_archived":false},{"id":5,"name":"Done","order":5,"is_closed":true,"color":"#A'
+    '8E440","wip_limit":null,"slug":"done","is_archived":false},{"id":6,"name":"Archived","or'
+    'der":6,"is_closed":true,"color":"#A9AABC","wip_limit":null,"slug":"archived","is_archive'
+    'd":true}],"us_duedates":[{"id":1,"name":"Default","order":1,"by_default":true,"color":"#'
+    '9dce0a","days_to_due":null},{"id":2,"name":"Due soon","order":2,"by_default":false,"colo'
+    'r":"#ff9900","days_to_due":14},{"id":3,"name":"Past due","order":3,"by_default":false,"c'
+    'olor":"#E44057","days_to_due":0}],"points":[{"id":1,"name":"?","order":1,"value":null},{'
+    '"id":2,"name":"0","order":2,"value":0},{"id":3,"name":"1/2","order":3,"value":0.5},{"id"'
+    ':4,"name":"1","order":4,"value":1},{"id":5,"name":"2","order":5,"value":2},{"id":6,"name'
+    '":"3","order":6,"value":3},{"id":7,"name":"5","order":7,"value":5},{"id":8,"name":"8","o'
+    'rder":8,"value":8},{"id":9,"name":"10","order":9,"value":10},{"id":10,"name":"13","order'
+    '":10,"value":13},{"id":11,"name":"20","order":11,"value":20},{"id":12,"name":"40","order'
+    '":12,"value":40}],"task_statuses":[{"id":1,"name":"New","order":1,"is_closed":false,"col'
+    'or":"#70728F","slug":"new"},{"id":2,"name":"In progress","order":2,"is_closed":false,"co'
+    'lor":"#E47C40","slug":"in-progress"},{"id":3,"name":"Ready for test","order":3,"is_close'
+    'd":false,"color":"#E4CE40","slug":"ready-for-test"},{"id":4,"name":"Closed","order":4,"i'
+    's_closed":true,"color":"#A8E440","slug":"closed"},{"id":5,"name":"Needs Info","order":5,'
+    '"is_closed":false,"color":"#5178D3","slug":"needs-info"}],"task_duedates":[{"id":1,"name'
+    '":"Default","order":1,"by_default":true,"color":"#9dce0a","days_to_due":null},{"id":2,"n'
+    'ame":"Due soon","order":2,"by_default":false,"color":"#ff9900","days_to_due":14},{"id":3'
+    ',"name":"Past due","order":3,"by_default":false,"color":"#E44057","days_to_due":0}],"iss'
+    'ue_statuses":[{"id":1,"name":"New","order":1,"is_closed":false,"color":"#70728F","slug":'
+    '"new"},{"id":2,"name":"In progress","order":2,"is_closed":false,"color":"#40A8E4","slug"'
+    ':"in-progress"},{"id":3,"name":"Ready for test","order":3,"is_closed":false,"color":"#E4'
+    'CE40","slug":"ready-for-test"},{"id":4,"name":"Closed","order":4,"is_closed":true,"color'
+    '":"#A8E440","slug":"closed"},{"id":5,"name":"Needs Info","order":5,"is_closed":false,"co'
+    'lor":"#E44057","slug":"needs-info"},{"id":6,"name":"Rejected","order":6,"is_closed":true'
+    ',"color":"#A9AABC","slug":"rejected"},{"id":7,"name":"Postponed","order":7,"is_closed":f'
+    'alse,"color":"#5178D3","slug":"postponed"}],"issue_types":[{"id":1,"name":"Bug","order":'
+    '1,"color":"#E44057"},{"id":2,"name":"Question","order":2,"color":"#5178D3"},{"id":3,"nam'
+    'e":"Enhancement","order":3,"color":"#40E4CE"}],"issue_duedates":[{"id":1,"name":"Default'
+    '","order":1,"by_default":true,"color":"#9dce0a","days_to_due":null},{"id":2,"name":"Due '
+    'soon","order":2,"by_default":false,"color":"#ff9900","days_to_due":14},{"id":3,"name":"P'
+    'ast due","order":3,"by_default":false,"color":"#E44057","days_to_due":0}],"priorities":['
+    '{"id":1,"name":"Low","order":1,"color":"#A8E440"},{"id":2,"name":"Normal","order":3,"col'
+    'or":"#E4CE40"},{"id":3,"name":"High","order":5,"color":"#E47C40"}],"severities":[{"id":1'
+    ',"name":"Wishlist","order":1,"color":"#70728F"},{"id":2,"name":"Minor","order":2,"color"'
+    ':"#40A8E4"},{"id":3,"name":"Normal","order":3,"color":"#40E47C"},{"id":4,"name":"Importa'
+    'nt","order":4,"color":"#E4A240"},{"id":5,"name":"Critical","order":5,"color":"#D35450"}]'
+    "}"
+)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str  # after /api/v1 (the raw path if it lacks that prefix)
+    query: dict[str, str]  # last value of each parameter
+    headers: dict[str, str]  # lower-cased names
+    json: Any  # parsed JSON body, None when absent or malformed
+    body: bytes
+
+    @property
+    def bearer(self) -> str | None:
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        return token if scheme == "Bearer" else None
+
+
+@dataclass
+class _User:
+    id: int
+    username: str
+    password: str
+    full_name: str
+    email: str
+    is_superuser: bool = False
+    color: str = "#70728F"
+    gravatar_id: str = ""
+    uuid: str = field(default_factory=lambda: secrets.token_hex(16))
+    date_joined: str = field(default_factory=timestamp)
+    verified_email: bool = True
+    read_new_terms: bool = False
+
+
+@dataclass
+class _Role:
+    id: int
+    project: int
+    name: str
+    permissions: list[str]
+    order: int = 10
+    computable: bool = False
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.name)
+
+
+@dataclass
+class _Membership:
+    id: int
+    project: int
+    user: int
+    role: int
+    is_admin: bool
+    created_at: str = field(default_factory=timestamp)
+
+
+@dataclass
+class _Project:
+    id: int
+    name: str
+    slug: str
+    description: str
+    is_private: bool
+    owner: int
+    created_date: str = field(default_factory=timestamp)
+    modified_date: str = field(default_factory=timestamp)
+    refs: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+
+class _Reply(Exception):
+    def __init__(
+        self,
+        status: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        html: str | None = None,
+    ) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+        self.html = html
+
+
+@dataclass
+class _Fault:
+    kind: str  # "fail" | "throttle" | "lose"
+    method: str | None
+    path: str | None
+    skip: int = 0
+    count: int = 1
+    status: int = 500
+    wait: float = 60.0
+
+    def matches(self, request: RecordedRequest) -> bool:
+        if self.method and request.method != self.method.upper():
+            return False
+        return self.path is None or fnmatch.fnmatchcase(request.path, self.path)
+
+
+_LOSE = object()
+
+
+# --------------------------------------------------------------------------- the fake
+
+
+class FakeTaiga:
+    """In-memory Taiga behind a real loopback HTTP server. Start with `running()`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._ids: dict[str, Iterator[int]] = {}
+        self._users: dict[int, _User] = {}
+        self._projects: dict[int, _Project] = {}
+        self._roles: dict[int, _Role] = {}
+        self._memberships: dict[int, _Membership] = {}
+        self._milestones: dict[int, dict[str, Any]] = {}
+        self._stories: dict[int, dict[str, Any]] = {}
+        self._tasks: dict[int, dict[str, Any]] = {}
+        self._access: dict[str, tuple[int, bool]] = {}  # token -> (user id, expired)
+        self._refresh: dict[str, tuple[int, bool]] = {}  # token -> (user id, used/expired)
+        self._requests: list[RecordedRequest] = []
+        self._faults: list[_Fault] = []
+        self._latency = 0.0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[FakeTaiga]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def start(self) -> None:
+        handler = type("_BoundHandler", (_Handler,), {"fake": self})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="fake-taiga", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    @property
+    def origin(self) -> str:
+        assert self._server is not None, "the fake is not running"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        """Base URL for `TaigaClient`, e.g. http://127.0.0.1:PORT/api/v1."""
+        return self.origin + API_PREFIX
+
+    # -- building state
+
+    def _next_id(self, kind: str, at_least: int = 1) -> int:
+        counter = self._ids.setdefault(kind, itertools.count(at_least))
+        return next(counter)
+
+    def _bump(self, kind: str, used: int) -> None:
+        """Make the next generated id of `kind` larger than an explicitly chosen one."""
+        current = self._ids.get(kind)
+        peek = next(current) if current else 1
+        self._ids[kind] = itertools.count(max(peek, used + 1))
+
+    def add_user(
+        self,
+        username: str,
+        password: str,
+        *,
+        full_name: str | None = None,
+        email: str | None = None,
+        is_superuser: bool = False,
+        user_id: int | None = None,
+        color: str = "#70728F",
+        gravatar_id: str = "",
+    ) -> int:
+        with self._lock:
+            uid = user_id if user_id is not None else self._next_id("user")
+            self._bump("user", uid)
+            self._users[uid] = _User(
+                id=uid,
+                username=username,
+                password=password,
+                full_name=full_name or username.title(),
+                email=email or f"{username}@example.com",
+                is_superuser=is_superuser,
+                color=color,
+                gravatar_id=gravatar_id or secrets.token_hex(16),
+            )
+            return uid
+
+    def add_project(
+        self,
+        name: str,
+        *,
+        owner: str,
+        slug: str | None = None,
+        description: str = "",
+        is_private: bool = True,
+        project_id: int | None = None,
+        owner_role: str = "Product Owner",
+    ) -> int:
+        """A project with Taiga's scrum-template roles; the owner joins as an admin member."""
+        with self._lock:
+            owner_user = self.user(owner)
+            pid = project_id if project_id is not None else self._next_id("project")
+            self._bump("project", pid)
+            self._projects[pid] = _Project(
+                id=pid,
+                name=name,
+                slug=slug or f"{owner_user.username}-{slugify(name)}",
+                description=description,
+                is_private=is_private,
+                owner=owner_user.id,
+            )
+            for role_name, order, computable, permissions in DEFAULT_ROLES:
+                self.add_role(pid, role_name, permissions, order=order, computable=computable)
+            self.add_member(pid, owner, owner_role, is_admin=True)
+            return pid
+
+    def add_role(
+        self,
+        project_id: int,
+        name: str,
+        permissions: tuple[str, ...] | list[str],
+        *,
+        order: int = 10,
+        computable: bool = False,
+        role_id: int | None = None,
+    ) -> int:
+        with self._lock:
+            rid = role_id if role_id is not None else self._next_id("role")
+            self._bump("role", rid)
+            self._roles[rid] = _Role(rid, project_id, name, list(permissions), order, computable)
+            return rid
+
+    def add_member(
+        self, project_id: int, username: str, role: str | int, *, is_admin: bool = False
+    ) -> int:
+        """Make `username` a member of the project with the role (name or id)."""
+        with self._lock:
+            user = self.user(username)
+            role_obj = self._role(project_id, role)
+            mid = self._next_id("membership")
+            self._memberships[mid] = _Membership(mid, project_id, user.id, role_obj.id, is_admin)
+            return mid
+
+    def add_milestone(
+        self,
+        project_id: int,
+        name: str,
+        start: date | str,
+        finish: date | str,
+        *,
+        closed: bool = False,
+        owner: str | None = None,
+        milestone_id: int | None = None,
+    ) -> dict[str, Any]:
+        with self._lock:
+            project = self._projects[project_id]
+            mid = milestone_id if milestone_id is not None else self._next_id("milestone")
+            self._bump("milestone", mid)
+            now = timestamp()
+            self._milestones[mid] = {
+                "id": mid,
+                "project": project_id,
+                "name": name,
+                "slug": self._milestone_slug(project_id, name),
+                "owner": self.user(owner).id if owner else project.owner,
+                "estimated_start": str(start),
+                "estimated_finish": str(finish),
+                "closed": closed,
+                "created_date": now,
+                "modified_date": now,
+                "order": 1,
+            }
+            return self._milestone_body(self._milestones[mid], detail=True)
+
+    def add_story(
+        self,
+        project_id: int,
+        subject: str,
+        *,
+        milestone_id: int | None = None,
+        description: str = "",
+        tags: list[str] | tuple[str, ...] = (),
+        owner: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a user story directly (no HTTP); returns its API body."""
+        with self._lock:
+            owner_id = self.user(owner).id if owner else self._projects[project_id].owner
+            return self._story_body(
+                self._create_story(project_id, subject, owner_id, milestone_id, description, tags),
+                detail=True,
+            )
+
+    def add_task(
+        self,
+        project_id: int,
+        subject: str,
+        *,
+        user_story_id: int | None = None,
+        milestone_id: int | None = None,
+        description: str = "",
+        owner: str | None = None,
+    ) -> dict[str, Any]:
+        with self._lock:
+            owner_id = self.user(owner).id if owner else self._projects[project_id].owner
+            task = self._create_task(
+                project_id, subject, owner_id, user_story_id, milestone_id, description
+            )
+            return self._task_body(task, detail=True)
+
+    def seed_recorded(self) -> None:
+        """Reproduce the data the samples were recorded against (ids included)."""
+        with self._lock:
+            self.add_user(
+                "admin", PASSWORDS["admin"], full_name="Admin User", is_superuser=True,
+                user_id=ADMIN_ID, color="#2e0ae3", gravatar_id="e64c7d89f26bd1972efa854d13d7dd61",
+            )  # fmt: skip
+            self.add_user(
+                "alice", PASSWORDS["alice"], full_name="Alice Owner", user_id=ALICE_ID,
+                color="#129363", gravatar_id="c160f8cc69a4f0bf2b0362752353d060",
+            )  # fmt: skip
+            self.add_user(
+                "bob", PASSWORDS["bob"], full_name="Bob Viewer", user_id=BOB_ID,
+                color="#494405", gravatar_id="4b9bb80620f03eb3719e0a061c14283d",
+            )  # fmt: skip
+            self._users[BOB_ID].verified_email = False
+            self._users[BOB_ID].read_new_terms = True
+            self.add_project(
+                "Peer Client Test", owner="alice", slug=PROJECT_SLUG,
+                description="Project for API client tests", project_id=PROJECT_ID,
+            )  # fmt: skip
+            self.add_role(PROJECT_ID, "Viewer", VIEW_PERMISSIONS, role_id=VIEWER_ROLE_ID)
+            self.add_member(PROJECT_ID, "bob", VIEWER_ROLE_ID)
+            self.add_milestone(PROJECT_ID, "Sprint 5", "2024-05-01", "2024-05-14", milestone_id=1)
+            self.add_milestone(PROJECT_ID, "Sprint 6", "2024-05-15", "2024-05-28", milestone_id=2)
+            self.add_story(
+                PROJECT_ID, "As a user I can log in", milestone_id=SPRINT5_ID,
+                description="Login story", tags=["auth", "p1"],
+            )  # fmt: skip
+            self.add_story(PROJECT_ID, "As a user I can log out", milestone_id=SPRINT5_ID)
+            self.add_story(PROJECT_ID, "Export report", milestone_id=SPRINT6_ID)
+            for subject in ("Bulk story one", "Bulk story two", "Bulk story three"):
+                self.add_story(PROJECT_ID, subject)
+            self.add_story(PROJECT_ID, "Bulk into sprint 6?", milestone_id=SPRINT6_ID)
+            for subject, story in (
+                ("Write login form", 1),
+                ("Backend endpoint", 1),
+                ("Unit tests", 1),
+                ("Sprint-level task", None),
+            ):
+                self.add_task(PROJECT_ID, subject, user_story_id=story, milestone_id=SPRINT5_ID)
+            self.add_project(
+                "Admin Private", owner="admin", slug=OTHER_PROJECT_SLUG,
+                description="private project bob is not a member of", project_id=OTHER_PROJECT_ID,
+            )  # fmt: skip
+
+    # -- reading state (API-shaped copies)
+
+    def user(self, username: str) -> _User:
+        with self._lock:
+            for user in self._users.values():
+                if user.username == username:
+                    return user
+        raise KeyError(f"no fake Taiga user {username!r}")
+
+    def stories(self, project_id: int) -> list[dict[str, Any]]:
+        """Every user story of the project (detail bodies), by id."""
+        with self._lock:
+            return [
+                self._story_body(s, detail=True)
+                for s in sorted(self._stories.values(), key=lambda s: s["id"])
+                if s["project"] == project_id
+            ]
+
+    def tasks(self, project_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                self._task_body(t, detail=True)
+                for t in sorted(self._tasks.values(), key=lambda t: t["id"])
+                if t["project"] == project_id
+            ]
+
+    def milestones(self, project_id: int) -> list[dict[str, Any]]:
+        """The project's sprints as GET /milestones lists them (newest first)."""
+        with self._lock:
+            return [
+                self._milestone_body(m, detail=True) for m in self._project_milestones(project_id)
+            ]
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
+        """Recorded requests with this method whose path matches the glob."""
+        return [
+            r
+            for r in self.requests
+            if r.method == method.upper() and fnmatch.fnmatchcase(r.path, path)
+        ]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    # -- tokens
+
+    def login_tokens(self, username: str) -> dict[str, str]:
+        """Fresh tokens as POST /auth would issue: {"auth_token": ..., "refresh": ...}."""
+        with self._lock:
+            return self._issue(self.user(username).id)
+
+    def expire_access_tokens(self, username: str) -> None:
+        """Every access token issued so far to the user stops working (refresh still works)."""
+        with self._lock:
+            uid = self.user(username).id
+            for token, (owner, _) in list(self._access.items()):
+                if owner == uid:
+                    self._access[token] = (owner, True)
+
+    def expire_refresh_tokens(self, username: str) -> None:
+        with self._lock:
+            uid = self.user(username).id
+            for token, (owner, _) in list(self._refresh.items()):
+                if owner == uid:
+                    self._refresh[token] = (owner, True)
+
+    def _issue(self, user_id: int) -> dict[str, str]:
+        access = f"fake-access.{user_id}.{secrets.token_urlsafe(24)}"
+        refresh = f"fake-refresh.{user_id}.{secrets.token_urlsafe(24)}"
+        self._access[access] = (user_id, False)
+        self._refresh[refresh] = (user_id, False)
+        return {"auth_token": access, "refresh": refresh}
+
+    # -- faults
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every answer by `seconds` (server-side)."""
+        with self._lock:
+            self._latency = seconds
+
+    def fail_next(
+        self,
+        status: int = 503,
+        *,
+        nth: int = 1,
+        times: int = 1,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """The `nth` matching request from now (and the `times - 1` after it) get an HTML 5xx;
+        nothing is applied."""
+        with self._lock:
+            self._faults.append(_Fault("fail", method, path, nth - 1, times, status=status))
+
+    def throttle_next(
+        self,
+        count: int = 1,
+        *,
+        wait_seconds: float = 60,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """The next `count` matching requests get 429 with `X-Throttle-Wait-Seconds`."""
+        with self._lock:
+            self._faults.append(_Fault("throttle", method, path, 0, count, wait=wait_seconds))
+
+    def lose_next_response(self, *, method: str | None = "POST", path: str | None = None) -> None:
+        """The next matching request is applied, then the connection closes with no answer."""
+        with self._lock:
+            self._faults.append(_Fault("lose", method, path))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._latency = 0.0
+
+    def _take_fault(self, request: RecordedRequest) -> _Fault | None:
+        for fault in self._faults:
+            if not fault.matches(request):
+                continue
+            if fault.skip > 0:
+                fault.skip -= 1
+                continue
+            fault.count -= 1
+            if fault.count <= 0:
+                self._faults.remove(fault)
+            return fault
+        return None
+
+    # -- request handling (called from server threads)
+
+    def handle(
+        self, request: RecordedRequest, raw_path: str
+    ) -> tuple[int, dict[str, str], bytes] | object:
+        with self._lock:
+            self._requests.append(request)
+            latency = self._latency
+        if latency:
+            time.sleep(latency)
+        with self._lock:
+            fault = self._take_fault(request)
+            if fault is not None and fault.kind == "fail":
+                return self._render(_Reply(fault.status, html=_html_error(fault.status)))
+            if fault is not None and fault.kind == "throttle":
+                wait = fault.wait
+                body = {
+                    **THROTTLED,
+                    "_error_message": THROTTLED["_error_message"].format(
+                        wait=max(0, math.ceil(wait) - 1)
+                    ),
+                }
+                return self._render(_Reply(429, body, {"X-Throttle-Wait-Seconds": f"{wait:g}"}))
+            try:
+                reply = self._route(request, raw_path)
+            except _Reply as exc:
+                reply = exc
+            if fault is not None and fault.kind == "lose":
+                return _LOSE
+            return self._render(reply)
+
+    def _render(self, reply: _Reply) -> tuple[int, dict[str, str], bytes]:
+        headers = {
+            "Vary": "Accept-Language",
+            "Content-Language": "en",
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Expose-Headers": EXPOSE_HEADERS,
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if reply.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        headers.update(reply.headers)
+        if reply.html is not None:
+            headers["Content-Type"] = "text/html"
+            payload = reply.html.encode()
+        elif reply.status == 204:
+            payload = b""
+        else:
+            headers["Content-Type"] = "application/json"
+            payload = json.dumps(reply.body).encode()
+        return reply.status, headers, payload
+
+    _ROUTES: tuple[tuple[str, str, str], ...] = (
+        ("POST", r"/auth", "auth"),
+        ("POST", r"/auth/refresh", "auth_refresh"),
+        ("GET", r"/users/me", "users_me"),
+        ("GET", r"/projects", "projects_list"),
+        ("GET", r"/projects/by_slug", "project_by_slug"),
+        ("GET", r"/projects/(?P<pk>\d+)", "project_get"),
+        ("GET", r"/roles", "roles_list"),
+        ("GET", r"/milestones", "milestones_list"),
+        ("POST", r"/milestones", "milestones_create"),
+        ("GET", r"/milestones/(?P<pk>\d+)", "milestone_get"),
+        ("GET", r"/userstories", "stories_list"),
+        ("POST", r"/userstories", "stories_create"),
+        ("GET", r"/userstories/by_ref", "story_by_ref"),
+        ("POST", r"/userstories/bulk_create", "stories_bulk_create"),
+        ("POST", r"/userstories/bulk_update_milestone", "stories_bulk_update_milestone"),
+        ("GET", r"/userstories/(?P<pk>\d+)", "story_get"),
+        ("PATCH", r"/userstories/(?P<pk>\d+)", "story_patch"),
+        ("GET", r"/tasks", "tasks_list"),
+        ("POST", r"/tasks", "tasks_create"),
+        ("POST", r"/tasks/bulk_create", "tasks_bulk_create"),
+        ("GET", r"/tasks/(?P<pk>\d+)", "task_get"),
+    )
+
+    def _route(self, request: RecordedRequest, raw_path: str) -> _Reply:
+        if not raw_path.startswith(API_PREFIX + "/"):
+            raise _Reply(404, html=HTML_404)
+        path_matched = False
+        for method, pattern, name in self._ROUTES:
+            match = re.fullmatch(pattern, request.path)
+            if match is None:
+                continue
+            path_matched = True
+            if method == request.method:
+                handler: Callable[..., _Reply] = getattr(self, f"_r_{name}")
+                return handler(request, **{k: int(v) for k, v in match.groupdict().items()})
+        if path_matched:
+            raise _Reply(
+                405,
+                {
+                    "_error_message": f"Method '{request.method}' not allowed.",
+                    "_error_type": "taiga.base.exceptions.MethodNotAllowed",
+                },
+            )
+        raise _Reply(404, html=HTML_404)
+
+    # -- auth helpers
+
+    def _current_user(self, request: RecordedRequest) -> _User | None:
+        """None for anonymous; raises the JWT-shaped 401 for a bad bearer token."""
+        token = request.bearer
+        if token is None:
+            return None
+        access = self._access.get(token)
+        if access is not None and not access[1] and access[0] in self._users:
+            return self._users[access[0]]
+        message = (
+            "Token has wrong type" if token in self._refresh else "Token is invalid or expired"
+        )
+        raise _Reply(
+            401,
+            {
+                "detail": "Given token not valid for any token type",
+                "code": "token_not_valid",
+                "messages": [
+                    {"token_class": "AccessToken", "token_type": "access", "message": message}
+                ],
+            },
+        )
+
+    def _require_user(self, request: RecordedRequest) -> _User:
+        user = self._current_user(request)
+        if user is None:
+            raise _Reply(401, NOT_AUTHENTICATED)
+        return user
+
+    def _membership(self, project_id: int, user_id: int) -> _Membership | None:
+        for membership in self._memberships.values():
+            if membership.project == project_id and membership.user == user_id:
+                return membership
+        return None
+
+    def _permissions(self, project: _Project, user: _User | None) -> set[str]:
+        if user is None:
+            return set() if project.is_private else set(VIEW_PERMISSIONS)
+        membership = self._membership(project.id, user.id)
+        if user.is_superuser or project.owner == user.id or (membership and membership.is_admin):
+            return set(ALL_PERMISSIONS)
+        if membership is not None:
+            return set(self._roles[membership.role].permissions)
+        return set() if project.is_private else set(VIEW_PERMISSIONS)
+
+    def _check(self, project: _Project, user: _User | None, permission: str) -> None:
+        """403 when the permission is missing (401 when anonymous)."""
+        if permission not in self._permissions(project, user):
+            raise _Reply(401, NOT_AUTHENTICATED) if user is None else _Reply(403, PERMISSION_DENIED)
+
+    def _visible_projects(self, user: _User | None, permission: str) -> set[int]:
+        return {
+            pid for pid, p in self._projects.items() if permission in self._permissions(p, user)
+        }
+
+    # -- body helpers
+
+    @staticmethod
+    def _payload(request: RecordedRequest) -> dict[str, Any]:
+        if request.body.strip() and request.json is None:
+            try:
+                json.loads(request.body)
+            except ValueError as exc:
+                raise _Reply(
+                    400,
+                    {
+                        "_error_message": f"JSON parse error - {exc}",
+                        "_error_type": "taiga.base.exceptions.ParseError",
+                    },
+                ) from exc
+        return request.json if isinstance(request.json, dict) else {}
+
+    def _user_body(self, user: _User) -> dict[str, Any]:
+        roles = sorted(
+            {self._roles[m.role].name for m in self._memberships.values() if m.user == user.id}
+        )
+        owned = [p for p in self._projects.values() if p.owner == user.id]
+        return {
+            "id": user.id,
+            "username": user.username,
+            "full_name": user.full_name,
+            "full_name_display": user.full_name,
+            "color": user.color,
+            "bio": "",
+            "lang": "",
+            "theme": "",
+            "timezone": "",
+            "is_active": True,
+            "photo": None,
+            "big_photo": None,
+            "gravatar_id": user.gravatar_id,
+            "roles": roles,
+            "total_private_projects": sum(p.is_private for p in owned),
+            "total_public_projects": sum(not p.is_private for p in owned),
+            "email": user.email,
+            "uuid": user.uuid,
+            "date_joined": user.date_joined,
+            "read_new_terms": user.read_new_terms,
+            "accepted_terms": True,
+            "max_private_projects": None,
+            "max_public_projects": None,
+            "max_memberships_private_projects": None,
+            "max_memberships_public_projects": None,
+            "verified_email": user.verified_email,
+        }
+
+    def _user_extra(self, user_id: int | None) -> dict[str, Any] | None:
+        user = self._users.get(user_id) if user_id is not None else None
+        if user is None:
+            return None
+        return {
+            "username": user.username,
+            "full_name_display": user.full_name,
+            "photo": None,
+            "big_photo": None,
+            "gravatar_id": user.gravatar_id,
+            "is_active": True,
+            "id": user.id,
+        }
+
+    def _project_extra(self, project_id: int) -> dict[str, Any]:
+        project = self._projects[project_id]
+        return {
+            "name": project.name,
+            "slug": project.slug,
+            "logo_small_url": None,
+            "id": project.id,
+        }
+
+    def _project_body(
+        self, project: _Project, user: _User | None, *, listing: bool = False
+    ) -> dict[str, Any]:
+        permissions = self._permissions(project, user)
+        membership = self._membership(project.id, user.id) if user else None
+        is_admin = bool(
+            user
+            and (
+                user.is_superuser
+                or project.owner == user.id
+                or (membership and membership.is_admin)
+            )
+        )
+        members = [m for m in self._memberships.values() if m.project == project.id]
+        milestones = sorted(
+            (m for m in self._milestones.values() if m["project"] == project.id),
+            key=lambda m: (m["estimated_start"], m["id"]),
+        )
+        tags = sorted(
+            {t for s in self._stories.values() if s["project"] == project.id for t in s["tags"]}
+        )
+        body: dict[str, Any] = {
+            "id": project.id,
+            "name": project.name,
+            "slug": project.slug,
+            "description": project.description,
+            "created_date": project.created_date,
+            "modified_date": project.modified_date,
+            "owner": self._user_extra(project.owner),
+            "members": [self._member_body(m) for m in members],
+            "total_milestones": None,
+            "total_story_points": None,
+            "is_contact_activated": True,
+            "is_epics_activated": False,
+            "is_backlog_activated": True,
+            "is_kanban_activated": False,
+            "is_wiki_activated": True,
+            "is_issues_activated": True,
+            "videoconferences": None,
+            "videoconferences_extra_data": None,
+            "creation_template": 1,
+            "is_private": project.is_private,
+            "anon_permissions": [] if project.is_private else list(VIEW_PERMISSIONS),
+            "public_permissions": [] if project.is_private else list(VIEW_PERMISSIONS),
+            "is_featured": False,
+            "is_looking_for_people": False,
+            "looking_for_people_note": "",
+            "blocked_code": None,
+            "totals_updated_datetime": project.modified_date,
+            "total_fans": 0,
+            "total_fans_last_week": 0,
+            "total_fans_last_month": 0,
+            "total_fans_last_year": 0,
+            "total_activity": 0,
+            "total_activity_last_week": 0,
+            "total_activity_last_month": 0,
+            "total_activity_last_year": 0,
+            "tags": [],
+            "tags_colors": dict.fromkeys(tags),
+            "default_epic_status": 1,
+            "default_points": 1,
+            "default_us_status": 1,
+            "default_task_status": 1,
+            "default_priority": 2,
+            "default_severity": 3,
+            "default_issue_status": 1,
+            "default_issue_type": 1,
+            "default_swimlane": None,
+            # Taiga's order changes between calls; clients must compare as a set.
+            "my_permissions": sorted(permissions, key=lambda _: secrets.randbelow(1000)),
+            "i_am_owner": bool(user and project.owner == user.id),
+            "i_am_admin": is_admin,
+            "i_am_member": membership is not None,
+            "notify_level": 1 if membership is not None else None,
+            "total_closed_milestones": sum(m["closed"] for m in milestones),
+            "is_watcher": membership is not None,
+            "total_watchers": len(members),
+            "logo_small_url": None,
+            "logo_big_url": None,
+            "is_fan": False,
+            "my_homepage": False,
+            "swimlanes": None,
+            "epic_custom_attributes": None,
+            "userstory_custom_attributes": None,
+            "task_custom_attributes": None,
+            "issue_custom_attributes": None,
+            "roles": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "slug": r.slug,
+                    "permissions": list(r.permissions),
+                    "order": r.order,
+                    "computable": r.computable,
+                    "project_id": project.id,
+                }
+                for r in sorted(self._roles.values(), key=lambda r: (r.order, r.id))
+                if r.project == project.id
+            ],
+            "total_memberships": len(members),
+            "is_out_of_owner_limits": False,
+            "is_private_extra_info": {"can_be_updated": True, "reason": None},
+            "max_memberships": None,
+            "epics_csv_uuid": None,
+            "userstories_csv_uuid": None,
+            "tasks_csv_uuid": None,
+            "issues_csv_uuid": None,
+            "transfer_token": None,
+            "milestones": [
+                {"id": m["id"], "slug": m["slug"], "name": m["name"], "closed": m["closed"]}
+                for m in milestones
+            ],
+        }
+        for name, values in PROJECT_VALUES.items():
+            body[name] = [{**value, "project_id": project.id} for value in values]
+        omit = PROJECT_LIST_OMITS if listing else (set() if is_admin else ADMIN_ONLY_PROJECT_KEYS)
+        return {k: v for k, v in body.items() if k not in omit}
+
+    def _member_body(self, membership: _Membership) -> dict[str, Any]:
+        user = self._users[membership.user]
+        return {
+            "role": membership.role,
+            "role_name": self._roles[membership.role].name,
+            "full_name": user.full_name,
+            "full_name_display": user.full_name,
+            "is_active": True,
+            "id": user.id,
+            "color": user.color,
+            "username": user.username,
+            "photo": None,
+            "gravatar_id": user.gravatar_id,
+        }
+
+    def _project_milestones(self, project_id: int | None) -> list[dict[str, Any]]:
+        found = [
+            m for m in self._milestones.values() if project_id is None or m["project"] == project_id
+        ]
+        return sorted(found, key=lambda m: (m["estimated_start"], m["id"]), reverse=True)
+
+    def _milestone_slug(self, project_id: int, name: str) -> str:
+        base = slugify(name)
+        taken = {m["slug"] for m in self._milestones.values() if m["project"] == project_id}
+        slug, n = base, 1
+        while slug in taken:
+            slug, n = f"{base}-{n}", n + 1
+        return slug
+
+    def _milestone_body(self, milestone: dict[str, Any], *, detail: bool) -> dict[str, Any]:
+        stories = sorted(
+            (s for s in self._stories.values() if s["milestone"] == milestone["id"]),
+            key=lambda s: (s["sprint_order"], s["id"]),
+        )
+        return {
+            "project": milestone["project"],
+            "project_extra_info": self._project_extra(milestone["project"]),
+            "id": milestone["id"],
+            "name": milestone["name"],
+            "slug": milestone["slug"],
+            "owner": milestone["owner"],
+            "estimated_start": milestone["estimated_start"],
+            "estimated_finish": milestone["estimated_finish"],
+            "created_date": milestone["created_date"],
+            "modified_date": milestone["modified_date"],
+            "closed": milestone["closed"],
+            "disponibility": 0.0,
+            "order": milestone["order"],
+            "user_stories": [self._embedded_story(s) for s in stories],
+            "total_points": None,
+            "closed_points": None,
+        }
+
+    def _status_info(self, status_id: int, kind: str) -> dict[str, Any]:
+        status = next(s for s in PROJECT_VALUES[kind] if s["id"] == status_id)
+        return {"name": status["name"], "color": status["color"], "is_closed": status["is_closed"]}
+
+    def _embedded_story(self, story: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "due_date": None,
+            "due_date_reason": "",
+            "due_date_status": "not_set",
+            "assigned_to": None,
+            "assigned_to_extra_info": None,
+            "status": story["status"],
+            "status_extra_info": self._status_info(story["status"], "us_statuses"),
+            "project": story["project"],
+            "project_extra_info": self._project_extra(story["project"]),
+            "id": story["id"],
+            "ref": story["ref"],
+            "milestone": story["milestone"],
+            "is_closed": False,
+            "created_date": story["created_date"],
+            "modified_date": story["modified_date"],
+            "finish_date": None,
+            "subject": story["subject"],
+            "client_requirement": False,
+            "team_requirement": False,
+            "external_reference": None,
+            "version": story["version"],
+            "is_blocked": False,
+            "blocked_note": "",
+            "backlog_order": story["backlog_order"],
+            "sprint_order": story["sprint_order"],
+            "kanban_order": story["kanban_order"],
+            "epics": None,
+            "points": {str(r): 1 for r in self._computable_roles(story["project"])},
+            "total_points": None,
+        }
+
+    def _computable_roles(self, project_id: int) -> list[int]:
+        return sorted(
+            r.id for r in self._roles.values() if r.project == project_id and r.computable
+        )
+
+    def _story_body(
+        self, story: dict[str, Any], *, detail: bool, neighbors: bool = False
+    ) -> dict[str, Any]:
+        milestone = self._milestones.get(story["milestone"]) if story["milestone"] else None
+        body: dict[str, Any] = {
+            "due_date": None,
+            "due_date_reason": "",
+            "due_date_status": "not_set",
+            "total_comments": 0,
+            "tags": [[tag, None] for tag in story["tags"]],
+            "attachments": [],
+            "status": story["status"],
+            "status_extra_info": self._status_info(story["status"], "us_statuses"),
+            "assigned_to": None,
+            "assigned_to_extra_info": None,
+            "owner": story["owner"],
+            "owner_extra_info": self._user_extra(story["owner"]),
+            "is_watcher": False,
+            "total_watchers": 0,
+            "is_voter": False,
+            "total_voters": 0,
+            "project": story["project"],
+            "project_extra_info": self._project_extra(story["project"]),
+            "id": story["id"],
+            "ref": story["ref"],
+            "milestone": story["milestone"],
+            "milestone_slug": milestone["slug"] if milestone else None,
+            "milestone_name": milestone["name"] if milestone else None,
+            "is_closed": False,
+            "points": {str(r): 1 for r in self._computable_roles(story["project"])},
+            "backlog_order": story["backlog_order"],
+            "sprint_order": story["sprint_order"],
+            "kanban_order": story["kanban_order"],
+            "created_date": story["created_date"],
+            "modified_date": story["modified_date"],
+            "finish_date": None,
+            "subject": story["subject"],
+            "client_requirement": False,
+            "team_requirement": False,
+            "generated_from_issue": None,
+            "generated_from_task": None,
+            "from_task_ref": None,
+            "external_reference": None,
+            "tribe_gig": None,
+            "version": story["version"],
+            "watchers": [],
+            "is_blocked": False,
+            "blocked_note": "",
+            "total_points": None,
+            "comment": "",
+            "origin_issue": None,
+            "origin_task": None,
+            "epics": None,
+            "epic_order": None,
+            "tasks": [],
+            "total_attachments": 0,
+            "swimlane": None,
+            "assigned_users": [],
+        }
+        if detail:
+            body["blocked_note_html"] = ""
+            body["description"] = story["description"]
+            body["description_html"] = _html(story["description"])
+        if neighbors:
+            body["neighbors"] = {"previous": None, "next": None}
+        return body
+
+    def _task_body(self, task: dict[str, Any], *, detail: bool) -> dict[str, Any]:
+        milestone = self._milestones.get(task["milestone"]) if task["milestone"] else None
+        story = self._stories.get(task["user_story"]) if task["user_story"] else None
+        body: dict[str, Any] = {
+            "due_date": None,
+            "due_date_reason": "",
+            "due_date_status": "not_set",
+            "total_comments": 0,
+            "tags": [],
+            "attachments": [],
+            "project": task["project"],
+            "project_extra_info": self._project_extra(task["project"]),
+            "status": task["status"],
+            "status_extra_info": self._status_info(task["status"], "task_statuses"),
+            "assigned_to": None,
+            "assigned_to_extra_info": None,
+            "owner": task["owner"],
+            "owner_extra_info": self._user_extra(task["owner"]),
+            "is_watcher": False,
+            "total_watchers": 0,
+            "is_voter": False,
+            "total_voters": 0,
+            "id": task["id"],
+            "user_story": task["user_story"],
+            "ref": task["ref"],
+            "milestone": task["milestone"],
+            "milestone_slug": milestone["slug"] if milestone else None,
+            "created_date": task["created_date"],
+            "modified_date": task["modified_date"],
+            "finished_date": None,
+            "subject": task["subject"],
+            "us_order": task["us_order"],
+            "taskboard_order": task["taskboard_order"],
+            "is_iocaine": False,
+            "external_reference": None,
+            "version": task["version"],
+            "watchers": [],
+            "is_blocked": False,
+            "blocked_note": "",
+            "is_closed": False,
+            "user_story_extra_info": (
+                {"id": story["id"], "ref": story["ref"], "subject": story["subject"], "epics": None}
+                if story
+                else None
+            ),
+        }
+        if detail:
+            body["comment"] = ""
+            body["generated_user_stories"] = None
+            body["blocked_note_html"] = ""
+            body["description"] = task["description"]
+            body["description_html"] = _html(task["description"])
+        return body
+
+    # -- creation (callers hold the lock)
+
+    def _create_story(
+        self,
+        project_id: int,
+        subject: str,
+        owner_id: int,
+        milestone_id: int | None,
+        description: str,
+        tags: list[str] | tuple[str, ...],
+    ) -> dict[str, Any]:
+        project = self._projects[project_id]
+        sid = self._next_id("story")
+        now = timestamp()
+        order = _order_value()
+        story = {
+            "id": sid,
+            "ref": next(project.refs),
+            "project": project_id,
+            "subject": subject,
+            "description": description,
+            "milestone": milestone_id,
+            "owner": owner_id,
+            "tags": list(dict.fromkeys(str(t).lower() for t in tags)),
+            "status": 1,
+            "version": 1,
+            "created_date": now,
+            "modified_date": now,
+            "backlog_order": order,
+            "sprint_order": order,
+            "kanban_order": order,
+        }
+        self._stories[sid] = story
+        return story
+
+    def _create_task(
+        self,
+        project_id: int,
+        subject: str,
+        owner_id: int,
+        user_story_id: int | None,
+        milestone_id: int | None,
+        description: str,
+    ) -> dict[str, Any]:
+        project = self._projects[project_id]
+        tid = self._next_id("task")
+        now = timestamp()
+        order = _order_value() // 1000
+        task = {
+            "id": tid,
+            "ref": next(project.refs),
+            "project": project_id,
+            "subject": subject,
+            "description": description,
+            "user_story": user_story_id,
+            "milestone": milestone_id,
+            "owner": owner_id,
+            "status": 1,
+            "version": 1,
+            "created_date": now,
+            "modified_date": now,
+            "us_order": order,
+            "taskboard_order": order,
+        }
+        self._tasks[tid] = task
+        return task
+
+    # -- pagination
+
+    def _paginate(
+        self, request: RecordedRequest, items: list[Any], headers: dict[str, str] | None = None
+    ) -> _Reply:
+        headers = dict(headers or {})
+        if "x-disable-pagination" in request.headers:  # a presence check, like Taiga's
+            return _Reply(200, items, headers)
+        try:
+            size = int(request.query.get("page_size", PAGINATE_BY))
+        except ValueError:
+            size = PAGINATE_BY
+        size = min(size, MAX_PAGINATE_BY) if size > 0 else PAGINATE_BY
+        pages = max(1, math.ceil(len(items) / size))
+        raw_page = request.query.get("page", "1")
+        try:
+            page = pages if raw_page == "last" else int(raw_page)
+        except ValueError:
+            page = 0
+        if not 1 <= page <= pages:
+            raise _Reply(404, {"_error_message": BAD_PAGE})
+        if "x-lazy-pagination" not in request.headers:
+            headers["x-pagination-count"] = str(len(items))
+        headers["x-paginated"] = "true"
+        headers["x-paginated-by"] = str(size)
+        headers["x-pagination-current"] = str(page)
+        if page < pages:
+            headers["X-Pagination-Next"] = self._page_url(request, page + 1)
+        if page > 1:
+            headers["X-Pagination-Prev"] = self._page_url(request, page - 1)
+        return _Reply(200, items[(page - 1) * size : page * size], headers)
+
+    @staticmethod
+    def _page_url(request: RecordedRequest, page: int) -> str:
+        query = [(k, v) for k, v in request.query.items() if k != "page"] + [("page", str(page))]
+        return f"{BACKEND_ORIGIN}{API_PREFIX}{request.path}?{urlencode(query)}"
+
+    # -- validation helpers
+
+    def _pk(
+        self,
+        payload: dict[str, Any],
+        name: str,
+        table: dict[int, Any],
+        errors: dict[str, list[str]],
+    ) -> int | None:
+        value = payload.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+            else:
+                errors[name] = [
+                    f"Incorrect type. Expected pk value, received {type(value).__name__}."
+                ]
+                return None
+        if value not in table:
+            errors[name] = [f"Invalid pk '{value}' - object does not exist."]
+            return None
+        return value
+
+    @staticmethod
+    def _text(payload: dict[str, Any], name: str, errors: dict[str, list[str]]) -> str:
+        value = payload.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            errors[name] = [REQUIRED]
+            return ""
+        return str(value)
+
+    # -- endpoints
+
+    def _r_auth(self, request: RecordedRequest) -> _Reply:
+        payload = self._payload(request)
+        if payload.get("type") not in ("normal", "github", "gitlab"):
+            raise _Reply(
+                400,
+                {
+                    "_error_message": "invalid login type",
+                    "_error_type": "taiga.base.exceptions.BadRequest",
+                },
+            )
+        errors = {f: [REQUIRED] for f in ("username", "password") if not payload.get(f)}
+        if errors:
+            raise _Reply(400, errors)
+        login = str(payload["username"])
+        user = next(
+            (
+                u
+                for u in self._users.values()
+                if u.username == login or u.email.lower() == login.lower()
+            ),
+            None,
+        )
+        if user is None or user.password != payload["password"]:
+            raise _Reply(
+                401,
+                {
+                    "detail": "No active account found with the given credentials",
+                    "code": "invalid_credentials",
+                },
+            )
+        return _Reply(200, {**self._user_body(user), **self._issue_ordered(user.id)})
+
+    def _issue_ordered(self, user_id: int) -> dict[str, str]:
+        tokens = self._issue(user_id)
+        return {"refresh": tokens["refresh"], "auth_token": tokens["auth_token"]}
+
+    def _r_auth_refresh(self, request: RecordedRequest) -> _Reply:
+        payload = self._payload(request)
+        token = payload.get("refresh")
+        if not token:
+            raise _Reply(400, {"refresh": [REQUIRED]})
+        entry = self._refresh.get(str(token))
+        if entry is None or entry[1]:
+            raise _Reply(401, {"detail": "Token is invalid or expired", "code": "token_not_valid"})
+        self._refresh[str(token)] = (entry[0], True)  # rotated: the old one is denylisted
+        return _Reply(200, self._issue(entry[0]))
+
+    def _r_users_me(self, request: RecordedRequest) -> _Reply:
+        return _Reply(200, self._user_body(self._require_user(request)))
+
+    def _r_projects_list(self, request: RecordedRequest) -> _Reply:
+        user = self._current_user(request)
+        visible = self._visible_projects(user, "view_project")
+        member = request.query.get("member")
+        projects = [
+            p
+            for pid, p in sorted(self._projects.items())
+            if pid in visible
+            and (
+                member is None
+                or (member.isdigit() and self._membership(pid, int(member)) is not None)
+            )
+        ]
+        return self._paginate(
+            request, [self._project_body(p, user, listing=True) for p in projects]
+        )
+
+    def _r_project_get(self, request: RecordedRequest, pk: int) -> _Reply:
+        user = self._current_user(request)
+        project = self._projects.get(pk)
+        if project is None:
+            raise _Reply(404, {"_error_message": ""})
+        self._check(project, user, "view_project")
+        return _Reply(200, self._project_body(project, user))
+
+    def _r_project_by_slug(self, request: RecordedRequest) -> _Reply:
+        user = self._current_user(request)
+        slug = request.query.get("slug", "")
+        project = next((p for p in self._projects.values() if p.slug == slug), None)
+        if project is None or "view_project" not in self._permissions(project, user):
+            raise _Reply(404, {"_error_message": ""})
+        return _Reply(200, self._project_body(project, user))
+
+    def _r_roles_list(self, request: RecordedRequest) -> _Reply:
+        user = self._current_user(request)
+        visible = self._visible_projects(user, "view_project")
+        wanted = request.query.get("project")
+        roles = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "slug": r.slug,
+                "project": r.project,
+                "order": r.order,
+                "computable": r.computable,
+                "permissions": list(r.permissions),
+                "members_count": sum(m.role == r.id for m in self._memberships.values()),
+            }
+            for r in sorted(self._roles.values(), key=lambda r: (r.project, r.order, r.id))
+            if r.project in visible and (wanted is None or str(r.project) == wanted)
+        ]
+        return self._paginate(request, roles)
+
+    def _r_milestones_list(self, request: RecordedRequest) -> _Reply:
+        user = self._current_user(request)
+        visible = self._visible_projects(user, "view_milestones")
+        wanted = request.query.get("project")
+        found = [
+            m
+            for m in self._project_milestones(None)
+            if m["project"] in visible and (wanted is None or str(m["project"]) == wanted)
+        ]
+        closed = sum(m["closed"] for m in found)
+        headers = {
+            "Taiga-Info-Total-Opened-Milestones": str(len(found) - closed),
+            "Taiga-Info-Total-Closed-Milestones": str(closed),
+        }
+        return self._paginate(
+            request, [self._milestone_body(m, detail=False) for m in found], headers
+        )
+
+    def _r_milestone_get(self, request: RecordedRequest, pk: int) -> _Reply:
+        user = self._current_user(request)
+        milestone = self._milestones.get(pk)
+        if milestone is None:
+            raise _Reply(404, {"_error_message": "No Milestone matches the given query."})
+        self._check(self._projects[milestone["project"]], user, "view_milestones")
+        return _Reply(200, self._milestone_body(milestone, detail=True))
+
+    def _r_milestones_create(self, request: RecordedRequest) -> _Reply:
+        user = self._require_user(request)
+        payload = self._payload(request)
+        errors: dict[str, list[str]] = {}
+        project_id = self._pk(payload, "project", self._projects, errors)
+        if "project" not in payload:
+            errors["project"] = [REQUIRED]
+        name = self._text(payload, "name", errors)
+        dates: dict[str, str] = {}
+        for key in ("estimated_start", "estimated_finish"):
+            value = payload.get(key)
+            if not value:
+                errors[key] = [REQUIRED]
+                continue
+            try:
+                dates[key] = date.fromisoformat(str(value)).isoformat()
+            except ValueError:
+                errors[key] = [
+                    "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+                ]
+        if not errors and dates["estimated_start"] > dates["estimated_finish"]:
+            errors["_error_message"] = ["The estimated start must be earlier than the finish."]
+        if not errors and any(
+            m["project"] == project_id and m["name"] == name for m in self._milestones.values()
+        ):
+            errors["name"] = ["Duplicated name"]
+        if errors:
+            raise _Reply(400, errors)
+        assert project_id is not None
+        self._check(self._projects[project_id], user, "add_milestone")
+        body = self.add_milestone(
+            project_id,
+            name,
+            dates["estimated_start"],
+            dates["estimated_finish"],
+            owner=user.username,
+        )
+        return _Reply(201, body)
+
+    def _r_stories_list(self, request: RecordedRequest) -> _Reply:
+        user = self._current_user(request)
+        visible = self._visible_projects(user, "view_us")
+        query = request.query
+        found = [
+            s
+            for s in sorted(self._stories.values(), key=lambda s: s["id"])
+            if s["project"] in visible
+        ]
+        if "project" in query:
+            found = [s for s in found if str(s["project"]) == query["project"]]
+        backlog = query.get("milestone") == "null" or query.get("milestone__isnull") == "true"
+        if backlog:
+            found = [s for s in found if s["milestone"] is None]
+        elif "milestone" in query:
+            found = [s for s in found if str(s["milestone"]) == query["milestone"]]
+        headers = {
+            "Taiga-Info-Userstories-Without-Swimlane": str(
+                query.get("project", "").isdigit() and int(query["project"]) in visible
+            ).lower()
+        }
+        if query.get("milestone") == "null":
+            headers["Taiga-Info-Backlog-Total-Userstories"] = str(len(found))
+        return self._paginate(request, [self._story_body(s, detail=False) for s in found], headers)
+
+    def _visible_story(self, request: RecordedRequest, story: dict[str, Any] | None) -> _Reply:
+        user = self._current_user(request)
+        if story is None:
+            raise _Reply(404, {"_error_message": "No UserStory matches the given query."})
+        self._check(self._projects[story["project"]], user, "view_us")
+        return _Reply(200, self._story_body(story, detail=True, neighbors=True))
+
+    def _r_story_get(self, request: RecordedRequest, pk: int) -> _Reply:
+        return self._visible_story(request, self._stories.get(pk))
+
+    def _r_story_by_ref(self, request: RecordedRequest) -> _Reply:
+        query = request.query
+        story = next(
+            (
+                s
+                for s in self._stories.values()
+                if str(s["project"]) == query.get("project") and str(s["ref"]) == query.get("ref")
+            ),
+            None,
+        )
+        return self._visible_story(request, story)
+
+    def _milestone_in_project(
+        self,
+        milestone_id: int | None,
+        project_id: int | None,
+        field_name: str,
+        errors: dict[str, list[str]],
+    ) -> None:
+        if milestone_id is None or project_id is None:
+            return
+        if self._milestones[milestone_id]["project"] != project_id:
+            errors[field_name] = [
+                "You don't have permissions to set this sprint to this user story."
+            ]
+
+    @staticmethod
+    def _tags(payload: dict[str, Any]) -> list[str]:
+        tags = payload.get("tags") or []
+        if not isinstance(tags, list):
+            raise _Reply(400, {"tags": ["Invalid tag list."]})
+        return [str(t[0] if isinstance(t, list) and t else t) for t in tags]
+
+    def _r_stories_create(self, request: RecordedRequest) -> _Reply:
+        user = self._require_user(request)
+        payload = self._payload(request)
+        errors: dict[str, list[str]] = {}
+        if "project" not in payload:
+            errors["project"] = [REQUIRED]
+        project_id = self._pk(payload, "project", self._projects, errors)
+        subject = self._text(payload, "subject", errors)
+        milestone_id = self._pk(payload, "milestone", self._milestones, errors)
+        self._milestone_in_project(milestone_id, project_id, "milestone", errors)
+        if errors:
+            raise _Reply(400, errors)
+        assert project_id is not None
+        self._check(self._projects[project_id], user, "add_us")
+        story = self._create_story(
+            project_id, subject, user.id, milestone_id, str(payload.get("description") or ""),
+            self._tags(payload),
+        )  # fmt: skip
+        return _Reply(201, self._story_body(story, detail=True))
+
+    def _r_story_patch(self, request: RecordedRequest, pk: int) -> _Reply:
+        user = self._require_user(request)
+        payload = self._payload(request)
+        story = self._stories.get(pk)
+        if story is None:
+            raise _Reply(404, {"_error_message": "No UserStory matches the given query."})
+        self._check(self._projects[story["project"]], user, "modify_us")
+        version = payload.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise _Reply(400, {"version": "The version parameter is not valid"})
+        if version != story["version"]:
+            raise _Reply(400, {"version": "The version doesn't match with the current one"})
+        errors: dict[str, list[str]] = {}
+        milestone_id = self._pk(payload, "milestone", self._milestones, errors)
+        self._milestone_in_project(milestone_id, story["project"], "milestone", errors)
+        if errors:
+            raise _Reply(400, errors)
+        for key in ("subject", "description"):
+            if key in payload:
+                story[key] = str(payload[key])
+        if "milestone" in payload:
+            story["milestone"] = milestone_id
+        if "tags" in payload:
+            story["tags"] = self._tags(payload)
+        story["version"] += 1
+        story["modified_date"] = timestamp()
+        return _Reply(200, self._story_body(story, detail=True), {"Taiga-Info-Order-Updated": "{}"})
+
+    def _r_stories_bulk_create(self, request: RecordedRequest) -> _Reply:
+        user = self._require_user(request)
+        payload = self._payload(request)
+        errors: dict[str, list[str]] = {}
+        if "project_id" not in payload:
+            errors["project_id"] = [REQUIRED]
+        project_id = self._pk(payload, "project_id", self._projects, errors)
+        if not payload.get("bulk_stories"):
+            errors["bulk_stories"] = [REQUIRED]
+        if errors:
+            raise _Reply(400, errors)
+        assert project_id is not None
+        self._check(self._projects[project_id], user, "add_us")
+        subjects = [
+            line.strip() for line in str(payload["bulk_stories"]).splitlines() if line.strip()
+        ]
+        # Taiga ignores any milestone_id here: bulk-created stories land in the backlog.
+        stories = [self._create_story(project_id, s, user.id, None, "", ()) for s in subjects]
+        return _Reply(
+            200, [self._story_body(s, detail=True) | {"neighbors": None} for s in stories]
+        )
+
+    def _r_stories_bulk_update_milestone(self, request: RecordedRequest) -> _Reply:
+        user = self._require_user(request)
+        payload = self._payload(request)
+        errors: dict[str, list[str]] = {}
+        for key in ("project_id", "milestone_id", "bulk_stories"):
+            if key not in payload:
+                errors[key] = [REQUIRED]
+        project_id = self._pk(payload, "project_id", self._projects, errors)
+        milestone_id = self._pk(payload, "milestone_id", self._milestones, errors)
+        if errors:
+            raise _Reply(400, errors)
+        assert project_id is not None
+        self._check(self._projects[project_id], user, "modify_us")
+        for entry in payload["bulk_stories"]:
+            story = self._stories.get(entry.get("us_id"))
+            if story is not None and story["project"] == project_id:
+                story["milestone"] = milestone_id
+                story["sprint_order"] = entry.get("order", story["sprint_order"])
+        return _Reply(204)
+
+    def _r_tasks_list(self, request: RecordedRequest) -> _Reply:
+        user = self._current_user(request)
+        visible = self._visible_projects(user, "view_tasks")
+        query = request.query
+        found = [
+            t
+            for t in sorted(self._tasks.values(), key=lambda t: t["id"])
+            if t["project"] in visible
+        ]
+        for key in ("project", "milestone", "user_story"):
+            if key in query:
+                wanted = query[key]
+                found = [
+                    t for t in found if (str(t[key]) if t[key] is not None else "null") == wanted
+                ]
+        return self._paginate(request, [self._task_body(t, detail=False) for t in found])
+
+    def _r_task_get(self, request: RecordedRequest, pk: int) -> _Reply:
+        user = self._current_user(request)
+        task = self._tasks.get(pk)
+        if task is None:
+            raise _Reply(404, {"_error_message": "No Task matches the given query."})
+        self._check(self._projects[task["project"]], user, "view_tasks")
+        return _Reply(
+            200,
+            self._task_body(task, detail=True) | {"neighbors": {"previous": None, "next": None}},
+        )
+
+    def _r_tasks_create(self, request: RecordedRequest) -> _Reply:
+        user = self._require_user(request)
+        payload = self._payload(request)
+        errors: dict[str, list[str]] = {}
+        if "project" not in payload:
+            errors["project"] = [REQUIRED]
+        project_id = self._pk(payload, "project", self._projects, errors)
+        subject = self._text(payload, "subject", errors)
+        story_id = self._pk(payload, "user_story", self._stories, errors)
+        milestone_id = self._pk(payload, "milestone", self._milestones, errors)
+        self._milestone_in_project(milestone_id, project_id, "milestone", errors)
+        if (
+            story_id is not None
+            and project_id is not None
+            and self._stories[story_id]["project"] != project_id
+        ):
+            errors["user_story"] = ["Invalid user story id."]
+        if errors:
+            raise _Reply(400, errors)
+        assert project_id is not None
+        self._check(self._projects[project_id], user, "add_task")
+        task = self._create_task(
+            project_id,
+            subject,
+            user.id,
+            story_id,
+            milestone_id,
+            str(payload.get("description") or ""),
+        )
+        return _Reply(201, self._task_body(task, detail=True))
+
+    def _r_tasks_bulk_create(self, request: RecordedRequest) -> _Reply:
+        user = self._require_user(request)
+        payload = self._payload(request)
+        errors: dict[str, list[str]] = {}
+        for key in ("project_id", "milestone_id", "bulk_tasks"):
+            if not payload.get(key):
+                errors[key] = [REQUIRED]
+        project_id = self._pk(payload, "project_id", self._projects, errors)
+        milestone_id = self._pk(payload, "milestone_id", self._milestones, errors)
+        story_id = self._pk(payload, "us_id", self._stories, errors)
+        if errors:
+            raise _Reply(400, errors)
+        assert project_id is not None
+        self._check(self._projects[project_id], user, "add_task")
+        subjects = [
+            line.strip() for line in str(payload["bulk_tasks"]).splitlines() if line.strip()
+        ]
+        tasks = [
+            self._create_task(project_id, s, user.id, story_id, milestone_id, "") for s in subjects
+        ]
+        return _Reply(200, [self._task_body(t, detail=True) for t in tasks])
+
+    # -- misc
+
+    def _role(self, project_id: int, role: str | int) -> _Role:
+        for candidate in self._roles.values():
+            if candidate.project == project_id and role in (candidate.id, candidate.name):
+                return candidate
+        raise KeyError(f"no role {role!r} in fake Taiga project {project_id}")
+
+
+def _html(text: str) -> str:
+    return f"<p>{text}</p>" if text else ""
+
+
+def _html_error(status: int) -> str:
+    reasons = {
+        500: "Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }
+    return HTML_5XX.format(status=status, reason=reasons.get(status, "Server Error"))
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeTaiga  # set on the per-server subclass
+    server_version = "gunicorn"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
+
+    def _serve(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            parsed = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            parsed = None
+        relative = (
+            split.path[len(API_PREFIX) :] if split.path.startswith(API_PREFIX + "/") else split.path
+        )
+        request = RecordedRequest(
+            method=self.command,
+            path=relative,
+            query=dict(parse_qsl(split.query, keep_blank_values=True)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            json=parsed,
+            body=raw,
+        )
+        result = self.fake.handle(request, split.path)
+        self.close_connection = True
+        if result is _LOSE:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        assert isinstance(result, tuple)
+        status, headers, payload = result
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+
+# --------------------------------------------------------------------------- fixture
+
+
+@pytest.fixture
+def fake_taiga() -> Iterator[FakeTaiga]:
+    """A running fake Taiga seeded like the recorded samples (`seed_recorded`)."""
+    fake = FakeTaiga()
+    fake.seed_recorded()
+    with fake.running():
+        yield fake
