@@ -375,3 +375,15 @@ async def test_wait_for_returns_a_matching_call_from_background_work(
 async def test_wait_for_gives_up_after_its_bound(fake_slack: FakeSlack) -> None:
     with pytest.raises(TimeoutError, match=r"chat\.update"):
         await fake_slack.wait_for("chat.update", within=0.05)
+
+
+async def test_blocks_carrying_too_much_text_are_msg_blocks_too_long(
+    fake_slack: FakeSlack, slack_client: AsyncWebClient
+) -> None:
+    channel = fake_slack.add_channel()
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2500}}] * 5
+
+    with pytest.raises(SlackApiError) as refused:
+        await slack_client.chat_postMessage(channel=channel, text="long", blocks=blocks)
+
+    assert refused.value.response["error"] == "msg_blocks_too_long"

@@ -12,8 +12,9 @@ users and views in memory, and records every call so tests can assert what was s
 
 Refusals (HTTP 200, `ok: false`, like Slack): `invalid_auth` (bad or missing token),
 `channel_not_found`, `not_in_channel` (see `add_channel(is_member=False)`), `invalid_blocks`,
-`msg_too_long`, `no_text`, `message_not_found`, `cant_update_message`, `thread_not_found`,
-`user_not_found`, `invalid_cursor`, `expired_trigger_id`, `not_found`, `hash_conflict`.
+`msg_too_long`, `msg_blocks_too_long`, `no_text`, `message_not_found`, `cant_update_message`,
+`thread_not_found`, `user_not_found`, `invalid_cursor`, `expired_trigger_id`, `not_found`,
+`hash_conflict`.
 On demand: `rate_limit(method, times)` answers HTTP 429 with `Retry-After`, and
 `fail_next(method, error)` answers any error.
 """
@@ -41,6 +42,9 @@ FIRST_TS = 1_732_440_000_000_100  # microseconds: "1732440000.000100"
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_MESSAGE_TEXT = 40_000
+# Slack refuses a message whose blocks carry more text than this in total (undocumented;
+# observed around 12 000-13 000 characters): `msg_blocks_too_long`.
+MAX_BLOCKS_TEXT = 12_000
 MAX_REPLIES_LIMIT = 1000
 
 Json = dict[str, Any]
@@ -222,6 +226,16 @@ def validate_blocks(blocks: Any, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -> lis
         _check_id(block.get("block_id"), f"{where}/block_id", block_ids, errors, kind="block_id")
         _check_block(block, where, action_ids, errors)
     return errors
+
+
+def blocks_text_length(value: Any) -> int:
+    """Characters in every text object's `text` within a block tree."""
+    if isinstance(value, list):
+        return sum(blocks_text_length(v) for v in value)
+    if not isinstance(value, dict):
+        return 0
+    own = len(value["text"]) if isinstance(value.get("text"), str) else 0
+    return own + sum(blocks_text_length(v) for k, v in value.items() if k != "text" or not own)
 
 
 def _invalid_blocks(errors: list[str]) -> SlackApiError:
@@ -714,6 +728,8 @@ class FakeSlack:
             errors = validate_blocks(blocks)
             if errors:
                 raise _invalid_blocks(errors)
+            if blocks_text_length(blocks) > MAX_BLOCKS_TEXT:
+                raise SlackApiError("msg_blocks_too_long")
         message: Json = {
             "type": "message", "subtype": "bot_message", "text": text or "",
             "user": self.bot_user_id, "bot_id": self.bot_id, "app_id": self.app_id,
