@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from agent.proposal import DESCRIPTION_MAX, SUBJECT_MAX, TAG_MAX
 
@@ -52,6 +59,12 @@ class ListUserStoriesInput(ToolInput):
         None, description="Only stories in this sprint (milestone id). Omit for all stories."
     )
     backlog: bool = Field(False, description="Only stories not in any sprint (the backlog).")
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> ListUserStoriesInput:
+        if self.backlog and self.milestone_id is not None:
+            raise ValueError("give milestone_id or backlog, not both")
+        return self
 
 
 class CreateMilestoneInput(ToolInput):
