@@ -387,3 +387,96 @@ async def test_blocks_carrying_too_much_text_are_msg_blocks_too_long(
         await slack_client.chat_postMessage(channel=channel, text="long", blocks=blocks)
 
     assert refused.value.response["error"] == "msg_blocks_too_long"
+
+
+async def test_block_action_payload_clicks_a_button_of_a_posted_message(
+    fake_slack: FakeSlack, slack_client: AsyncWebClient
+) -> None:
+    channel = fake_slack.add_channel("planning")
+    user = fake_slack.add_user("Ada Lovelace")
+    button = {
+        "type": "button",
+        "action_id": "plan_approve",
+        "value": "plan-1",
+        "text": {"type": "plain_text", "text": "Approve"},
+    }
+    actions = {"type": "actions", "block_id": "plan_actions", "elements": [button]}
+    posted = await slack_client.chat_postMessage(channel=channel, text="plan", blocks=[actions])
+
+    payload = fake_slack.block_action_payload(channel, posted["ts"], "plan_approve", user=user)
+
+    assert payload["type"] == "block_actions"
+    assert payload["user"]["id"] == user
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": channel,
+        "is_ephemeral": False,
+    }
+    assert payload["actions"][0]["value"] == "plan-1"
+    assert payload["actions"][0]["block_id"] == "plan_actions"
+    assert payload["response_url"].startswith(fake_slack.base_url)
+    with pytest.raises(KeyError):
+        fake_slack.block_action_payload(channel, posted["ts"], "missing", user=user)
+
+
+async def test_view_submission_payload_carries_the_typed_values(
+    fake_slack: FakeSlack, slack_client: AsyncWebClient
+) -> None:
+    user = fake_slack.add_user("Ada Lovelace")
+    modal = {
+        "type": "modal",
+        "callback_id": "taiga_login",
+        "title": {"type": "plain_text", "text": "Connect Taiga"},
+        "blocks": [],
+    }
+    opened = await slack_client.views_open(trigger_id=fake_slack.mint_trigger_id(), view=modal)
+
+    payload = fake_slack.view_submission_payload(
+        opened["view"]["id"], user=user, values={"username": {"value": "ada"}}
+    )
+
+    assert payload["type"] == "view_submission"
+    assert payload["view"]["callback_id"] == "taiga_login"
+    assert payload["view"]["state"]["values"]["username"]["value"]["value"] == "ada"
+
+
+async def test_app_mention_event_is_stored_in_the_thread(
+    fake_slack: FakeSlack, slack_client: AsyncWebClient
+) -> None:
+    channel = fake_slack.add_channel("planning")
+    user = fake_slack.add_user("Ada Lovelace")
+    parent = fake_slack.add_message(channel, "minutes", user=user)
+
+    envelope = fake_slack.app_mention_event(
+        channel, f"<@{fake_slack.bot_user_id}> plan sprint 6", user=user, thread_ts=parent
+    )
+    replies = await slack_client.conversations_replies(channel=channel, ts=parent)
+
+    assert envelope["type"] == "event_callback"
+    assert envelope["event"]["thread_ts"] == parent
+    assert envelope["event_id"].startswith("Ev")
+    assert [m["text"] for m in replies["messages"]][-1] == envelope["event"]["text"]
+
+
+async def test_reactions_and_permalinks(
+    fake_slack: FakeSlack, slack_client: AsyncWebClient
+) -> None:
+    channel = fake_slack.add_channel("planning")
+    user = fake_slack.add_user("Ada Lovelace")
+    ts = fake_slack.add_message(channel, "minutes", user=user)
+
+    await slack_client.reactions_add(channel=channel, timestamp=ts, name="eyes")
+    with pytest.raises(SlackApiError) as twice:
+        await slack_client.reactions_add(channel=channel, timestamp=ts, name="eyes")
+    reacted = fake_slack.message(channel, ts)["reactions"]
+    await slack_client.reactions_remove(channel=channel, timestamp=ts, name="eyes")
+    link = await slack_client.chat_getPermalink(channel=channel, message_ts=ts)
+
+    assert twice.value.response["error"] == "already_reacted"
+    assert reacted == [{"name": "eyes", "users": [fake_slack.bot_user_id], "count": 1}]
+    assert (
+        "reactions" not in fake_slack.message(channel, ts)
+        or not fake_slack.message(channel, ts)["reactions"]
+    )
+    assert link["permalink"].endswith(f"/archives/{channel}/p{ts.replace('.', '')}")

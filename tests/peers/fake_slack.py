@@ -28,7 +28,7 @@ import itertools
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -458,6 +458,92 @@ class FakeSlack:
             "trigger_id": self.mint_trigger_id(),
         }  # fmt: skip
 
+    def _user_ref(self, user: str) -> Json:
+        name = self._users.get(user, {}).get("name", "someone")
+        return {"id": user, "username": name, "name": name, "team_id": self.team_id}
+
+    def block_action_payload(
+        self, channel: str, message_ts: str, action_id: str, *, user: str
+    ) -> Json:
+        """What Slack sends when `user` clicks the button `action_id` in a stored message.
+
+        Send it as the form field `payload=<json>` (signed) to the app's request URL.
+        """
+        with self._lock:
+            message = _copy(self._find(channel, message_ts))
+            action = _find_button(message, action_id)
+            if action is None:
+                raise KeyError(f"no button {action_id!r} in message {message_ts}")
+            action["action_ts"] = self._mint_ts()
+            container: Json = {
+                "type": "message", "message_ts": message_ts, "channel_id": channel,
+                "is_ephemeral": False,
+            }  # fmt: skip
+            if message.get("thread_ts"):
+                container["thread_ts"] = message["thread_ts"]
+            return {
+                "type": "block_actions", "user": self._user_ref(user),
+                "api_app_id": self.app_id, "token": "verification-token-unused",
+                "container": container, "trigger_id": self.mint_trigger_id(),
+                "team": {"id": self.team_id, "domain": self.team.lower()},
+                "enterprise": None, "is_enterprise_install": False,
+                "channel": {"id": channel, "name": self._channels[channel].name},
+                "message": message, "state": {"values": {}},
+                "response_url": self.mint_response_url(channel=channel, user=user),
+                "actions": [action],
+            }  # fmt: skip
+
+    def view_submission_payload(
+        self, view_id: str, *, user: str, values: Mapping[str, Mapping[str, str]]
+    ) -> Json:
+        """What Slack sends when `user` submits an open modal.
+
+        `values` maps block_id → action_id → the typed text (plain_text_input values).
+        """
+        with self._lock:
+            view = _copy(self._views[view_id])
+            view["state"] = {
+                "values": {
+                    block_id: {
+                        action_id: {"type": "plain_text_input", "value": value}
+                        for action_id, value in actions.items()
+                    }
+                    for block_id, actions in values.items()
+                }
+            }
+            return {
+                "type": "view_submission", "team": {"id": self.team_id,
+                "domain": self.team.lower()}, "user": self._user_ref(user),
+                "api_app_id": self.app_id, "token": "verification-token-unused",
+                "trigger_id": self.mint_trigger_id(), "view": view, "response_urls": [],
+                "is_enterprise_install": False, "enterprise": None,
+            }  # fmt: skip
+
+    def app_mention_event(
+        self, channel: str, text: str, *, user: str, thread_ts: str | None = None
+    ) -> Json:
+        """Store a message mentioning the bot and return the Events API envelope for it.
+
+        `text` is Slack's escaped text; put `<@{fake.bot_user_id}>` in it yourself.
+        """
+        ts = self.add_message(channel, text, user=user, thread_ts=thread_ts)
+        with self._lock:
+            event: Json = {
+                "type": "app_mention", "user": user, "text": text, "ts": ts,
+                "channel": channel, "event_ts": ts, "team": self.team_id,
+            }  # fmt: skip
+            if thread_ts:
+                event["thread_ts"] = thread_ts
+            return {
+                "token": "verification-token-unused", "team_id": self.team_id,
+                "api_app_id": self.app_id, "event": event, "type": "event_callback",
+                "event_id": self._new_id("Ev"), "event_time": int(float(ts)),
+                "authorizations": [{"enterprise_id": None, "team_id": self.team_id,
+                                    "user_id": self.bot_user_id, "is_bot": True,
+                                    "is_enterprise_install": False}],
+                "is_ext_shared_channel": False,
+            }  # fmt: skip
+
     # --- inspecting state ---
 
     def calls(self, method: str | None = None) -> list[SlackCall]:
@@ -881,6 +967,39 @@ class FakeSlack:
             }
         }  # fmt: skip
 
+    def _reactions_add(self, params: Json) -> Json:
+        target = self._readable_channel(params.get("channel"))
+        message = self._find(target.id, str(params.get("timestamp", "")))
+        name = str(params.get("name", ""))
+        for reaction in message.setdefault("reactions", []):
+            if reaction["name"] == name:
+                if self.bot_user_id in reaction["users"]:
+                    raise SlackApiError("already_reacted")
+                reaction["users"].append(self.bot_user_id)
+                reaction["count"] += 1
+                return {}
+        message["reactions"].append({"name": name, "users": [self.bot_user_id], "count": 1})
+        return {}
+
+    def _reactions_remove(self, params: Json) -> Json:
+        target = self._readable_channel(params.get("channel"))
+        message = self._find(target.id, str(params.get("timestamp", "")))
+        name = str(params.get("name", ""))
+        for reaction in message.get("reactions", []):
+            if reaction["name"] == name and self.bot_user_id in reaction["users"]:
+                reaction["users"].remove(self.bot_user_id)
+                reaction["count"] -= 1
+                message["reactions"] = [r for r in message["reactions"] if r["count"]]
+                return {}
+        raise SlackApiError("no_reaction")
+
+    def _chat_get_permalink(self, params: Json) -> Json:
+        channel = str(params.get("channel", ""))
+        ts = str(params.get("message_ts", ""))
+        self._find(channel, ts)
+        link = f"https://{self.team.lower()}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        return {"channel": channel, "permalink": link}
+
     def _users_info(self, params: Json) -> Json:
         user = self._users.get(str(params.get("user", "")))
         if user is None:
@@ -905,6 +1024,9 @@ class FakeSlack:
 
 
 _HANDLERS: dict[str, Callable[[FakeSlack, Json], Json]] = {
+    "reactions.add": FakeSlack._reactions_add,
+    "reactions.remove": FakeSlack._reactions_remove,
+    "chat.getPermalink": FakeSlack._chat_get_permalink,
     "auth.test": FakeSlack._auth_test,
     "chat.postMessage": FakeSlack._chat_post_message,
     "chat.update": FakeSlack._chat_update,
@@ -937,6 +1059,16 @@ async def _read_params(request: web.Request) -> Json:
             except json.JSONDecodeError:
                 params[key] = {"undecodable": params[key]}
     return params
+
+
+def _find_button(message: Json, action_id: str) -> Json | None:
+    for block in message.get("blocks", []):
+        if block.get("type") != "actions":
+            continue
+        for element in block.get("elements", []):
+            if element.get("action_id") == action_id:
+                return {**element, "block_id": block.get("block_id", "")}
+    return None
 
 
 def _copy(value: Json) -> Json:
