@@ -1,0 +1,123 @@
+"""Builds the one Bolt `AsyncApp` (HTTP and Socket Mode share it) and registers listeners.
+
+Building makes no network call: Bolt's single-workspace authorization runs `auth.test` lazily on
+the first request, and request verification (the signing secret) stays on for HTTP requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent.runtime import Runtime
+from agent.settings import Settings
+from bot.listeners import register_listeners
+from bot.middleware import attach_identity, attach_services
+from bot.services.core import Services, utcnow
+from bot.services.errors import SOMETHING_WENT_WRONG, log_failure
+
+logger = logging.getLogger(__name__)
+
+# Slack's SDK logs request and response bodies at DEBUG; a login form carries a password.
+SLACK_LOGGERS = ("slack_bolt", "slack_sdk")
+
+
+def quiet_slack_loggers() -> None:
+    """Keep Slack's loggers at INFO or above, whatever the root level is."""
+    for name in SLACK_LOGGERS:
+        slack_logger = logging.getLogger(name)
+        if slack_logger.getEffectiveLevel() < logging.INFO:
+            slack_logger.setLevel(logging.INFO)
+
+
+def build_slack_client(settings: Settings) -> AsyncWebClient:
+    """The bot's Web API client: SLACK_API_URL, retries on connection errors and on 429."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token or None,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=1),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(services: Services) -> AsyncApp:
+    quiet_slack_loggers()
+    app = AsyncApp(
+        name="taiga-planner",
+        client=services.slack,
+        signing_secret=services.settings.slack_signing_secret,
+        request_verification_enabled=True,
+        process_before_response=False,
+        logger=logging.getLogger("slack_bolt.taiga_planner"),
+    )
+    app.use(attach_services(services))
+    app.use(attach_identity)
+    app.error(on_error)
+    register_listeners(app)
+    return app
+
+
+async def on_error(error: Exception, body: dict[str, Any], respond: Any = None) -> None:
+    """The app-wide error handler: log (type and message, no payload), tell plainly."""
+    log_failure(f"listener failed ({body.get('type', 'request')})", error)
+    if respond is not None and body.get("response_url"):
+        try:
+            await respond(text=SOMETHING_WENT_WRONG, response_type="ephemeral",
+                          replace_original=False)
+        except Exception as reply_error:
+            log_failure("could not report the failure", reply_error)
+
+
+@dataclass(eq=False)
+class SlackBot:
+    """The Bolt app and the services its listeners use."""
+
+    app: AsyncApp
+    services: Services
+
+    async def aclose(self) -> None:
+        await self.services.cancel_all()
+
+
+def build_bot(
+    runtime: Runtime,
+    *,
+    slack: AsyncWebClient | None = None,
+    now: Callable[[], datetime] = utcnow,
+    status_interval: float = 1.0,
+) -> SlackBot:
+    services = Services(
+        runtime=runtime,
+        slack=slack or build_slack_client(runtime.settings),
+        now=now,
+        status_interval=status_interval,
+    )
+    return SlackBot(app=build_app(services), services=services)
+
+
+def mount_slack_events(api: FastAPI, get_bot: Callable[[], SlackBot]) -> None:
+    """`POST /slack/events`: Slack's signed HTTP requests into the Bolt app (built on first
+    use by `get_bot`, so importing the server connects nothing)."""
+    handlers: dict[int, AsyncSlackRequestHandler] = {}
+
+    @api.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request) -> Response:
+        bot = get_bot()
+        handler = handlers.get(id(bot.app))
+        if handler is None:
+            handler = handlers[id(bot.app)] = AsyncSlackRequestHandler(bot.app)
+        return await handler.handle(request)

@@ -1,0 +1,80 @@
+"""The proposal's buttons: Approve, Reject, and Retry on a partly applied plan."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.blocks import ACTION_APPROVE, ACTION_REJECT, ACTION_RETRY
+from bot.services import decisions
+from bot.services.core import Services
+from bot.services.slack_io import tell_by_response_url
+
+Decide = Callable[[Services, decisions.Decision], Awaitable[None]]
+
+
+def register(app: AsyncApp) -> None:
+    app.action(ACTION_APPROVE)(approve)
+    app.action(ACTION_REJECT)(reject)
+    app.action(ACTION_RETRY)(retry)
+
+
+def _decision(
+    action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> decisions.Decision:
+    return decisions.Decision(
+        plan_id=str(action.get("value") or ""),
+        team_id=str(context.team_id or (body.get("team") or {}).get("id") or ""),
+        user_id=str(context.user_id or (body.get("user") or {}).get("id") or ""),
+        link=context.get("taiga_link"),
+        tell=tell_by_response_url(respond),
+    )
+
+
+async def _hand_off(
+    decide: Decide,
+    ack: AsyncAck,
+    action: dict[str, Any],
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    await ack()
+    services: Services = context["services"]
+    decision = _decision(action, body, respond, context)
+    services.spawn(decide(services, decision), name=f"{decide.__name__}-{decision.plan_id}")
+
+
+async def approve(
+    ack: AsyncAck,
+    action: dict[str, Any],
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    await _hand_off(decisions.approve, ack, action, body, respond, context)
+
+
+async def reject(
+    ack: AsyncAck,
+    action: dict[str, Any],
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    await _hand_off(decisions.reject, ack, action, body, respond, context)
+
+
+async def retry(
+    ack: AsyncAck,
+    action: dict[str, Any],
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    await _hand_off(decisions.retry, ack, action, body, respond, context)

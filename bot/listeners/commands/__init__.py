@@ -1,0 +1,146 @@
+"""`/taiga <subcommand>`: each subcommand is acknowledged at once; Taiga and Claude run after."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services import accounts, planner
+from bot.services.core import Services
+from bot.services.parsing import Subcommand, parse_plan_args, parse_subcommand
+from bot.services.slack_io import tell_by_response_url
+
+COMMAND = "/taiga"
+USAGE = """*Taiga Planner* turns meeting minutes into a Taiga sprint plan.
+• `/taiga login` link your Taiga account (a private form)
+• `/taiga logout` forget your link · `/taiga whoami` show it
+• `/taiga project <slug or project URL>` set this channel's project · `/taiga project` show it
+• `/taiga plan <sprint name>` with the minutes on the next lines: plan it in a thread
+• or mention me in a thread: `@Taiga Planner plan <sprint name>` uses the thread as the minutes
+Nothing is written to Taiga until someone approves the proposal."""
+
+Handler = Callable[..., Awaitable[None]]
+
+
+def register(app: AsyncApp) -> None:
+    app.command(COMMAND)(taiga_command)
+
+
+async def taiga_command(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    sub = parse_subcommand(str(command.get("text") or ""))
+    handler = SUBCOMMANDS.get(sub.name, show_usage)
+    await handler(
+        ack=ack, command=command, client=client, respond=respond, context=context, sub=sub
+    )
+
+
+async def open_login(
+    ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, **_: Any
+) -> None:
+    await ack()
+    await client.views_open(trigger_id=command["trigger_id"], view=accounts.login_view())
+
+
+async def logout(
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext,
+    **_: Any,
+) -> None:
+    await ack()
+    services: Services = context["services"]
+    services.spawn(
+        accounts.logout(
+            services, team_id=command["team_id"], user_id=command["user_id"],
+            tell=tell_by_response_url(respond),
+        ),
+        name="logout",
+    )
+
+
+async def whoami(
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext,
+    **_: Any,
+) -> None:
+    await ack()
+    services: Services = context["services"]
+    services.spawn(
+        accounts.whoami(
+            services, team_id=command["team_id"], user_id=command["user_id"],
+            tell=tell_by_response_url(respond),
+        ),
+        name="whoami",
+    )
+
+
+async def project(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+    sub: Subcommand,
+    **_: Any,
+) -> None:
+    await ack()
+    services: Services = context["services"]
+    tell = tell_by_response_url(respond)
+    if not sub.rest:
+        work = accounts.show_project(
+            services, team_id=command["team_id"], channel_id=command["channel_id"], tell=tell
+        )
+    else:
+
+        async def announce(text: str) -> None:
+            await respond(text=text, response_type="in_channel", replace_original=False)
+
+        work = accounts.set_project(
+            services, team_id=command["team_id"], channel_id=command["channel_id"],
+            user_id=command["user_id"], argument=sub.rest, link=context.get("taiga_link"),
+            tell=tell, announce=announce,
+        )
+    services.spawn(work, name="project")
+
+
+async def plan(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+    sub: Subcommand,
+    **_: Any,
+) -> None:
+    await ack()
+    services: Services = context["services"]
+    request = parse_plan_args(sub.rest, sub.body)
+    services.spawn(
+        planner.plan_from_command(
+            services, team_id=command["team_id"], channel_id=command["channel_id"],
+            user_id=command["user_id"], sprint=request.sprint, raw_minutes=request.minutes,
+            link=context.get("taiga_link"), tell=tell_by_response_url(respond),
+        ),
+        name="plan-command",
+    )
+
+
+async def show_usage(ack: AsyncAck, **_: Any) -> None:
+    await ack(text=USAGE)
+
+
+SUBCOMMANDS: dict[str, Handler] = {
+    "login": open_login,
+    "logout": logout,
+    "whoami": whoami,
+    "project": project,
+    "plan": plan,
+    "help": show_usage,
+}

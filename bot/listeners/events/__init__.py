@@ -1,0 +1,37 @@
+"""`app_mention`: `@Taiga Planner plan <sprint>` in a thread or with the minutes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from bot.services import planner
+from bot.services.core import Services
+
+
+def register(app: AsyncApp) -> None:
+    app.event("app_mention")(app_mention)
+
+
+async def app_mention(
+    event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    # Events are acknowledged by Bolt before this runs; the work continues in the background.
+    services: Services = context["services"]
+    mention = planner.Mention(
+        team_id=str(context.team_id or body.get("team_id") or ""),
+        channel_id=str(event["channel"]),
+        user_id=str(event.get("user") or ""),
+        ts=str(event["ts"]),
+        thread_ts=event.get("thread_ts"),
+        text=str(event.get("text") or ""),
+        event_id=body.get("event_id"),
+    )
+    services.spawn(
+        planner.plan_from_mention(
+            services, mention, bot_user_id=context.bot_user_id, link=context.get("taiga_link")
+        ),
+        name="plan-mention",
+    )

@@ -1,0 +1,66 @@
+"""Cross-cutting work for every request: the shared services and the caller's Taiga identity.
+
+`attach_services` puts the `Services` in `context["services"]`; `attach_identity` looks up the
+caller's linked Taiga account (tokens decrypted) into `context["taiga_link"]` (None when not
+linked). `taiga_session` is the one place a linked account becomes a Taiga session, with the
+refresh hook that persists renewed tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from agent.identity import to_taiga_tokens
+from bot.services.core import Services
+from storage import repositories as repo
+from storage.crypto import EncryptionKeyError
+from taiga.client import TaigaSession
+
+logger = logging.getLogger(__name__)
+
+Next = Callable[[], Awaitable[None]]
+Middleware = Callable[..., Awaitable[None]]
+
+
+def attach_services(services: Services) -> Middleware:
+    async def services_middleware(context: AsyncBoltContext, next: Next) -> None:
+        context["services"] = services
+        await next()
+
+    return services_middleware
+
+
+async def attach_identity(context: AsyncBoltContext, next: Next) -> None:
+    services: Services = context["services"]
+    context["taiga_link"] = await find_link(services, context.team_id, context.user_id)
+    await next()
+
+
+async def find_link(
+    services: Services, team_id: str | None, user_id: str | None
+) -> repo.TaigaLinkView | None:
+    """The user's linked account, or None (also when no key can decrypt the stored tokens)."""
+    if not team_id or not user_id:
+        return None
+    cipher = services.cipher
+    try:
+        return await services.db.run(
+            lambda s: repo.get_link(s, cipher=cipher, team_id=team_id, user_id=user_id)
+        )
+    except EncryptionKeyError:
+        logger.warning("stored Taiga tokens of %s/%s cannot be decrypted", team_id, user_id)
+        return None
+
+
+def taiga_session(
+    services: Services, link: repo.TaigaLinkView, *, deadline: float | None = None
+) -> TaigaSession:
+    """A Taiga session acting as the linked user; renewed tokens are stored (CAS)."""
+    return services.taiga.session(
+        to_taiga_tokens(link.tokens),
+        on_refresh=services.refresher.hook(link.team_id, link.user_id),
+        deadline=deadline,
+    )

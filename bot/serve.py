@@ -1,0 +1,82 @@
+"""`bot.serve.run(settings)`: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP.
+
+Either way one uvicorn server on PORT serves `/health` and `/agent/run`; in HTTP mode it also
+receives Slack's signed requests at `POST /slack/events` (the same app as
+`uvicorn bot.server:api`). In Socket Mode the Bolt app gets Slack's requests over the websocket
+opened with the app-level token, and `/slack/events` is not needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+from fastapi import FastAPI
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent.runtime import build_runtime
+from agent.settings import Settings
+from bot.app import SlackBot, build_bot, quiet_slack_loggers
+from bot.server import create_api
+
+logger = logging.getLogger(__name__)
+
+HOST = "0.0.0.0"
+
+
+def run(settings: Settings) -> None:
+    """Serve until interrupted (Ctrl-C / SIGTERM)."""
+    quiet_slack_loggers()
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings, *, host: str = HOST) -> None:
+    runtime = build_runtime(settings)
+    bot = build_bot(runtime)
+    api = create_api(settings, runtime=runtime, slack=bot)
+    try:
+        if settings.socket_mode:
+            await serve_socket_mode(settings, bot, api, host=host)
+        else:
+            logger.info("HTTP mode: Slack requests at POST /slack/events on port %s", settings.port)
+            await _uvicorn(api, host, settings.port).serve()
+    finally:
+        await bot.aclose()
+        await runtime.aclose()
+
+
+def _uvicorn(api: FastAPI, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(api, host=host, port=port, proxy_headers=True, log_config=None)
+    return uvicorn.Server(config)
+
+
+async def serve_socket_mode(
+    settings: Settings,
+    bot: SlackBot,
+    api: FastAPI,
+    *,
+    host: str = HOST,
+    port: int | None = None,
+    stop: asyncio.Event | None = None,
+    connections_client: AsyncWebClient | None = None,
+) -> None:
+    """Connect to Slack over Socket Mode and serve the HTTP API on PORT until `stop` is set
+    (or the HTTP server exits). `connections_client` overrides the client that calls
+    `apps.connections.open` (tests)."""
+    handler = AsyncSocketModeHandler(
+        bot.app, app_token=settings.slack_app_token, web_client=connections_client
+    )
+    server = _uvicorn(api, host, settings.port if port is None else port)
+    await handler.connect_async()
+    logger.info("Socket Mode connected; /health and /agent/run on port %s", server.config.port)
+    serving = asyncio.create_task(server.serve(), name="http")
+    waiting = asyncio.create_task((stop or asyncio.Event()).wait(), name="stop")
+    try:
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        waiting.cancel()
+        await asyncio.gather(serving, waiting, return_exceptions=True)
+        await handler.close_async()

@@ -1,0 +1,266 @@
+"""Linking a Slack user to Taiga (`/taiga login|logout|whoami`) and the channel's project."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.middleware import find_link, taiga_session
+from bot.services.core import Services
+from bot.services.errors import NOT_LINKED, explain, log_failure
+from bot.services.parsing import project_ref
+from bot.services.slack_io import Tell, direct_message, esc
+from storage import repositories as repo
+from taiga.errors import BadCredentials, RateLimited, TaigaError, Unauthorized
+from taiga.models import TaigaTokens, TaigaUser
+
+logger = logging.getLogger(__name__)
+
+LOGIN_CALLBACK_ID = "taiga_login"
+USERNAME, PASSWORD, AUTH_TOKEN, REFRESH_TOKEN = "username", "password", "auth_token", "refresh"
+VALUE = "value"
+Json = dict[str, Any]
+
+
+def _input(block_id: str, label: str, hint: str | None = None) -> Json:
+    block: Json = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": True,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"type": "plain_text_input", "action_id": VALUE},
+    }
+    if hint:
+        block["hint"] = {"type": "plain_text", "text": hint}
+    return block
+
+
+def login_view() -> Json:
+    """The `/taiga login` modal: username + password, or an auth token (+ refresh token)."""
+    return {
+        "type": "modal",
+        "callback_id": LOGIN_CALLBACK_ID,
+        "title": {"type": "plain_text", "text": "Link Taiga"},
+        "submit": {"type": "plain_text", "text": "Sign in"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": (
+                        "Sign in with your Taiga username (or e-mail) and password, *or* paste "
+                        "an auth token. Only the tokens Taiga returns are kept, encrypted; "
+                        "your password is never stored."
+                    ),
+                },
+            },
+            _input(USERNAME, "Taiga username or e-mail"),
+            _input(PASSWORD, "Password", "Sent once to Taiga to get a token; not stored."),
+            {"type": "divider"},
+            _input(AUTH_TOKEN, "…or an auth token"),
+            _input(REFRESH_TOKEN, "Refresh token (optional)", "Lets the bot renew the token."),
+        ],
+    }
+
+
+def linked_view(username: str) -> Json:
+    return {
+        "type": "modal",
+        "callback_id": f"{LOGIN_CALLBACK_ID}_done",
+        "title": {"type": "plain_text", "text": "Link Taiga"},
+        "close": {"type": "plain_text", "text": "Done"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f":white_check_mark: Linked to Taiga as *{esc(username)}*.",
+                },
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class LoginForm:
+    username: str
+    password: str = ""
+    auth_token: str = ""
+    refresh_token: str = ""
+
+    def __repr__(self) -> str:  # never show what was typed into the secret fields
+        return f"LoginForm(username={self.username!r})"
+
+    @classmethod
+    def from_view(cls, view: Json) -> LoginForm:
+        values = (view.get("state") or {}).get("values") or {}
+
+        def read(block_id: str) -> str:
+            return str(((values.get(block_id) or {}).get(VALUE) or {}).get("value") or "").strip()
+
+        return cls(read(USERNAME), read(PASSWORD), read(AUTH_TOKEN), read(REFRESH_TOKEN))
+
+
+def _errors(**by_block: str) -> Json:
+    return {"response_action": "errors", "errors": by_block}
+
+
+async def submit_login(services: Services, *, team_id: str, user_id: str, view: Json) -> Json:
+    """Sign in at Taiga (bounded by `login_timeout`) and store the tokens; returns the ack
+    payload: the modal's field errors, or an updated modal confirming the link."""
+    form = LoginForm.from_view(view)
+    problem = _form_problem(form)
+    if problem is not None:
+        return problem
+    try:
+        async with asyncio.timeout(services.login_timeout):
+            user, tokens = await _sign_in(services, form)
+    except TimeoutError:
+        return _errors(**{_main_field(form): "Taiga did not answer in time; please try again."})
+    except BadCredentials:
+        return _errors(**{PASSWORD: "Taiga did not accept this username and password."})
+    except Unauthorized:
+        return _errors(**{AUTH_TOKEN: "Taiga did not accept this token."})
+    except RateLimited as error:
+        return _errors(**{_main_field(form): explain(error)})
+    except TaigaError as error:
+        log_failure("Taiga sign-in failed", error)
+        return _errors(**{_main_field(form): f"Taiga could not sign you in: {error.message}"})
+    stored = repo.StoredTokens(
+        auth_token=tokens.auth_token.get_secret_value(),
+        refresh_token=tokens.refresh.get_secret_value() if tokens.refresh else None,
+    )
+    cipher = services.cipher
+    await services.db.run(
+        lambda s: repo.save_link(
+            s,
+            cipher=cipher,
+            team_id=team_id,
+            user_id=user_id,
+            taiga_user_id=user.id,
+            taiga_username=user.username,
+            tokens=stored,
+        )
+    )
+    logger.info("linked %s/%s to Taiga user %s", team_id, user_id, user.id)
+    return {"response_action": "update", "view": linked_view(user.username)}
+
+
+def _main_field(form: LoginForm) -> str:
+    return USERNAME if form.username else AUTH_TOKEN
+
+
+def _form_problem(form: LoginForm) -> Json | None:
+    if form.username and not form.password:
+        return _errors(**{PASSWORD: "Enter your Taiga password."})
+    if form.password and not form.username:
+        return _errors(**{USERNAME: "Enter your Taiga username or e-mail."})
+    if not form.username and not form.auth_token:
+        return _errors(**{USERNAME: "Enter your username and password, or an auth token."})
+    if form.refresh_token and not form.auth_token:
+        return _errors(**{AUTH_TOKEN: "A refresh token needs its auth token."})
+    return None
+
+
+async def _sign_in(services: Services, form: LoginForm) -> tuple[TaigaUser, TaigaTokens]:
+    if form.username:
+        result = await services.taiga.login(form.username, form.password)
+        return result.user, result.tokens
+    tokens = TaigaTokens(
+        auth_token=SecretStr(form.auth_token),
+        refresh=SecretStr(form.refresh_token) if form.refresh_token else None,
+    )
+    session = services.taiga.session(tokens)
+    return await session.me(), tokens
+
+
+async def logout(services: Services, *, team_id: str, user_id: str, tell: Tell) -> None:
+    removed = await services.db.run(
+        lambda s: repo.delete_link(s, team_id=team_id, user_id=user_id)
+    )
+    await tell(
+        "Your Taiga link is removed; the bot no longer holds a token for you."
+        if removed
+        else "Your Slack account was not linked to Taiga."
+    )
+
+
+async def whoami(services: Services, *, team_id: str, user_id: str, tell: Tell) -> None:
+    link = await find_link(services, team_id, user_id)
+    if link is None:
+        await tell(NOT_LINKED)
+        return
+    await tell(f"You are linked to Taiga as *{esc(link.taiga_username)}*.")
+
+
+async def show_project(services: Services, *, team_id: str, channel_id: str, tell: Tell) -> None:
+    current = await services.db.run(
+        lambda s: repo.get_channel_project(s, team_id=team_id, channel_id=channel_id)
+    )
+    if current is None:
+        await tell(
+            "This channel has no default Taiga project. Set one with "
+            "`/taiga project <slug or project URL>`."
+        )
+        return
+    await tell(
+        f"This channel plans in *{esc(current.project_name)}* (`{esc(current.project_slug)}`)."
+    )
+
+
+async def set_project(
+    services: Services,
+    *,
+    team_id: str,
+    channel_id: str,
+    user_id: str,
+    argument: str,
+    link: repo.TaigaLinkView | None,
+    tell: Tell,
+    announce: Tell,
+) -> None:
+    """Check the project with the caller's own token, then make it the channel's default."""
+    if link is None:
+        await tell(NOT_LINKED)
+        return
+    slug = project_ref(argument)
+    if slug is None:
+        await tell(
+            "Give a project slug or its Taiga URL, e.g. `/taiga project acme-web` or "
+            "`/taiga project https://tree.taiga.io/project/acme-web`."
+        )
+        return
+    try:
+        project = await taiga_session(services, link).get_project_by_slug(slug)
+    except TaigaError as error:
+        log_failure(f"checking project {slug} failed", error)
+        await tell(esc(explain(error, project=slug, permission="view_project")))
+        return
+    await services.db.run(
+        lambda s: repo.set_channel_project(
+            s,
+            team_id=team_id,
+            channel_id=channel_id,
+            project_id=project.id,
+            project_slug=project.slug,
+            project_name=project.name,
+            set_by=user_id,
+        )
+    )
+    await announce(
+        f"<@{user_id}> set this channel's Taiga project to *{esc(project.name)}* "
+        f"(`{esc(project.slug)}`)."
+    )
+
+
+async def tell_link_expired(services: Services, *, user_id: str, text: str) -> None:
+    """A direct message to a user whose Taiga link died (refresh rejected)."""
+    try:
+        await direct_message(services.slack, user=user_id, text=text)
+    except Exception as error:
+        log_failure("could not send the expired-link message", error)

@@ -1,0 +1,104 @@
+"""The shared pieces every listener hands work to, built once at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from anthropic import AsyncAnthropic
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent.identity import LinkRefresher
+from agent.runtime import Runtime
+from agent.settings import Settings
+from bot.services.errors import log_failure
+from storage.crypto import TokenCipher
+from storage.db import Database
+from taiga.client import Clock, TaigaClient
+
+logger = logging.getLogger(__name__)
+
+# Slack gives 3 s for an answer; a sign-in from the login modal must fit well inside.
+LOGIN_TIMEOUT_SECONDS = 2.2
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(eq=False)
+class Services:
+    """The runtime's shared clients plus Slack's, and the background tasks listeners started.
+
+    `runtime.clock` (monotonic, injectable) throttles status updates; `now` (wall clock,
+    injectable) decides proposal expiry."""
+
+    runtime: Runtime
+    slack: AsyncWebClient
+    now: Callable[[], datetime] = utcnow
+    status_interval: float = 1.0
+    login_timeout: float = LOGIN_TIMEOUT_SECONDS
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.runtime.cipher is None or self.runtime.refresher is None:
+            raise ValueError("the Slack bot needs TOKEN_ENCRYPTION_KEYS to store Taiga links")
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    @property
+    def cipher(self) -> TokenCipher:
+        assert self.runtime.cipher is not None
+        return self.runtime.cipher
+
+    @property
+    def refresher(self) -> LinkRefresher:
+        assert self.runtime.refresher is not None
+        return self.runtime.refresher
+
+    @property
+    def taiga(self) -> TaigaClient:
+        return self.runtime.taiga
+
+    @property
+    def anthropic(self) -> AsyncAnthropic:
+        return self.runtime.anthropic
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run `work` after the listener has acknowledged; failures are logged, never raised."""
+        task = asyncio.create_task(self._guard(work, name), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guard(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log_failure(f"background work {name} failed", error)
+
+    async def drain(self) -> None:
+        """Wait for every background task started so far (and those they start)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)

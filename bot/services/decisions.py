@@ -1,0 +1,282 @@
+"""Approve / Reject / Retry on a proposal: who may decide, exactly once, and the result.
+
+Every change of state is a compare-and-set (`transition_plan`), so double clicks, Slack's
+retries and several replicas still decide and apply a plan once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from agent.executor import ExecutionResult, apply_plan
+from agent.proposal import Proposal
+from agent.settings import Approvers
+from bot import blocks
+from bot.middleware import taiga_session
+from bot.services.accounts import tell_link_expired
+from bot.services.core import Services
+from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
+from bot.services.slack_io import Tell, esc, update, user_names
+from bot.services.status import StatusMessage
+from storage import repositories as repo
+from storage.models import Plan
+from taiga.client import TaigaSession
+from taiga.errors import TaigaError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    plan_id: str
+    team_id: str
+    user_id: str
+    link: repo.TaigaLinkView | None
+    tell: Tell
+
+
+async def _load(services: Services, plan_id: str) -> Plan | None:
+    return await services.db.run(lambda s: repo.get_plan(s, plan_id))
+
+
+
+
+async def _open_proposal(services: Services, decision: Decision) -> Plan | None:
+    """The plan if it still waits for a decision; otherwise tells the clicker why not."""
+    plan = await _load(services, decision.plan_id)
+    if plan is None or plan.slack_team_id != decision.team_id:
+        await decision.tell("This plan no longer exists.")
+        return None
+    if plan.state == "proposed" and plan.expires_at and services.now() >= plan.expires_at:
+        await _expire(services, plan)
+        plan = await _load(services, decision.plan_id)
+        assert plan is not None
+    if plan.state != "proposed":
+        await decision.tell(_closed_sentence(services, plan))
+        return None
+    return plan
+
+
+def _closed_sentence(services: Services, plan: Plan) -> str:
+    by = f" by <@{plan.decided_by}>" if plan.decided_by else ""
+    if plan.state == "expired":
+        hours = services.settings.plan_expiry_hours
+        return (
+            f"This proposal expired (proposals wait {hours:g} hours). "
+            "Ask for a new plan to start again."
+        )
+    if plan.state == "rejected":
+        return f"This proposal was already rejected{by}."
+    if plan.state in {"approved", "executing", "done", "partial"}:
+        return f"This proposal was already approved{by}."
+    return "This proposal can no longer be decided."
+
+
+async def _expire(services: Services, plan: Plan) -> None:
+    moved = await services.db.run(
+        lambda s: repo.transition_plan(
+            s, plan_id=plan.id, from_states=["proposed"], to_state="expired"
+        )
+    )
+    if moved and plan.slack_message_ts:
+        logger.info("plan %s: expired", plan.id)
+        message = blocks.expired_blocks(summary=_summary(plan))
+        await update(
+            services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
+            **message.as_kwargs(),
+        )
+
+
+def _required(plan: Plan) -> frozenset[str]:
+    if plan.proposal is None:
+        return frozenset()
+    return Proposal.model_validate(plan.proposal).required_permissions()
+
+
+async def _may_decide(
+    services: Services, plan: Plan, decision: Decision, *, needs_writes: bool
+) -> TaigaSession | None:
+    """A Taiga session for an allowed decider holding the permissions, else tells why not.
+
+    PLAN_APPROVERS=requester: only the requester decides; =writers: anyone holding the write
+    permissions the plan needs, checked in Taiga with their own token."""
+    is_requester = decision.user_id == plan.requester_slack_id
+    writers = services.settings.plan_approvers == Approvers.WRITERS
+    if not is_requester and not writers:
+        await decision.tell(f"Only <@{plan.requester_slack_id}> can approve this.")
+        return None
+    if not needs_writes and is_requester:
+        return None if decision.link is None else taiga_session(services, decision.link)
+    if decision.link is None:
+        await decision.tell(NOT_LINKED)
+        return None
+    session = taiga_session(services, decision.link)
+    required = _required(plan) or frozenset({"add_us", "add_task"})
+    try:
+        project = await session.get_project(plan.project_id)
+    except TaigaError as error:
+        log_failure("checking the approver's permissions failed", error, plan_id=plan.id)
+        await decision.tell(esc(explain(error, project=plan.project_slug)))
+        if is_link_expired(error):
+            await tell_link_expired(services, user_id=decision.user_id, text=explain(error))
+        return None
+    missing = sorted(required - project.my_permissions)
+    if missing:
+        await decision.tell(
+            f"You cannot apply this plan: your role in *{esc(project.name)}* lacks "
+            f"{', '.join(f'`{p}`' for p in missing)}."
+            + ("" if is_requester else f" Only <@{plan.requester_slack_id}> or a member who "
+               "can create these items can approve it.")
+        )
+        return None
+    return session
+
+
+async def approve(services: Services, decision: Decision) -> None:
+    plan = await _open_proposal(services, decision)
+    if plan is None:
+        return
+    session = await _may_decide(services, plan, decision, needs_writes=True)
+    if session is None:
+        return
+    moved = await services.db.run(
+        lambda s: repo.transition_plan(
+            s, plan_id=plan.id, from_states=["proposed"], to_state="approved",
+            decided_by=decision.user_id,
+        )
+    )
+    if not moved:
+        latest = await _load(services, plan.id)
+        await decision.tell(_closed_sentence(services, latest or plan))
+        return
+    logger.info("plan %s: approved by %s", plan.id, decision.user_id)
+    await _apply(services, plan, decision, session)
+
+
+async def retry(services: Services, decision: Decision) -> None:
+    plan = await _load(services, decision.plan_id)
+    if plan is None or plan.slack_team_id != decision.team_id:
+        await decision.tell("This plan no longer exists.")
+        return
+    if plan.state == "done":
+        await decision.tell("Everything in this plan has been created already.")
+        return
+    if plan.state != "partial":
+        await decision.tell("This plan is being applied right now.")
+        return
+    session = await _may_decide(services, plan, decision, needs_writes=True)
+    if session is None:
+        return
+    logger.info("plan %s: retry by %s", plan.id, decision.user_id)
+    await _apply(services, plan, decision, session)
+
+
+async def reject(services: Services, decision: Decision) -> None:
+    plan = await _open_proposal(services, decision)
+    if plan is None:
+        return
+    if decision.user_id != plan.requester_slack_id:
+        if await _may_decide(services, plan, decision, needs_writes=True) is None:
+            return
+    moved = await services.db.run(
+        lambda s: repo.transition_plan(
+            s, plan_id=plan.id, from_states=["proposed"], to_state="rejected",
+            decided_by=decision.user_id,
+        )
+    )
+    if not moved:
+        latest = await _load(services, plan.id)
+        await decision.tell(_closed_sentence(services, latest or plan))
+        return
+    logger.info("plan %s: rejected by %s", plan.id, decision.user_id)
+    if plan.slack_message_ts:
+        message = blocks.rejected_blocks(decision.user_id, summary=_summary(plan))
+        await update(
+            services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
+            **message.as_kwargs(),
+        )
+
+
+async def _apply(
+    services: Services, plan: Plan, decision: Decision, session: TaigaSession
+) -> None:
+    assert plan.slack_message_ts is not None
+    status = StatusMessage(
+        services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
+        title=f"Applying the plan of {plan.target_sprint} in Taiga",
+        clock=services.clock, interval=services.status_interval,
+    )
+    await status.step(f"Approved by {await _name(services, decision.user_id)}; writing to Taiga…")
+    try:
+        result = await apply_plan(
+            db=services.db, plan_id=plan.id, taiga=session,
+            web_url=services.settings.taiga_web_url, progress=status.step, now=services.now,
+        )
+    except Exception as error:
+        await status.close()
+        await _apply_failed(services, plan, decision, error)
+        return
+    await status.close()
+    if result.state == "executing":
+        await decision.tell("This plan is being applied right now.")
+        return
+    await _show_result(services, plan, result, decision.user_id)
+
+
+async def _show_result(
+    services: Services, plan: Plan, result: ExecutionResult, approver: str
+) -> None:
+    assert plan.slack_message_ts is not None
+    message = blocks.result_blocks(result, approver_id=approver)
+    await update(
+        services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
+        **message.as_kwargs(),
+    )
+    logger.info(
+        "plan %s: %s (%d created, %d missing)",
+        plan.id, result.state, len(result.created), len(result.failed),
+    )
+
+
+async def _apply_failed(
+    services: Services, plan: Plan, decision: Decision, error: Exception
+) -> None:
+    log_failure("applying the plan failed", error, plan_id=plan.id)
+    sentence = explain(error, project=plan.project_slug)
+    if plan.slack_message_ts:
+        message = blocks.error_blocks(sentence)
+        await update(
+            services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
+            text=message.text, blocks=[*message.blocks, _retry_button(plan.id)],
+        )
+    if is_link_expired(error):
+        await tell_link_expired(services, user_id=decision.user_id, text=sentence)
+
+
+def _summary(plan: Plan) -> str | None:
+    if plan.proposal is None:
+        return None
+    proposal = Proposal.model_validate(plan.proposal)
+    return proposal.count_summary()
+
+
+async def _name(services: Services, user_id: str) -> str:
+    names = await user_names(services.slack, f"<@{user_id}>")
+    return "@" + names.get(user_id, user_id)
+
+
+def _retry_button(plan_id: str) -> dict[str, object]:
+    return {
+        "type": "actions",
+        "block_id": blocks.ACTIONS_BLOCK_ID,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": blocks.ACTION_RETRY,
+                "value": plan_id,
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Retry what is missing"},
+            }
+        ],
+    }

@@ -1,0 +1,390 @@
+"""Starting a plan: from `/taiga plan` or a mention, into a thread, up to the proposal.
+
+The request is checked (linked account, channel project, minutes within the limit), a status
+message in the thread shows each step (throttled, updated in place), and the proposal replaces
+it with Approve / Reject buttons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from agent.budgets import Budgets
+from agent.loop import propose
+from agent.proposal import Proposal
+from bot import blocks
+from bot.middleware import taiga_session
+from bot.services.accounts import tell_link_expired
+from bot.services.core import Services
+from bot.services.errors import (
+    NO_PROJECT,
+    NOT_IN_CHANNEL,
+    NOT_LINKED,
+    explain,
+    is_link_expired,
+    log_failure,
+    minutes_too_long,
+    slack_error_code,
+)
+from bot.services.parsing import MentionRequest, is_plan_command, parse_mention
+from bot.services.slack_io import (
+    Tell,
+    esc,
+    is_bot_message,
+    post,
+    readable,
+    tell_by_ephemeral,
+    thread_messages,
+    update,
+)
+from bot.services.status import StatusMessage
+from storage import repositories as repo
+from storage.models import ChannelProject
+
+logger = logging.getLogger(__name__)
+
+ASK_BLOCK_PREFIX = "taiga_plan_ask:"
+PLAN_USAGE = (
+    "To plan a sprint, mention me with `plan <sprint name>` and the minutes on the next lines, "
+    "or mention me with `plan <sprint name>` in a thread that holds the minutes."
+)
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRun:
+    """Everything one planning run needs, checked."""
+
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    user_id: str
+    sprint: str
+    minutes: str  # decoded plain text
+    project: ChannelProject
+    link: repo.TaigaLinkView
+
+
+async def channel_project(
+    services: Services, team_id: str, channel_id: str
+) -> ChannelProject | None:
+    return await services.db.run(
+        lambda s: repo.get_channel_project(s, team_id=team_id, channel_id=channel_id)
+    )
+
+
+def _too_long(services: Services, minutes: str) -> str | None:
+    limit = services.settings.max_minutes_chars
+    return minutes_too_long(len(minutes), limit).text if len(minutes) > limit else None
+
+
+# --------------------------------------------------------------------------- /taiga plan
+
+
+async def plan_from_command(
+    services: Services,
+    *,
+    team_id: str,
+    channel_id: str,
+    user_id: str,
+    sprint: str,
+    raw_minutes: str,
+    link: repo.TaigaLinkView | None,
+    tell: Tell,
+) -> None:
+    """`/taiga plan <sprint>` + minutes: a message in the channel, the plan in its thread."""
+    if not sprint:
+        await tell(
+            "Name the sprint: `/taiga plan <sprint name>` with the minutes on the next lines."
+        )
+        return
+    if link is None:
+        await tell(NOT_LINKED)
+        return
+    project = await channel_project(services, team_id, channel_id)
+    if project is None:
+        await tell(NO_PROJECT)
+        return
+    minutes = await readable(services.slack, raw_minutes)
+    problem = _too_long(services, minutes)
+    if problem:
+        await tell(problem)
+        return
+    try:
+        if not minutes.strip():
+            await ask_for_minutes(
+                services, channel_id=channel_id, user_id=user_id, sprint=sprint,
+                project=project, thread_ts=None,
+            )
+            return
+        root = await post(
+            services.slack,
+            channel=channel_id,
+            text=(
+                f"<@{user_id}> asked for a plan of *{esc(sprint)}* in "
+                f"*{esc(project.project_name)}*. I'm working on it in this thread."
+            ),
+        )
+    except SlackApiError as error:
+        if slack_error_code(error) in {"not_in_channel", "channel_not_found"}:
+            await tell(NOT_IN_CHANNEL)
+            return
+        raise
+    run = PlanRun(team_id, channel_id, root, user_id, sprint, minutes, project, link)
+    await run_plan(services, run, tell=tell)
+
+
+async def ask_for_minutes(
+    services: Services,
+    *,
+    channel_id: str,
+    user_id: str,
+    sprint: str,
+    project: ChannelProject,
+    thread_ts: str | None,
+) -> str:
+    """Ask for the minutes; the request (sprint name) is kept in the message's block id so a
+    reply mentioning the bot in that thread can continue it."""
+    text = (
+        f"<@{user_id}> wants a plan of *{esc(sprint)}* in *{esc(project.project_name)}*. "
+        "Reply in this thread, mentioning me, with the meeting minutes."
+    )
+    blocks = [
+        {
+            "type": "section",
+            "block_id": (ASK_BLOCK_PREFIX + sprint)[:255],
+            "text": {"type": "mrkdwn", "text": text},
+        }
+    ]
+    return await post(
+        services.slack, channel=channel_id, text=text, thread_ts=thread_ts, blocks=blocks
+    )
+
+
+def asked_sprint(message: Json) -> str | None:
+    """The sprint name of one of our "reply with the minutes" messages, else None."""
+    for block in message.get("blocks") or []:
+        block_id = str(block.get("block_id") or "")
+        if block_id.startswith(ASK_BLOCK_PREFIX):
+            return block_id[len(ASK_BLOCK_PREFIX) :]
+    return None
+
+
+# --------------------------------------------------------------------------- mentions
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    team_id: str
+    channel_id: str
+    user_id: str
+    ts: str
+    thread_ts: str | None
+    text: str
+    event_id: str | None
+
+    @property
+    def in_thread(self) -> bool:
+        return bool(self.thread_ts) and self.thread_ts != self.ts
+
+    @property
+    def reply_thread(self) -> str:
+        return self.thread_ts or self.ts
+
+
+async def first_delivery(services: Services, event_id: str | None) -> bool:
+    if not event_id:
+        return True
+    now = services.now()
+    return await services.db.run(
+        lambda s: repo.first_delivery(s, event_id=event_id, now=now)
+    )
+
+
+async def plan_from_mention(
+    services: Services,
+    mention: Mention,
+    *,
+    bot_user_id: str | None,
+    link: repo.TaigaLinkView | None,
+) -> None:
+    """`@bot plan <sprint>` (minutes in the message, or the thread above it), or a reply with
+    the minutes in a thread where the bot asked for them. Re-deliveries start nothing."""
+    if not await first_delivery(services, mention.event_id):
+        logger.info("event %s delivered again; ignored", mention.event_id)
+        return
+    tell = tell_by_ephemeral(
+        services.slack, channel=mention.channel_id, user=mention.user_id,
+        thread_ts=mention.reply_thread,
+    )
+    request = parse_mention(mention.text, bot_user_id)
+    thread: list[Json] = []
+    if mention.in_thread and (not request.is_plan or not request.minutes):
+        thread = await thread_messages(
+            services.slack, channel=mention.channel_id, thread_ts=mention.reply_thread
+        )
+    sprint, raw_minutes = _sprint_and_minutes(request, mention, thread, bot_user_id)
+    if sprint is None:
+        await post(
+            services.slack, channel=mention.channel_id, thread_ts=mention.reply_thread,
+            text=PLAN_USAGE,
+        )
+        return
+    if link is None:
+        await tell(NOT_LINKED)
+        return
+    project = await channel_project(services, mention.team_id, mention.channel_id)
+    if project is None:
+        await tell(NO_PROJECT)
+        return
+    minutes = "\n\n".join([await readable(services.slack, part) for part in raw_minutes])
+    problem = _too_long(services, minutes)
+    if problem:
+        await tell(problem)
+        return
+    if not minutes.strip():
+        await ask_for_minutes(
+            services, channel_id=mention.channel_id, user_id=mention.user_id, sprint=sprint,
+            project=project, thread_ts=mention.reply_thread,
+        )
+        return
+    run = PlanRun(
+        mention.team_id, mention.channel_id, mention.reply_thread, mention.user_id,
+        sprint, minutes, project, link,
+    )
+    await run_plan(services, run, tell=tell)
+
+
+def _sprint_and_minutes(
+    request: MentionRequest, mention: Mention, thread: list[Json], bot_user_id: str | None
+) -> tuple[str | None, list[str]]:
+    """The sprint name and the minutes (Slack's wire text, one part per message)."""
+    if request.is_plan:
+        if request.minutes:
+            return request.sprint, [request.minutes]
+        return request.sprint, _human_messages_before(thread, mention.ts, bot_user_id)
+    sprint = next((s for s in map(asked_sprint, reversed(thread)) if s), None)
+    if sprint is None:
+        return None, []
+    if request.text:
+        return sprint, [request.text]
+    return sprint, _human_messages_before(thread, mention.ts, bot_user_id)
+
+
+def _human_messages_before(thread: list[Json], ts: str, bot_user_id: str | None) -> list[str]:
+    """People's messages before the mention: not ours, not other bots', not plan commands."""
+    before = _ts_key(ts)
+    return [
+        str(m.get("text") or "")
+        for m in thread
+        if _ts_key(str(m.get("ts", "0"))) < before
+        and not is_bot_message(m, bot_user_id)
+        and not is_plan_command(str(m.get("text") or ""), bot_user_id)
+        and str(m.get("text") or "").strip()
+    ]
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    try:
+        return int(seconds), int(micros or 0)
+    except ValueError:
+        return 0, 0
+
+
+# --------------------------------------------------------------------------- the run
+
+
+async def run_plan(services: Services, run: PlanRun, *, tell: Tell) -> None:
+    """Draft the plan in the thread: a status message, then the proposal in its place."""
+    status = await StatusMessage.post(
+        services.slack, channel=run.channel_id, thread_ts=run.thread_ts,
+        title=f"Drafting a plan of {run.sprint} in {run.project.project_name}",
+        clock=services.clock, interval=services.status_interval,
+    )
+    status_ts = status.ts
+    plan_id = await _create_plan(services, run, status_ts)
+    logger.info("plan %s: drafting for %s", plan_id, run.user_id)
+    try:
+        proposal = await propose(
+            anthropic=services.anthropic,
+            model=services.settings.anthropic_model,
+            taiga=taiga_session(services, run.link),
+            project_ref=run.project.project_id,
+            sprint_name=run.sprint,
+            minutes=run.minutes,
+            budgets=Budgets.from_settings(services.settings),
+            clock=services.clock,
+            progress=status.step,
+        )
+    except Exception as error:
+        await status.close()
+        await _drafting_failed(services, run, plan_id, status_ts, error)
+        return
+    await status.close()
+    await _show_proposal(services, run, plan_id, status_ts, proposal)
+
+
+async def _create_plan(services: Services, run: PlanRun, status_ts: str) -> str:
+    digest = hashlib.sha256(run.minutes.encode("utf-8")).hexdigest()
+    now = services.now()
+    return await services.db.run(
+        lambda s: repo.create_plan(
+            s,
+            slack_team_id=run.team_id,
+            slack_channel_id=run.channel_id,
+            slack_thread_ts=run.thread_ts,
+            slack_message_ts=status_ts,
+            requester_slack_id=run.user_id,
+            project_id=run.project.project_id,
+            project_slug=run.project.project_slug,
+            target_sprint=run.sprint,
+            minutes_digest=digest,
+            created_at=now,
+            updated_at=now,
+        ).id
+    )
+
+
+async def _drafting_failed(
+    services: Services, run: PlanRun, plan_id: str, status_ts: str, error: Exception
+) -> None:
+    log_failure("drafting the plan failed", error, plan_id=plan_id)
+    sentence = explain(error, project=run.project.project_name, permission="view_project")
+    await services.db.run(
+        lambda s: repo.transition_plan(
+            s, plan_id=plan_id, from_states=["drafting"], to_state="failed", error=sentence
+        )
+    )
+    message = blocks.error_blocks(sentence)
+    await update(services.slack, channel=run.channel_id, ts=status_ts, **message.as_kwargs())
+    if is_link_expired(error):
+        await tell_link_expired(services, user_id=run.user_id, text=sentence)
+
+
+async def _show_proposal(
+    services: Services, run: PlanRun, plan_id: str, status_ts: str, proposal: Proposal
+) -> None:
+    expires_at = services.now() + timedelta(hours=services.settings.plan_expiry_hours)
+    stored = proposal.model_dump(mode="json")
+    moved = await services.db.run(
+        lambda s: repo.transition_plan(
+            s, plan_id=plan_id, from_states=["drafting"], to_state="proposed",
+            proposal=stored, expires_at=expires_at,
+        )
+    )
+    if not moved:
+        logger.warning("plan %s: left drafting while the proposal was drafted", plan_id)
+        return
+    message = blocks.proposal_blocks(
+        plan_id, proposal, run.user_id,
+        model=services.settings.anthropic_model, web_url=services.settings.taiga_web_url,
+    )
+    await update(services.slack, channel=run.channel_id, ts=status_ts, **message.as_kwargs())
+    logger.info("plan %s: proposed (%d actions)", plan_id, len(proposal.actions()))

@@ -1,0 +1,130 @@
+"""Talking back to Slack: private replies, posts and updates, threads, readable text."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import slack_text
+
+logger = logging.getLogger(__name__)
+
+Tell = Callable[[str], Awaitable[None]]
+Respond = Callable[..., Awaitable[Any]]
+Json = dict[str, Any]
+
+REPLIES_PAGE = 200
+
+
+def tell_by_response_url(respond: Respond) -> Tell:
+    """Private replies through the command's or action's `response_url` (works even when
+    the bot is not in the channel)."""
+
+    async def tell(text: str) -> None:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    return tell
+
+
+def tell_by_ephemeral(
+    slack: AsyncWebClient, *, channel: str, user: str, thread_ts: str | None = None
+) -> Tell:
+    """Private replies with chat.postEphemeral (for events, which carry no response_url)."""
+
+    async def tell(text: str) -> None:
+        kwargs: Json = {"thread_ts": thread_ts} if thread_ts else {}
+        await slack.chat_postEphemeral(channel=channel, user=user, text=text, **kwargs)
+
+    return tell
+
+
+async def post(
+    slack: AsyncWebClient,
+    *,
+    channel: str,
+    text: str,
+    thread_ts: str | None = None,
+    blocks: Sequence[Json] | None = None,
+) -> str:
+    """chat.postMessage; returns the new message's ts."""
+    kwargs: Json = {}
+    if thread_ts:
+        kwargs["thread_ts"] = thread_ts
+    if blocks is not None:
+        kwargs["blocks"] = list(blocks)
+    response = await slack.chat_postMessage(channel=channel, text=text, **kwargs)
+    return str(response["ts"])
+
+
+async def update(
+    slack: AsyncWebClient,
+    *,
+    channel: str,
+    ts: str,
+    text: str,
+    blocks: Sequence[Json] | None = None,
+) -> None:
+    """chat.update; `blocks=None` replaces any blocks with plain text."""
+    await slack.chat_update(channel=channel, ts=ts, text=text, blocks=list(blocks or []))
+
+
+async def direct_message(slack: AsyncWebClient, *, user: str, text: str) -> None:
+    """A DM from the bot (conversations.open needs im:write)."""
+    opened = await slack.conversations_open(users=user)
+    await slack.chat_postMessage(channel=opened["channel"]["id"], text=text)
+
+
+async def thread_messages(slack: AsyncWebClient, *, channel: str, thread_ts: str) -> list[Json]:
+    """Every message of a thread (conversations.replies, all pages), oldest first."""
+    messages: list[Json] = []
+    cursor: str | None = None
+    while True:
+        kwargs: Json = {"cursor": cursor} if cursor else {}
+        page = await slack.conversations_replies(
+            channel=channel, ts=thread_ts, limit=REPLIES_PAGE, **kwargs
+        )
+        messages.extend(page.get("messages") or [])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return messages
+
+
+def is_bot_message(message: Json, bot_user_id: str | None) -> bool:
+    """Our own messages and any other app's or bot's."""
+    return bool(
+        message.get("bot_id")
+        or message.get("subtype") in {"bot_message", "app_message"}
+        or message.get("bot_profile")
+        or (bot_user_id and message.get("user") == bot_user_id)
+    )
+
+
+async def user_names(slack: AsyncWebClient, text: str) -> dict[str, str]:
+    """Readable names (display name, else real name, else handle) of the users `text` mentions."""
+    names: dict[str, str] = {}
+    for user_id in sorted(slack_text.mentioned_user_ids(text)):
+        try:
+            user = (await slack.users_info(user=user_id))["user"]
+        except SlackApiError as error:
+            logger.info("users.info %s: %s", user_id, error.response.get("error"))
+            continue
+        profile = user.get("profile") or {}
+        names[user_id] = (
+            profile.get("display_name") or user.get("real_name") or user.get("name") or user_id
+        )
+    return names
+
+
+async def readable(slack: AsyncWebClient, text: str) -> str:
+    """Slack's wire text decoded for the model and Taiga: mentions as names, entities
+    unescaped, links as their text."""
+    return slack_text.decode_slack_text(text, await user_names(slack, text))
+
+
+def esc(text: str) -> str:
+    """User-derived text made safe to embed in mrkdwn."""
+    return slack_text.escape_mrkdwn(text)
