@@ -347,7 +347,7 @@ class FakeTaiga:
         self._requests: list[RecordedRequest] = []
         self._faults: list[_Fault] = []
         self._latency = 0.0
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
@@ -362,10 +362,15 @@ class FakeTaiga:
 
     def start(self) -> None:
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = _Server(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-taiga", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="fake-taiga",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -1861,6 +1866,13 @@ def _html_error(status: int) -> str:
 
 
 # --------------------------------------------------------------------------- HTTP plumbing
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # e.g. a client that timed out and hung up before we answered
 
 
 class _Handler(BaseHTTPRequestHandler):
