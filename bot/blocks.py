@@ -82,6 +82,7 @@ _EXISTING_TASKS_MAX = 2000
 _FAILED_MAX = 2000
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _SEPARATOR = "\n\n"
+_KIND_LABELS = {"milestone": "Sprint", "story": "Story", "task": "Task"}
 
 
 @dataclass(frozen=True)
@@ -467,7 +468,8 @@ def _created_story_chunk(story: CreatedLike, tasks: Sequence[CreatedLike], level
 
 def _failed_text(failed: Sequence[FailedLike]) -> str:
     lines = [
-        f"• {escape_mrkdwn(item.kind)} {_esc(item.subject, 120)}: {_esc(item.reason, 200)}"
+        f"• {_KIND_LABELS.get(item.kind, 'Item')} {_esc(item.subject, 120)}: "
+        f"{_esc(item.reason, 200)}"
         for item in failed
     ]
     heading = f":x: *Not created yet ({len(failed)})*\n"
@@ -486,6 +488,8 @@ def result_blocks(result: ResultLike, *, approver_id: str | None = None) -> Slac
 
     if result.complete:
         emoji, title = ":white_check_mark:", "Sprint plan applied"
+    elif getattr(result, "state", None) == "executing":
+        emoji, title = ":hourglass_flowing_sand:", "Sprint plan is being applied"
     elif created:
         emoji, title = ":warning:", "Sprint plan partly applied"
     else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -349,7 +350,7 @@ def test_a_partial_result_lists_what_failed_and_offers_retry() -> None:
 
     assert "partly applied" in text
     assert "Not created yet (1)" in text
-    assert "Write &lt;!here&gt; docs" in text and "&lt;b&gt;Forbidden" in text
+    assert "Task Write &lt;!here&gt; docs: Taiga said: &lt;b&gt;Forbidden" in text
     assert _buttons(message)[ACTION_RETRY]["value"] == PLAN_ID
     assert "1 not created yet" in message.text
 
@@ -368,6 +369,16 @@ async def test_a_large_result_fits_and_is_accepted(
     _assert_within_limits(message)
     assert response["ok"] is True
     assert "more items" in _all_text(message)
+
+
+def test_a_result_still_being_applied_says_so_without_retry() -> None:
+    result = _Result(PLAN_ID, complete=False, created=_created(1, 0))
+    running = SimpleNamespace(**vars(result), state="executing")
+
+    message = result_blocks(running)
+
+    assert "being applied" in _all_text(message)
+    assert ACTION_RETRY not in _buttons(message)
 
 
 def test_rejected_expired_and_error_messages() -> None:
