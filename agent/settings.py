@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     agent_deadline_seconds: float = Field(90.0, gt=0)
     agent_max_steps: int = Field(10, ge=1)
     agent_max_tool_calls: int = Field(25, ge=1)
-    agent_max_write_calls: int = Field(15, ge=0)
+    agent_max_write_calls: int = Field(25, ge=0)
     agent_max_repeated_calls: int = Field(2, ge=1)
 
     plan_approvers: Approvers = Approvers.REQUESTER

@@ -23,7 +23,7 @@ def test_defaults_match_the_documented_budgets() -> None:
     assert settings.agent_deadline_seconds == 90
     assert settings.agent_max_steps == 10
     assert settings.agent_max_tool_calls == 25
-    assert settings.agent_max_write_calls == 15
+    assert settings.agent_max_write_calls == 25
     assert settings.agent_max_repeated_calls == 2
     assert settings.port == 3000
     assert settings.database_url == "sqlite:///./taiga_planner.db"

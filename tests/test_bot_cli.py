@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.settings import Settings
+from bot.__main__ import main
+from bot.envfile import ask_for_missing, create_env_file
+from storage.crypto import TokenCipher, generate_key
+from storage.db import Database
+from storage.repositories import StoredTokens, get_link, save_link
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_keygen_prints_a_key_the_cipher_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keygen"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert TokenCipher([key]).decrypt(TokenCipher([key]).encrypt("x")) == "x"
+
+
+def test_rotate_keys_lets_the_old_key_be_removed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = generate_key(), generate_key()
+    url = f"sqlite:///{tmp_path / 'planner.db'}"
+    database = Database(url)
+    database.migrate()
+    database.run_sync(
+        lambda session: save_link(
+            session,
+            cipher=TokenCipher([old]),
+            team_id="T1",
+            user_id="U1",
+            taiga_user_id=6,
+            taiga_username="alice",
+            tokens=StoredTokens(auth_token="access-secret", refresh_token="refresh-secret"),
+        )
+    )
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEYS", f"{new},{old}")
+
+    assert main(["rotate-keys"]) == 0
+    assert "Re-encrypted 1" in capsys.readouterr().out
+
+    link = database.run_sync(
+        lambda session: get_link(session, cipher=TokenCipher([new]), team_id="T1", user_id="U1")
+    )
+    database.dispose()
+    assert link is not None
+    assert link.tokens == StoredTokens("access-secret", "refresh-secret")
+
+
+def test_rotate_keys_without_keys_names_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rotate-keys"]) == 2
+    assert "TOKEN_ENCRYPTION_KEYS" in capsys.readouterr().err
+
+
+def test_first_run_writes_env_with_a_generated_key(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    assert create_env_file(env, ROOT / ".env.example")
+    keys = [line for line in env.read_text().splitlines() if line.startswith("TOKEN_ENCRYPTION_")]
+    assert len(keys) == 1
+    TokenCipher([keys[0].split("=", 1)[1]])  # a valid Fernet key
+    assert Settings().token_encryption_keys == [keys[0].split("=", 1)[1]]
+    assert not create_env_file(env, ROOT / ".env.example"), "an existing .env is never replaced"
+
+
+def test_missing_values_asked_on_a_terminal_are_saved(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    create_env_file(env, ROOT / ".env.example")
+    answers = {"SLACK_BOT_TOKEN: ": "xoxb-1", "ANTHROPIC_API_KEY: ": ""}
+    filled = ask_for_missing(env, ["SLACK_BOT_TOKEN", "ANTHROPIC_API_KEY"], ask=answers.__getitem__)
+    assert filled == ["SLACK_BOT_TOKEN"]
+    assert Settings().slack_bot_token == "xoxb-1"
+    assert Settings().anthropic_api_key == ""
+
+
+def test_run_without_a_terminal_stops_with_one_line_naming_the_setting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "SLACK_BOT_TOKEN is not set" in err
