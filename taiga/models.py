@@ -59,6 +59,14 @@ class Project(_Model):
     i_am_admin: bool = False
     i_am_member: bool = False
 
+    @field_validator("members", mode="before")
+    @classmethod
+    def _member_objects_only(cls, value: Any) -> Any:
+        """Project *lists* give members as bare user ids; only the detail has the objects."""
+        if isinstance(value, list):
+            return [item for item in value if isinstance(item, dict)]
+        return value
+
 
 def _status_name(data: Any) -> Any:
     """Lift `status_extra_info.name` into `status_name`."""

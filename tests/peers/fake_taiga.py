@@ -1077,6 +1077,8 @@ class FakeTaiga:
         }
         for name, values in PROJECT_VALUES.items():
             body[name] = [{**value, "project_id": project.id} for value in values]
+        if listing:
+            body["members"] = [m.user for m in members]
         omit = PROJECT_LIST_OMITS if listing else (set() if is_admin else ADMIN_ONLY_PROJECT_KEYS)
         return {k: v for k, v in body.items() if k not in omit}
 
@@ -1737,9 +1739,7 @@ class FakeTaiga:
         ]
         # Taiga ignores any milestone_id here: bulk-created stories land in the backlog.
         stories = [self._create_story(project_id, s, user.id, None, "", ()) for s in subjects]
-        return _Reply(
-            200, [self._story_body(s, detail=True) | {"neighbors": None} for s in stories]
-        )
+        return _Reply(200, [self._story_body(s, detail=True) for s in stories])
 
     def _r_stories_bulk_update_milestone(self, request: RecordedRequest) -> _Reply:
         user = self._require_user(request)

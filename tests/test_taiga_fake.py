@@ -1,0 +1,248 @@
+"""The fake Taiga answers like the real one: recorded requests replayed against it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.peers.fake_taiga import BACKEND_ORIGIN, PROJECT_ID, FakeTaiga
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "taiga-samples"
+
+# Endpoints the fake does not implement (registration, project/role/membership admin).
+NOT_SERVED = {
+    "10_auth_register_public_bob.json",
+    "21_projects_create.json",
+    "26_roles_create_viewer.json",
+    "27_memberships_create_bob_viewer.json",
+    "28_memberships_list.json",
+    "99_projects_create_admin_private_other.json",
+}
+USERS = {5: "admin", 6: "alice", 7: "bob"}
+IMPORTANT_HEADERS = (
+    "x-pagination-count",
+    "x-paginated",
+    "x-paginated-by",
+    "x-pagination-current",
+    "x-pagination-next",
+    "x-pagination-prev",
+    "x-throttle-wait-seconds",
+    "www-authenticate",
+    "taiga-info-total-opened-milestones",
+    "taiga-info-total-closed-milestones",
+    "taiga-info-userstories-without-swimlane",
+    "taiga-info-backlog-total-userstories",
+)
+EXACT_HEADERS = (
+    "x-paginated",
+    "x-paginated-by",
+    "x-pagination-current",
+    "x-throttle-wait-seconds",
+    "www-authenticate",
+)
+
+
+def replayable() -> list[str]:
+    if not SAMPLES.is_dir():
+        return []
+    return [
+        p.name
+        for p in sorted(SAMPLES.glob("*_*.json"), key=lambda p: int(p.name.split("_")[0]))
+        if p.name not in NOT_SERVED
+    ]
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    parts = token.split(".")
+    if len(parts) != 3 or not token.startswith("eyJ"):
+        return None
+    return json.loads(base64.urlsafe_b64decode(parts[1] + "=="))
+
+
+def translate_token(fake: FakeTaiga, token: str, recorded_at: float) -> str:
+    """The recorded JWT's equivalent on the fake (same user, type and expiry state)."""
+    claims = jwt_claims(token)
+    if claims is None:
+        return token  # garbage stays garbage
+    username = USERS[claims["user_id"]]
+    issued = fake.login_tokens(username)
+    if claims["token_type"] == "refresh":
+        return issued["refresh"]
+    if claims["exp"] < recorded_at:
+        fake.expire_access_tokens(username)
+    return issued["auth_token"]
+
+
+def replay(fake: FakeTaiga, sample: dict[str, Any], http: httpx.Client) -> httpx.Response:
+    request = sample["request"]
+    recorded_at = parsedate_to_datetime(sample["response"]["headers"]["Date"]).timestamp()
+    headers = {"Content-Type": "application/json"}
+    for name, value in request["headers"].items():
+        if name.lower() == "authorization":
+            scheme, _, token = value.partition(" ")
+            headers["Authorization"] = f"{scheme} {translate_token(fake, token, recorded_at)}"
+        elif name.lower().startswith("x-"):
+            headers[name] = value
+    body = request["body"]
+    if isinstance(body, dict) and "refresh" in body:
+        body = {**body, "refresh": translate_token(fake, body["refresh"], recorded_at)}
+    split = urlsplit(request["url"])
+    url = fake.origin + split.path + (f"?{split.query}" if split.query else "")
+    content = body.encode() if isinstance(body, str) else None
+    return http.request(
+        request["method"],
+        url,
+        headers=headers,
+        content=content,
+        json=None if isinstance(body, str) or body is None else body,
+    )
+
+
+def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Client) -> None:
+    """Bring the fake into the state the sample was recorded in."""
+    number = int(name.split("_")[0])
+    if 90 <= number <= 93:
+        fake.throttle_next(1, wait_seconds=60)
+    elif name == "05_auth_refresh_reuse_old_refresh_token.json":
+        old = fake.login_tokens("alice")
+        assert http.post(
+            f"{fake.api_url}/auth/refresh", json={"refresh": old["refresh"]}
+        ).is_success
+        sample["request"]["body"] = {"refresh": old["refresh"]}
+    elif name == "78_err_userstories_patch_stale_version.json":
+        replay(fake, load("77_userstories_patch_with_version.json"), http)
+    elif name in ("22_milestones_create_sprint5.json", "23_milestones_create_sprint6.json"):
+        sample["request"]["body"]["name"] += " (replayed)"  # the seed already has these sprints
+
+
+def key_set(body: Any) -> Any:
+    if isinstance(body, dict):
+        return set(body)
+    if isinstance(body, list):
+        return ("list", bool(body), set(body[0]) if body and isinstance(body[0], dict) else None)
+    return type(body)
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="recorded Taiga samples not present")
+@pytest.mark.parametrize("name", replayable())
+def test_the_fake_answers_like_the_recording(fake_taiga: FakeTaiga, name: str) -> None:
+    sample = load(name)
+    recorded = sample["response"]
+    with httpx.Client(timeout=10) as http:
+        prepare(fake_taiga, name, sample, http)
+        response = replay(fake_taiga, sample, http)
+
+    assert response.status_code == recorded["status"]
+    recorded_type = recorded["headers"].get("Content-Type", "").split(";")[0]
+    assert response.headers.get("content-type", "").split(";")[0] == recorded_type
+    if recorded["status"] == 204:
+        assert response.content == b""
+    elif isinstance(recorded["body"], str):
+        assert "<h1>Not Found</h1>" in response.text
+    elif recorded["status"] >= 400:
+        assert response.json() == recorded["body"]
+    else:
+        body = response.json()
+        assert key_set(body) == key_set(recorded["body"])
+        if isinstance(body, dict) and "my_permissions" in body:
+            assert set(body["my_permissions"]) == set(recorded["body"]["my_permissions"])
+
+    recorded_headers = {k.lower(): v for k, v in recorded["headers"].items()}
+    for header in IMPORTANT_HEADERS:
+        assert (header in response.headers) == (header in recorded_headers), header
+        if header in recorded_headers and header in EXACT_HEADERS:
+            assert response.headers[header] == recorded_headers[header], header
+    for header in ("x-pagination-next", "x-pagination-prev"):
+        if header in recorded_headers:
+            ours, theirs = urlsplit(response.headers[header]), urlsplit(recorded_headers[header])
+            assert f"{ours.scheme}://{ours.netloc}" == BACKEND_ORIGIN
+            assert (ours.path, ours.query) == (theirs.path, theirs.query)
+
+
+# --------------------------------------------------------------------------- fake behaviour
+
+
+def test_pagination_defaults_to_30_and_reports_pages(fake_taiga: FakeTaiga) -> None:
+    for n in range(58):
+        fake_taiga.add_story(PROJECT_ID, f"Story {n}")
+    token = fake_taiga.login_tokens("alice")["auth_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"{fake_taiga.api_url}/userstories?project={PROJECT_ID}"
+    with httpx.Client() as http:
+        first = http.get(url, headers=auth)
+        last = http.get(url + "&page=last", headers=auth)
+        everything = http.get(url, headers={**auth, "x-disable-pagination": "0"})
+        past = http.get(url + "&page=4", headers=auth)
+    assert len(first.json()) == 30 and first.headers["x-pagination-count"] == "65"
+    assert first.headers["X-Pagination-Next"].startswith(BACKEND_ORIGIN)
+    assert "x-pagination-prev" not in first.headers
+    assert len(last.json()) == 5 and "x-pagination-next" not in last.headers
+    assert len(everything.json()) == 65 and "x-paginated" not in everything.headers
+    assert past.status_code == 404
+
+
+def test_refresh_tokens_rotate_and_old_access_tokens_keep_working(fake_taiga: FakeTaiga) -> None:
+    tokens = fake_taiga.login_tokens("alice")
+    with httpx.Client() as http:
+        refreshed = http.post(
+            f"{fake_taiga.api_url}/auth/refresh", json={"refresh": tokens["refresh"]}
+        )
+        reused = http.post(
+            f"{fake_taiga.api_url}/auth/refresh", json={"refresh": tokens["refresh"]}
+        )
+        me = http.get(
+            f"{fake_taiga.api_url}/users/me",
+            headers={"Authorization": f"Bearer {tokens['auth_token']}"},
+        )
+    assert refreshed.status_code == 200
+    assert set(refreshed.json()) == {"auth_token", "refresh"}
+    assert refreshed.json()["refresh"] != tokens["refresh"]
+    assert reused.status_code == 401
+    assert me.status_code == 200
+
+
+def test_fail_next_hits_only_the_nth_matching_call(fake_taiga: FakeTaiga) -> None:
+    fake_taiga.fail_next(502, nth=2, method="GET", path="/users/*")
+    token = fake_taiga.login_tokens("bob")["auth_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client() as http:
+        statuses = [
+            http.get(f"{fake_taiga.api_url}/users/me", headers=auth).status_code for _ in range(3)
+        ]
+    assert statuses == [200, 502, 200]
+
+
+def test_requests_are_recorded_with_path_query_headers_and_json(fake_taiga: FakeTaiga) -> None:
+    with httpx.Client() as http:
+        http.post(
+            f"{fake_taiga.api_url}/auth?x=1",
+            json={"type": "normal", "username": "bob", "password": "bob12345"},
+        )
+    recorded = fake_taiga.requests[-1]
+    assert (recorded.method, recorded.path, recorded.query) == ("POST", "/auth", {"x": "1"})
+    assert recorded.json["username"] == "bob"
+    assert recorded.headers["content-type"] == "application/json"
+
+
+def test_state_helpers_build_and_read_projects(fake_taiga: FakeTaiga) -> None:
+    fake_taiga.add_user("carol", "carol123", full_name="Carol Dev")
+    pid = fake_taiga.add_project("Side Project", owner="carol")
+    sprint = fake_taiga.add_milestone(pid, "Sprint 1", "2025-01-06", "2025-01-19")
+    story = fake_taiga.add_story(pid, "First", milestone_id=sprint["id"], tags=["x"])
+    task = fake_taiga.add_task(pid, "Do it", user_story_id=story["id"], milestone_id=sprint["id"])
+    assert (story["ref"], task["ref"]) == (1, 2)
+    assert fake_taiga.milestones(pid)[0]["user_stories"][0]["id"] == story["id"]
+    assert [s["subject"] for s in fake_taiga.stories(pid)] == ["First"]
+    assert fake_taiga.tasks(pid)[0]["user_story_extra_info"]["ref"] == 1
+    assert fake_taiga.user("carol").id not in (5, 6, 7)
