@@ -1,0 +1,471 @@
+"""The plan executor against the fake Taiga: exactly-once writes through the write ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from agent.executor import (
+    SKIPPED_NO_SPRINT,
+    SKIPPED_NO_STORY,
+    ExecutionResult,
+    PlanNotApproved,
+    apply_plan,
+)
+from agent.proposal import (
+    ProjectInfo,
+    Proposal,
+    ProposedMilestone,
+    ProposedStory,
+    ProposedTask,
+)
+from storage import repositories as repo
+from storage.db import Database
+from taiga.client import TaigaClient, TaigaSession
+from taiga.models import TaigaTokens
+from tests.peers.fake_anthropic import FakeClock
+from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG, SPRINT6_ID, FakeTaiga
+
+WEB = "https://taiga.example"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def proposal(
+    *,
+    stories: int = 2,
+    tasks: int = 2,
+    new_sprint: str | None = None,
+    existing_story_tasks: int = 0,
+) -> Proposal:
+    if new_sprint is not None:
+        milestone = ProposedMilestone(
+            name=new_sprint,
+            estimated_start=date(2024, 5, 29),
+            estimated_finish=date(2024, 6, 11),
+            to_create=True,
+        )
+    else:
+        milestone = ProposedMilestone(existing_id=SPRINT6_ID, name="Sprint 6", slug="sprint-6")
+    return Proposal(
+        project=ProjectInfo(id=PROJECT_ID, slug=PROJECT_SLUG, name="Peer Client Test"),
+        target_sprint=milestone.name,
+        milestone=milestone,
+        stories=[
+            ProposedStory(
+                key=f"new-story-{s}",
+                subject=f"Story {s}",
+                description=f"About story {s}",
+                tags=["planned"],
+                tasks=[
+                    ProposedTask(key=f"new-story-{s}/task-{t}", subject=f"Story {s} task {t}")
+                    for t in range(1, tasks + 1)
+                ],
+            )
+            for s in range(1, stories + 1)
+        ],
+        tasks_for_existing=[
+            ProposedTask(
+                key=f"existing-3/task-{t}",
+                subject=f"Export task {t}",
+                user_story_id=3,
+                user_story_ref=3,
+                user_story_subject="Export report",
+            )
+            for t in range(1, existing_story_tasks + 1)
+        ],
+    )
+
+
+async def store_plan(db: Database, plan: Proposal, *, state: str = "approved") -> str:
+    def create(session: Any) -> str:
+        row = repo.create_plan(
+            session,
+            slack_team_id="T1",
+            slack_channel_id="C1",
+            slack_thread_ts="1.1",
+            project_id=PROJECT_ID,
+            project_slug=PROJECT_SLUG,
+            target_sprint=plan.target_sprint,
+            minutes_digest="0" * 64,
+            state=state,
+            proposal=plan.model_dump(mode="json"),
+        )
+        return row.id
+
+    return await db.run(create)
+
+
+async def plan_state(db: Database, plan_id: str) -> str:
+    return await db.run(lambda s: repo.get_plan(s, plan_id).state)  # type: ignore[union-attr]
+
+
+def posts(fake: FakeTaiga, path: str) -> list[Any]:
+    return fake.requests_to("POST", path)
+
+
+def story_rows(fake: FakeTaiga, subject: str) -> list[dict[str, Any]]:
+    return [s for s in fake.stories(PROJECT_ID) if s["subject"] == subject]
+
+
+@pytest.fixture
+async def client(fake_taiga: FakeTaiga) -> AsyncIterator[TaigaClient]:
+    taiga = TaigaClient(fake_taiga.api_url, clock=FakeClock())
+    try:
+        yield taiga
+    finally:
+        await taiga.aclose()
+
+
+@pytest.fixture
+def alice(fake_taiga: FakeTaiga, client: TaigaClient) -> TaigaSession:
+    return client.session(TaigaTokens(**fake_taiga.login_tokens("alice")))
+
+
+async def apply(
+    db: Database, plan_id: str, session: TaigaSession, **kwargs: Any
+) -> ExecutionResult:
+    return await apply_plan(db=db, plan_id=plan_id, taiga=session, web_url=WEB, **kwargs)
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+@pytest.mark.anyio
+async def test_placeholders_resolve_to_the_sprint_and_stories_just_created(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(new_sprint="Sprint 7"))
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.complete and result.state == "done" and result.failed == []
+    sprint = next(m for m in fake_taiga.milestones(PROJECT_ID) if m["name"] == "Sprint 7")
+    assert result.milestone_id == sprint["id"]
+    assert result.milestone_url == f"{WEB}/project/{PROJECT_SLUG}/taskboard/{sprint['slug']}"
+    stories = {s["subject"]: s for s in fake_taiga.stories(PROJECT_ID)}
+    tasks = {t["subject"]: t for t in fake_taiga.tasks(PROJECT_ID)}
+    for s in (1, 2):
+        story = stories[f"Story {s}"]
+        assert story["milestone"] == sprint["id"]
+        for t in (1, 2):
+            task = tasks[f"Story {s} task {t}"]
+            assert task["user_story"] == story["id"]
+            assert task["milestone"] == sprint["id"]
+    created = {item.action_key: item for item in result.created}
+    assert created["story:new-story-1"].id == stories["Story 1"]["id"]
+    assert created["story:new-story-1"].url == f"{WEB}/project/{PROJECT_SLUG}/us/" + str(
+        stories["Story 1"]["ref"]
+    )
+    task = created["task:new-story-2/task-1"]
+    assert task.user_story_id == stories["Story 2"]["id"]
+    assert task.url == f"{WEB}/project/{PROJECT_SLUG}/task/{tasks['Story 2 task 1']['ref']}"
+    # One POST each, never the bulk endpoints (they cannot carry a sprint).
+    assert len(posts(fake_taiga, "/milestones")) == 1
+    assert len(posts(fake_taiga, "/userstories")) == 2
+    assert len(posts(fake_taiga, "/tasks")) == 4
+    assert posts(fake_taiga, "/*bulk*") == []
+    assert await plan_state(sqlite_database, plan_id) == "done"
+    ledger = await sqlite_database.run(lambda s: repo.ledger_for_plan(s, plan_id))
+    assert len(ledger) == 7 and all(entry.done for entry in ledger.values())
+
+
+@pytest.mark.anyio
+async def test_tasks_for_existing_stories_go_to_that_story_in_the_sprint(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=0, existing_story_tasks=2))
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.complete
+    new = [t for t in fake_taiga.tasks(PROJECT_ID) if t["subject"].startswith("Export task")]
+    assert [(t["user_story"], t["milestone"]) for t in new] == [(3, SPRINT6_ID), (3, SPRINT6_ID)]
+    assert posts(fake_taiga, "/milestones") == []
+
+
+@pytest.mark.anyio
+async def test_applying_twice_writes_once(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal())
+    first = await apply(sqlite_database, plan_id, alice)
+    writes = len(fake_taiga.requests_to("POST", "*"))
+
+    second = await apply(sqlite_database, plan_id, alice)
+
+    assert second == first
+    assert len(fake_taiga.requests_to("POST", "*")) == writes == 6
+
+
+@pytest.mark.anyio
+async def test_concurrent_applies_of_one_plan_write_once(
+    database: Database, fake_taiga: FakeTaiga
+) -> None:
+    """Two replicas (own database engine, own Taiga client) apply the same plan at once."""
+    plan_id = await store_plan(database, proposal(new_sprint="Sprint 7", stories=3, tasks=2))
+    other_db = Database(database.url.render_as_string(hide_password=False))
+    clients = [TaigaClient(fake_taiga.api_url, clock=FakeClock()) for _ in range(2)]
+    try:
+        sessions = [c.session(TaigaTokens(**fake_taiga.login_tokens("alice"))) for c in clients]
+        results = await asyncio.gather(
+            apply(database, plan_id, sessions[0]), apply(other_db, plan_id, sessions[1])
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+        other_db.dispose()
+
+    assert len(posts(fake_taiga, "/milestones")) == 1
+    assert len(posts(fake_taiga, "/userstories")) == 3
+    assert len(posts(fake_taiga, "/tasks")) == 6
+    assert sorted(r.state for r in results) in (["done", "done"], ["done", "executing"])
+    assert await plan_state(database, plan_id) == "done"
+
+
+@pytest.mark.anyio
+async def test_an_apply_running_elsewhere_is_reported_and_nothing_is_written(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(), state="executing")
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.state == "executing" and not result.complete
+    assert fake_taiga.requests_to("POST", "*") == []
+
+
+@pytest.mark.anyio
+async def test_a_plan_that_was_not_approved_is_refused(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(), state="proposed")
+
+    with pytest.raises(PlanNotApproved):
+        await apply(sqlite_database, plan_id, alice)
+
+    assert fake_taiga.requests_to("POST", "*") == []
+    assert await plan_state(sqlite_database, plan_id) == "proposed"
+
+
+@pytest.mark.anyio
+async def test_a_taiga_500_on_one_task_leaves_a_partial_result_and_the_retry_adds_only_it(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=2, tasks=2))
+    fake_taiga.fail_next(500, method="POST", path="/tasks")
+
+    first = await apply(sqlite_database, plan_id, alice)
+
+    assert first.state == "partial" and not first.complete
+    assert len(first.created_of("story")) == 2 and len(first.created_of("task")) == 3
+    [missing] = first.failed
+    assert missing.kind == "task" and not missing.skipped
+    assert "Taiga" in missing.reason and "500" in missing.reason
+    assert await plan_state(sqlite_database, plan_id) == "partial"
+    stored = await sqlite_database.run(lambda s: repo.get_plan(s, plan_id))
+    assert stored is not None and stored.result == first.model_dump(mode="json")
+    fake_taiga.clear_requests()
+
+    second = await apply(sqlite_database, plan_id, alice)
+
+    assert second.complete and second.state == "done"
+    assert len(second.created_of("task")) == 4
+    assert [r.json["subject"] for r in posts(fake_taiga, "/tasks")] == [missing.subject]
+    assert posts(fake_taiga, "/userstories") == []
+    assert [t["subject"] for t in fake_taiga.tasks(PROJECT_ID)].count(missing.subject) == 1
+
+
+@pytest.mark.anyio
+async def test_tasks_of_a_story_that_failed_are_skipped_and_created_on_retry(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=2))
+    fake_taiga.fail_next(503, method="POST", path="/userstories")
+
+    first = await apply(sqlite_database, plan_id, alice)
+
+    assert [(f.kind, f.skipped) for f in first.failed] == [
+        ("story", False),
+        ("task", True),
+        ("task", True),
+    ]
+    assert [f.reason for f in first.failed[1:]] == [SKIPPED_NO_STORY, SKIPPED_NO_STORY]
+    assert posts(fake_taiga, "/tasks") == []
+
+    second = await apply(sqlite_database, plan_id, alice)
+
+    assert second.complete
+    assert len(story_rows(fake_taiga, "Story 1")) == 1
+
+
+@pytest.mark.anyio
+async def test_a_sprint_that_could_not_be_created_skips_everything(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(new_sprint="Sprint 7", stories=1))
+    fake_taiga.fail_next(500, method="POST", path="/milestones")
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert [f.kind for f in result.failed] == ["milestone", "story", "task", "task"]
+    assert {f.reason for f in result.failed[1:]} == {SKIPPED_NO_SPRINT}
+    assert posts(fake_taiga, "/userstories") == []
+
+
+@pytest.mark.anyio
+async def test_a_story_created_but_whose_response_was_lost_is_adopted_not_duplicated(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=2))
+    fake_taiga.lose_next_response(method="POST", path="/userstories")
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.complete
+    [row] = story_rows(fake_taiga, "Story 1")
+    [story] = result.created_of("story")
+    assert story.id == row["id"] and story.ref == row["ref"] and story.reconciled
+    assert len(posts(fake_taiga, "/userstories")) == 1
+    assert {t.user_story_id for t in result.created_of("task")} == {row["id"]}
+
+
+@pytest.mark.anyio
+async def test_a_task_whose_response_was_lost_is_adopted_not_duplicated(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=3))
+    fake_taiga.lose_next_response(method="POST", path="/tasks")
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.complete and len(result.created_of("task")) == 3
+    assert len(posts(fake_taiga, "/tasks")) == 3
+    subjects = [t["subject"] for t in fake_taiga.tasks(PROJECT_ID)]
+    assert all(subjects.count(f"Story 1 task {t}") == 1 for t in (1, 2, 3))
+    assert sum(item.reconciled for item in result.created) == 1
+
+
+@pytest.mark.anyio
+async def test_a_lost_sprint_response_is_adopted_by_name(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(new_sprint="Sprint 7", stories=1))
+    fake_taiga.lose_next_response(method="POST", path="/milestones")
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.complete
+    assert [m["name"] for m in fake_taiga.milestones(PROJECT_ID)].count("Sprint 7") == 1
+    assert len(posts(fake_taiga, "/milestones")) == 1
+
+
+@pytest.mark.anyio
+async def test_after_a_crash_pending_writes_are_reconciled_before_anything_is_resent(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    """A replica died mid-run: the plan is stuck in executing, two stories were claimed, one of
+    them reached Taiga. The next apply takes over, adopts that one and creates the other."""
+    db = sqlite_database
+    plan_id = await store_plan(db, proposal(stories=3, tasks=0), state="executing")
+    crashed_at = datetime.now(UTC) - timedelta(hours=1)
+    for key in ("story:new-story-1", "story:new-story-2"):
+        await db.run(
+            lambda s, key=key: repo.claim_action(s, plan_id=plan_id, action_key=key, now=crashed_at)
+        )
+    await db.run(lambda s: repo.update_plan(s, plan_id=plan_id, updated_at=crashed_at))
+    reached = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
+
+    result = await apply(db, plan_id, alice, now=lambda: crashed_at + timedelta(hours=1))
+
+    assert result.complete
+    by_key = {item.action_key: item for item in result.created}
+    assert by_key["story:new-story-1"].id == reached["id"]
+    assert by_key["story:new-story-1"].reconciled
+    sent = sorted(r.json["subject"] for r in posts(fake_taiga, "/userstories"))
+    assert sent == ["Story 2", "Story 3"]
+    assert all(len(story_rows(fake_taiga, f"Story {n}")) == 1 for n in (1, 2, 3))
+
+
+@pytest.mark.anyio
+async def test_reconciling_ignores_same_subject_stories_from_before_the_attempt_or_others(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    db = sqlite_database
+    plan_id = await store_plan(db, proposal(stories=2, tasks=0), state="partial")
+    now = datetime.now(UTC)
+    attempts = {"story:new-story-1": now + timedelta(minutes=30), "story:new-story-2": now}
+    for key, at in attempts.items():
+        await db.run(
+            lambda s, key=key, at=at: repo.claim_action(s, plan_id=plan_id, action_key=key, now=at)
+        )
+    # Same subjects in the sprint: one made long before our attempt, one made by someone else.
+    fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
+    fake_taiga.add_story(PROJECT_ID, "Story 2", milestone_id=SPRINT6_ID, owner="bob")
+
+    result = await apply(db, plan_id, alice)
+
+    assert result.complete and not any(item.reconciled for item in result.created)
+    assert len(story_rows(fake_taiga, "Story 1")) == 2
+    assert len(story_rows(fake_taiga, "Story 2")) == 2
+
+
+@pytest.mark.anyio
+async def test_two_stories_with_one_subject_are_never_adopted_twice(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    db = sqlite_database
+    twins = proposal(stories=2, tasks=0)
+    for story in twins.stories:
+        story.subject = "Same subject"
+    plan_id = await store_plan(db, twins, state="partial")
+    now = datetime.now(UTC)
+    for key in ("story:new-story-1", "story:new-story-2"):
+        await db.run(
+            lambda s, key=key: repo.claim_action(s, plan_id=plan_id, action_key=key, now=now)
+        )
+    fake_taiga.add_story(PROJECT_ID, "Same subject", milestone_id=SPRINT6_ID, owner="alice")
+
+    result = await apply(db, plan_id, alice)
+
+    assert result.complete
+    assert len({item.id for item in result.created}) == 2
+    assert len(story_rows(fake_taiga, "Same subject")) == 2
+    assert len(posts(fake_taiga, "/userstories")) == 1
+
+
+@pytest.mark.anyio
+async def test_progress_reports_each_step(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(new_sprint="Sprint 7", stories=2, tasks=1))
+    steps: list[str] = []
+
+    async def progress(step: str) -> None:
+        steps.append(step)
+
+    await apply(sqlite_database, plan_id, alice, progress=progress)
+
+    assert steps[0] == "Creating sprint Sprint 7…"
+    assert steps[1] == "Creating 2 stories…"
+    assert "Created 2/2 stories…" in steps
+    assert steps[-1] == "Created 2/2 tasks…"
+
+
+@pytest.mark.anyio
+async def test_a_progress_callback_that_fails_does_not_stop_the_writes(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=1))
+
+    async def broken(_step: str) -> None:
+        raise RuntimeError("slack is down")
+
+    result = await apply(sqlite_database, plan_id, alice, progress=broken)
+
+    assert result.complete
