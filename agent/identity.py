@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import SecretStr
@@ -27,6 +28,10 @@ from taiga.errors import Unauthorized
 from taiga.models import TaigaTokens
 
 log = logging.getLogger(__name__)
+
+# After Taiga refused our refresh token (another replica used it first), how long to wait between
+# looks at the database for the tokens that replica is about to store (seconds, ~1.5 s in all).
+RACE_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 class NotLinked(LookupError):
@@ -66,10 +71,20 @@ def to_stored_tokens(tokens: TaigaTokens) -> repo.StoredTokens:
 class LinkRefresher:
     """Refreshes linked users' tokens over the shared database. Build one per process."""
 
-    def __init__(self, *, db: Database, cipher: TokenCipher, taiga: TaigaClient) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        cipher: TokenCipher,
+        taiga: TaigaClient,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        race_waits: Sequence[float] = RACE_WAITS,
+    ) -> None:
         self.db = db
         self.cipher = cipher
         self.taiga = taiga
+        self._sleep = sleep
+        self._race_waits = tuple(race_waits)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def _lock(self, team_id: str, user_id: str) -> asyncio.Lock:
@@ -131,10 +146,17 @@ class LinkRefresher:
             return await self._after_lost_race(team_id, user_id, stale_auth)
 
     async def _after_lost_race(self, team_id: str, user_id: str, stale_auth: str) -> TaigaTokens:
-        link = await self.stored(team_id, user_id)
-        if link is not None and link.auth_token != stale_auth:
-            log.info("another refresh of %s/%s won the race; using its tokens", team_id, user_id)
-            return to_taiga_tokens(link.tokens)
+        """Use the tokens another replica stored; it may still be storing them, so look again
+        a few times (briefly) before calling the link dead."""
+        for wait in (*self._race_waits, None):
+            link = await self.stored(team_id, user_id)
+            if link is None:
+                break
+            if link.auth_token != stale_auth:
+                log.info("%s/%s was refreshed elsewhere; using those tokens", team_id, user_id)
+                return to_taiga_tokens(link.tokens)
+            if wait is not None:
+                await self._sleep(wait)
         log.info("the Taiga link of %s/%s can no longer be refreshed", team_id, user_id)
         raise LinkExpired(team_id, user_id)
 
