@@ -17,6 +17,11 @@ State (ids as in the recording; see `seed_recorded`):
   Sprint 5 (id 1) and Sprint 6 (id 2); user stories 1-7 and tasks 1-4 (refs 8-11): stories and
   tasks share one `ref` sequence per project.
 
+Lifecycle: the `fake_taiga` fixture (function-scoped, seeded, running); or `FakeTaiga()`,
+`.seed_recorded()`, `with fake.running(): ...`. URLs: `.api_url` (http://127.0.0.1:PORT/api/v1),
+`.origin`. Constants: ADMIN_ID, ALICE_ID, BOB_ID, PROJECT_ID, PROJECT_SLUG, OTHER_PROJECT_ID,
+SPRINT5_ID, SPRINT6_ID, VIEWER_ROLE_ID, PASSWORDS, VIEW_PERMISSIONS, ALL_PERMISSIONS.
+
 Helpers (all thread-safe):
   building:  add_user, add_project, add_role, add_member, add_milestone, add_story, add_task
   reading:   stories(project_id), tasks(project_id), milestones(project_id), user(username),
