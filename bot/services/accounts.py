@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 LOGIN_CALLBACK_ID = "taiga_login"
 USERNAME, PASSWORD, AUTH_TOKEN, REFRESH_TOKEN = "username", "password", "auth_token", "refresh"
-VALUE = "value"
 Json = dict[str, Any]
 
 
@@ -32,7 +31,7 @@ def _input(block_id: str, label: str, hint: str | None = None) -> Json:
         "block_id": block_id,
         "optional": True,
         "label": {"type": "plain_text", "text": label},
-        "element": {"type": "plain_text_input", "action_id": VALUE},
+        "element": {"type": "plain_text_input", "action_id": block_id},
     }
     if hint:
         block["hint"] = {"type": "plain_text", "text": hint}
@@ -101,7 +100,8 @@ class LoginForm:
         values = (view.get("state") or {}).get("values") or {}
 
         def read(block_id: str) -> str:
-            return str(((values.get(block_id) or {}).get(VALUE) or {}).get("value") or "").strip()
+            field = (values.get(block_id) or {}).get(block_id) or {}
+            return str(field.get("value") or "").strip()
 
         return cls(read(USERNAME), read(PASSWORD), read(AUTH_TOKEN), read(REFRESH_TOKEN))
 
@@ -177,6 +177,15 @@ async def _sign_in(services: Services, form: LoginForm) -> tuple[TaigaUser, Taig
     )
     session = services.taiga.session(tokens)
     return await session.me(), tokens
+
+
+async def open_login(services: Services, *, trigger_id: str, tell: Tell) -> None:
+    """views.open at once: the trigger id is valid for 3 seconds."""
+    try:
+        await services.slack.views_open(trigger_id=trigger_id, view=login_view())
+    except Exception as error:
+        log_failure("could not open the login form", error)
+        await tell("I could not open the login form; please run /taiga login again.")
 
 
 async def logout(services: Services, *, team_id: str, user_id: str, tell: Tell) -> None:

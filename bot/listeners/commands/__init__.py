@@ -47,10 +47,13 @@ async def taiga_command(
 
 
 async def open_login(
-    ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, **_: Any
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext,
+    **_: Any,
 ) -> None:
     await ack()
-    await client.views_open(trigger_id=command["trigger_id"], view=accounts.login_view())
+    await accounts.open_login(
+        context["services"], trigger_id=command["trigger_id"], tell=tell_by_response_url(respond)
+    )
 
 
 async def logout(

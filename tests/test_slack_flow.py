@@ -1,0 +1,326 @@
+"""The Slack flows end to end: signed requests to /slack/events, real loopback peers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+from sqlmodel import select
+
+from storage import repositories as repo
+from storage.models import TaigaLink
+from tests.peers.fake_anthropic import FakeAnthropic
+from tests.peers.fake_slack import FakeSlack
+from tests.peers.fake_taiga import PROJECT_ID, FakeTaiga
+from tests.test_slack_support import (
+    WAIT,
+    Gate,
+    Harness,
+    block_text,
+    has_button,
+    running_harness,
+    story_turn,
+)
+
+MINUTES = "We agreed to ship the CSV export.\nAlice: add the download button."
+STORIES = (
+    ("Export plans as CSV", ["Write the CSV writer", "Add the download button"]),
+    ("Show export history", ["List past exports"]),
+)
+
+
+@pytest.fixture
+async def h(
+    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> AsyncIterator[Harness]:
+    async with running_harness(tmp_path, fake_slack, fake_taiga, fake_anthropic) as harness:
+        yield harness
+
+
+async def linked(h: Harness) -> None:
+    await h.link(h.alice, "alice")
+    await h.set_project()
+
+
+async def propose(h: Harness, *, stories: tuple = STORIES, sprint: str = "Sprint 6") -> str:
+    """`/taiga plan` by Alice; returns the ts of the proposal message."""
+    h.anthropic.script(story_turn(*stories))
+    response, _ = await h.command(f"plan {sprint}\n{MINUTES}")
+    assert response.status_code == 200
+    return await h.proposal_ts()
+
+
+# --------------------------------------------------------------------------- login
+
+
+@pytest.mark.anyio
+async def test_login_modal_with_the_right_password_stores_only_encrypted_tokens(
+    h: Harness,
+) -> None:
+    response, form = await h.command("login")
+    assert response.status_code == 200
+    opened = await h.slack.wait_for("views.open", within=WAIT)
+    assert opened.ok and opened.params["trigger_id"] == form["trigger_id"]
+    view_id = opened.response["view"]["id"]
+
+    payload = h.slack.view_submission_payload(
+        view_id, user=h.alice,
+        values={"username": {"username": "alice"}, "password": {"password": "alice123"}},
+    )
+    response = await h.payload(payload)
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_action"] == "update"
+    assert "alice" in json.dumps(answer["view"])
+    link = await h.db.run(
+        lambda s: repo.get_link(
+            s, cipher=h.bot.services.cipher, team_id=h.slack.team_id, user_id=h.alice
+        )
+    )
+    assert link is not None and link.taiga_username == "alice"
+    row = await h.db.run(lambda s: s.exec(select(TaigaLink)).one().model_dump())
+    stored = json.dumps(row, default=str)
+    assert link.auth_token not in stored and "alice123" not in stored
+    assert h.bot.services.cipher.decrypt(row["auth_token_enc"]) == link.auth_token
+
+
+@pytest.mark.anyio
+async def test_login_modal_with_a_wrong_password_shows_the_error_in_the_modal(
+    h: Harness,
+) -> None:
+    await h.command("login")
+    opened = await h.slack.wait_for("views.open", within=WAIT)
+    payload = h.slack.view_submission_payload(
+        opened.response["view"]["id"], user=h.alice,
+        values={"username": {"username": "alice"}, "password": {"password": "wrong"}},
+    )
+    response = await h.payload(payload)
+
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    assert "password" in answer["errors"]
+    assert await h.db.run(
+        lambda s: repo.get_link(
+            s, cipher=h.bot.services.cipher, team_id=h.slack.team_id, user_id=h.alice
+        )
+    ) is None
+
+
+# --------------------------------------------------------------------------- plan → approve
+
+
+@pytest.mark.anyio
+async def test_plan_command_acks_before_claude_then_approve_creates_and_links_the_items(
+    h: Harness,
+) -> None:
+    await linked(h)
+    gate = Gate(story_turn(*STORIES))
+    h.anthropic.script(gate)
+
+    response, _ = await h.command(f"plan Sprint 6\n{MINUTES}")
+
+    assert response.status_code == 200  # acknowledged while Claude has not answered
+    assert not gate.opened.is_set()
+    gate.opened.set()
+    proposal_ts = await h.proposal_ts()
+    root = h.slack.messages(h.channel)[0]
+    assert "Sprint 6" in root["text"] and f"<@{h.alice}>" in root["text"]
+    statuses = [c for c in h.slack.calls("chat.update") if c.params["ts"] == proposal_ts]
+    assert any("Reading the project" in block_text(c.params) for c in statuses)
+    plan = (await h.plans())[0]
+    assert plan.state == "proposed" and plan.slack_message_ts == proposal_ts
+
+    response, _ = await h.click("plan_approve", proposal_ts)
+    assert response.status_code == 200
+    result = await h.wait_update(lambda p: "applied" in str(p.get("text")))
+
+    subjects = {s["subject"] for s in h.taiga.stories(PROJECT_ID)}
+    assert {"Export plans as CSV", "Show export history"} <= subjects
+    tasks = {t["subject"] for t in h.taiga.tasks(PROJECT_ID)}
+    assert {"Write the CSV writer", "Add the download button", "List past exports"} <= tasks
+    shown = block_text(result)
+    assert "https://taiga.example.test/project/" in shown
+    assert not has_button(result, "plan_approve")
+    await h.settle()
+    assert (await h.plan(plan.id)).state == "done"
+
+
+@pytest.mark.anyio
+async def test_reject_replaces_the_buttons_and_writes_nothing(h: Harness) -> None:
+    await linked(h)
+    before = len(h.taiga.stories(PROJECT_ID))
+    proposal_ts = await propose(h)
+
+    await h.click("plan_reject", proposal_ts)
+
+    rejected = await h.wait_update(lambda p: "Rejected by" in block_text(p))
+    assert f"<@{h.alice}>" in block_text(rejected)
+    await h.settle()
+    assert len(h.taiga.stories(PROJECT_ID)) == before
+    assert h.taiga.requests_to("POST", "/userstories*") == []
+
+
+@pytest.mark.anyio
+async def test_someone_other_than_the_requester_cannot_approve(h: Harness) -> None:
+    await linked(h)
+    await h.link(h.bob, "alice")
+    proposal_ts = await propose(h)
+
+    _, response_url = await h.click("plan_approve", proposal_ts, user=h.bob)
+
+    post = await h.slack.wait_for_response_url(response_url, within=WAIT)
+    assert post.body["text"] == f"Only <@{h.alice}> can approve this."
+    await h.settle()
+    assert h.taiga.requests_to("POST", "/userstories*") == []
+    assert (await h.plans())[0].state == "proposed"
+
+
+@pytest.mark.anyio
+async def test_a_double_approve_writes_each_item_once(h: Harness) -> None:
+    await linked(h)
+    proposal_ts = await propose(h)
+
+    first, second = await asyncio.gather(
+        h.click("plan_approve", proposal_ts), h.click("plan_approve", proposal_ts)
+    )
+    await h.wait_update(lambda p: "applied" in str(p.get("text")))
+    await h.settle()
+
+    assert first[0].status_code == second[0].status_code == 200
+    assert len(h.taiga.requests_to("POST", "/userstories")) == 2
+    assert len(h.taiga.requests_to("POST", "/tasks")) == 3
+    told = [p for url in (first[1], second[1]) for p in h.slack.response_url_posts(url)]
+    assert any("already" in json.dumps(p.body) for p in told)
+
+
+@pytest.mark.anyio
+async def test_an_expired_proposal_says_so_and_writes_nothing(h: Harness) -> None:
+    await linked(h)
+    proposal_ts = await propose(h)
+    h.wall.offset = h.wall.offset.__class__(hours=h.settings.plan_expiry_hours + 1)
+
+    _, response_url = await h.click("plan_approve", proposal_ts)
+
+    post = await h.slack.wait_for_response_url(response_url, within=WAIT)
+    assert "expired" in json.dumps(post.body)
+    expired = await h.wait_update(lambda p: "expired" in block_text(p))
+    assert not has_button(expired, "plan_approve")
+    await h.settle()
+    assert (await h.plans())[0].state == "expired"
+    assert h.taiga.requests_to("POST", "/userstories*") == []
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.anyio
+async def test_an_unlinked_user_is_told_privately_how_to_log_in(h: Harness) -> None:
+    await h.set_project()
+
+    _, form = await h.command(f"plan Sprint 6\n{MINUTES}")
+
+    post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+    assert post.body["response_type"] == "ephemeral"
+    assert "/taiga login" in post.body["text"]
+    await h.settle()
+    assert h.slack.messages(h.channel) == [] and h.anthropic.requests == []
+
+
+@pytest.mark.anyio
+async def test_a_channel_without_the_bot_gets_an_invite_hint(h: Harness) -> None:
+    await h.link(h.alice, "alice")
+    outside = h.slack.add_channel("outside", is_member=False)
+    await h.set_project(outside)
+
+    _, form = await h.command(f"plan Sprint 6\n{MINUTES}", channel=outside)
+
+    post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+    assert "/invite @Taiga Planner" in post.body["text"]
+    await h.settle()
+    assert h.anthropic.requests == []
+
+
+@pytest.mark.anyio
+async def test_a_channel_without_a_project_is_told_how_to_set_one(h: Harness) -> None:
+    await h.link(h.alice, "alice")
+
+    _, form = await h.command(f"plan Sprint 6\n{MINUTES}")
+
+    post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+    assert "/taiga project" in post.body["text"]
+
+
+@pytest.mark.anyio
+async def test_minutes_over_the_limit_are_refused_with_the_limit(
+    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    async with running_harness(
+        tmp_path, fake_slack, fake_taiga, fake_anthropic, max_minutes_chars=50
+    ) as h:
+        await linked(h)
+        _, form = await h.command("plan Sprint 6\n" + "x" * 51)
+        post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+        assert "limit is 50" in post.body["text"]
+
+
+@pytest.mark.anyio
+async def test_forged_or_stale_requests_get_401(h: Harness) -> None:
+    form = h.slack.slash_command_form("/taiga", "help", user=h.alice, channel=h.channel)
+    from urllib.parse import urlencode
+
+    body = urlencode(form)
+    forged = h.headers(body, secret="not-the-secret")
+    stale = h.headers(body, timestamp=1_600_000_000)
+
+    for headers in (forged, stale):
+        response = await h.http.post("/slack/events", content=body.encode(), headers=headers)
+        assert response.status_code == 401
+    good = await h.http.post("/slack/events", content=body.encode(), headers=h.headers(body))
+    assert good.status_code == 200 and "/taiga plan" in good.text
+
+
+@pytest.mark.anyio
+async def test_a_forty_story_proposal_fits_slacks_limits(h: Harness) -> None:
+    await linked(h)
+    stories = tuple(
+        (f"Story {n}: " + "long subject words " * 8, [f"Task {n}.{t} " * 6 for t in range(5)])
+        for n in range(40)
+    )
+
+    proposal_ts = await propose(h, stories=stories)
+
+    update = [c for c in h.slack.calls("chat.update") if c.params["ts"] == proposal_ts][-1]
+    assert update.ok
+    assert len(update.params["blocks"]) <= 50
+    assert has_button(update.params, "plan_approve")
+
+
+@pytest.mark.anyio
+async def test_help_and_unknown_subcommands_show_usage(h: Harness) -> None:
+    for text in ("help", "frobnicate", ""):
+        response, _ = await h.command(text)
+        assert response.status_code == 200
+        assert "/taiga login" in response.text
+
+
+@pytest.mark.anyio
+async def test_project_is_checked_with_the_callers_token_and_then_shown(h: Harness) -> None:
+    await h.link(h.alice, "alice")
+
+    _, form = await h.command("project https://tree.taiga.io/project/alice-peer-client-test/")
+    post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+    assert post.body["response_type"] == "in_channel"
+    _, form = await h.command("project")
+    post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+    assert "alice-peer-client-test" in post.body["text"]
+    _, form = await h.command("project admin-admin-private")
+    post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+    assert post.body["response_type"] == "ephemeral"
+    assert "admin-admin-private" in post.body["text"]
+    with anyio.fail_after(WAIT):
+        await h.bot.services.drain()
