@@ -111,6 +111,7 @@ async def plan_from_command(
     if project is None:
         await tell(NO_PROJECT)
         return
+    sprint = await readable(services.slack, sprint)
     minutes = await readable(services.slack, raw_minutes)
     problem = _too_long(services, minutes)
     if problem:
@@ -243,6 +244,7 @@ async def plan_from_mention(
     if project is None:
         await tell(NO_PROJECT)
         return
+    sprint = await readable(services.slack, sprint)
     minutes = "\n\n".join([await readable(services.slack, part) for part in raw_minutes])
     problem = _too_long(services, minutes)
     if problem:

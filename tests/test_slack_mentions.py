@@ -1,0 +1,139 @@
+"""Mentions: planning from a thread (every page), minutes in the message, asking for minutes,
+and Slack's re-deliveries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers.fake_anthropic import FakeAnthropic
+from tests.peers.fake_slack import FakeSlack
+from tests.peers.fake_taiga import FakeTaiga
+from tests.test_slack_support import (
+    WAIT,
+    Harness,
+    block_text,
+    has_button,
+    running_harness,
+    story_turn,
+)
+
+TURN = story_turn(("Export plans as CSV", ["Write the CSV writer"]))
+
+
+@pytest.fixture
+async def h(
+    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> AsyncIterator[Harness]:
+    async with running_harness(tmp_path, fake_slack, fake_taiga, fake_anthropic) as harness:
+        await harness.link(harness.alice, "alice")
+        await harness.set_project()
+        yield harness
+
+
+def model_prompt(h: Harness) -> str:
+    return json.dumps(h.anthropic.requests[0].body["messages"][0], ensure_ascii=False)
+
+
+@pytest.mark.anyio
+async def test_a_mention_in_a_thread_plans_from_every_page_of_the_thread(h: Harness) -> None:
+    bot = h.slack.bot_user_id
+    parent = h.slack.add_message(h.channel, "Kickoff notes &amp; decisions", user=h.alice)
+    for n in range(204):
+        h.slack.add_message(h.channel, f"note {n}", user=h.bob, thread_ts=parent)
+    h.slack.add_message(
+        h.channel, f"<@{h.bob}> will build &lt;the export&gt; *fast*", user=h.alice,
+        thread_ts=parent,
+    )
+    await h.bot.services.slack.chat_postMessage(
+        channel=h.channel, thread_ts=parent, text="an earlier bot reply"
+    )
+    h.anthropic.script(TURN)
+
+    envelope = h.slack.app_mention_event(
+        h.channel, f"<@{bot}> plan Sprint 6", user=h.alice, thread_ts=parent
+    )
+    response = await h.event(envelope)
+
+    assert response.status_code == 200
+    proposal = await h.wait_update(lambda p: has_button(p, "plan_approve"))
+    replies = h.slack.calls("conversations.replies")
+    assert len(replies) >= 2 and replies[-1].params.get("cursor")
+    prompt = model_prompt(h)
+    assert "Kickoff notes & decisions" in prompt
+    assert "note 203" in prompt
+    assert "@bob will build <the export> *fast*" in prompt
+    assert "an earlier bot reply" not in prompt and "plan Sprint 6" not in prompt
+    assert h.slack.message(h.channel, proposal["ts"])["thread_ts"] == parent
+
+
+@pytest.mark.anyio
+async def test_a_mention_with_the_minutes_outside_a_thread_answers_in_a_thread_under_it(
+    h: Harness,
+) -> None:
+    h.anthropic.script(TURN)
+    envelope = h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6\nShip the export.", user=h.alice
+    )
+
+    await h.event(envelope)
+
+    proposal = await h.wait_update(lambda p: has_button(p, "plan_approve"))
+    mention_ts = envelope["event"]["ts"]
+    assert h.slack.message(h.channel, proposal["ts"])["thread_ts"] == mention_ts
+    assert "Ship the export." in model_prompt(h)
+
+
+@pytest.mark.anyio
+async def test_a_redelivered_event_starts_nothing_new(h: Harness) -> None:
+    h.anthropic.script(TURN)
+    envelope = h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6\nShip the export.", user=h.alice
+    )
+
+    first = await h.event(envelope)
+    await h.wait_update(lambda p: has_button(p, "plan_approve"))
+    again = await h.event(
+        envelope, **{"x-slack-retry-num": "1", "x-slack-retry-reason": "http_timeout"}
+    )
+    await h.settle()
+
+    assert first.status_code == again.status_code == 200
+    assert len(await h.plans()) == 1
+    assert len(h.anthropic.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_plan_without_minutes_asks_for_them_and_plans_from_the_reply(h: Harness) -> None:
+    h.anthropic.script(TURN)
+    await h.command("plan Sprint 6 <!here>")
+    ask = await h.slack.wait_for("chat.postMessage", within=WAIT)
+    ask_ts = ask.response["ts"]
+    assert "minutes" in ask.params["text"] and "<!here>" not in ask.params["text"]
+    await h.settle()
+    assert h.anthropic.requests == []
+
+    reply = h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> Ship the export &amp; the import.",
+        user=h.alice, thread_ts=ask_ts,
+    )
+    await h.event(reply)
+
+    proposal = await h.wait_update(lambda p: has_button(p, "plan_approve"))
+    assert h.slack.message(h.channel, proposal["ts"])["thread_ts"] == ask_ts
+    assert "Ship the export & the import." in model_prompt(h)
+    assert "Sprint 6" in block_text(proposal)
+
+
+@pytest.mark.anyio
+async def test_a_mention_without_a_request_gets_usage_in_the_thread(h: Harness) -> None:
+    envelope = h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> hello", user=h.alice
+    )
+    await h.event(envelope)
+    posted = await h.slack.wait_for("chat.postMessage", within=WAIT)
+    assert "plan <sprint name>" in posted.params["text"]
+    assert posted.params["thread_ts"] == envelope["event"]["ts"]
