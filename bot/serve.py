@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import uvicorn
 from fastapi import FastAPI
@@ -58,20 +59,22 @@ async def serve_socket_mode(
     api: FastAPI,
     *,
     host: str = HOST,
-    port: int | None = None,
+    listener: socket.socket | None = None,
     stop: asyncio.Event | None = None,
     connections_client: AsyncWebClient | None = None,
 ) -> None:
-    """Connect to Slack over Socket Mode and serve the HTTP API on PORT until `stop` is set
-    (or the HTTP server exits). `connections_client` overrides the client that calls
-    `apps.connections.open` (tests)."""
+    """Connect to Slack over Socket Mode and serve the HTTP API on PORT (or on `listener`, a
+    listening socket) until `stop` is set or the HTTP server exits. The port listens before
+    the websocket connects. `connections_client` overrides the client that calls
+    `apps.connections.open`."""
+    sock = listener or socket.create_server((host, settings.port))
     handler = AsyncSocketModeHandler(
         bot.app, app_token=settings.slack_app_token, web_client=connections_client
     )
-    server = _uvicorn(api, host, settings.port if port is None else port)
+    server = _uvicorn(api, host, sock.getsockname()[1])
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")
     await handler.connect_async()
     logger.info("Socket Mode connected; /health and /agent/run on port %s", server.config.port)
-    serving = asyncio.create_task(server.serve(), name="http")
     waiting = asyncio.create_task((stop or asyncio.Event()).wait(), name="stop")
     try:
         await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)

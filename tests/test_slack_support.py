@@ -21,6 +21,7 @@ import anyio
 import httpx
 import pytest
 from anthropic import AsyncAnthropic
+from fastapi import FastAPI
 from slack_sdk.signature import SignatureVerifier
 
 from agent.runtime import build_runtime
@@ -86,6 +87,7 @@ class Harness:
     taiga: FakeTaiga
     anthropic: FakeAnthropic
     bot: SlackBot
+    api: FastAPI
     db: Database
     http: httpx.AsyncClient
     clock: ManualClock
@@ -243,7 +245,7 @@ async def running_harness(
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         harness = Harness(
-            slack=fake_slack, taiga=fake_taiga, anthropic=fake_anthropic, bot=bot, db=db,
+            slack=fake_slack, taiga=fake_taiga, anthropic=fake_anthropic, bot=bot, api=api, db=db,
             http=http, clock=clock, wall=wall, channel=channel, alice=alice, bob=bob,
             settings=settings,
         )
