@@ -1,0 +1,508 @@
+"""`POST /agent/run` and `GET /health` end to end: the real app (ASGI) against the fake Anthropic,
+the fake Taiga and a temp-file SQLite database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from agent.runtime import Runtime, build_runtime
+from agent.settings import Settings
+from bot.server import create_api, sprint_from_prompt
+from storage import repositories as repo
+from storage.db import Database
+from storage.models import Plan
+from tests.peers.fake_anthropic import FakeAnthropic, FakeClock, message, text, tool_use
+from tests.peers.fake_taiga import (
+    OTHER_PROJECT_ID,
+    PROJECT_ID,
+    PROJECT_SLUG,
+    SPRINT6_ID,
+    FakeTaiga,
+)
+
+KEY = "test-api-key-1"
+WEB = "https://taiga.example"
+MINUTES = (
+    "Weekly sync. Sprint 5 went well.\n"
+    "Decided: coaches export training plans as PDF (button + renderer).\n\n"
+    "Create user stories and tasks for Sprint 6."
+)
+PLAN_TURN = message(
+    text("1 story with 2 tasks for Sprint 6."),
+    tool_use(
+        "taiga_create_user_story",
+        {
+            "subject": "As a coach, I can export a plan as PDF",
+            "description": "From the weekly sync.",
+            "tasks": [{"subject": "Add export button"}, {"subject": "Render PDF"}],
+        },
+    ),
+)
+
+
+class JumpingClock(FakeClock):
+    """Every reading is a minute later than the one before: any deadline passes at once."""
+
+    def now(self) -> float:
+        self.time += 60.0
+        return self.time
+
+
+@pytest.fixture
+def make_settings(
+    sqlite_database: Database, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "taiga_api_url": fake_taiga.api_url,
+            "taiga_web_url": WEB,
+            "anthropic_api_key": "test",
+            "anthropic_base_url": fake_anthropic.base_url,
+            "anthropic_model": "claude-test",
+            "database_url": sqlite_database.url.render_as_string(hide_password=False),
+            "agent_api_keys": [KEY],
+            "token_encryption_keys": [],
+            "slack_app_token": "",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+class Api:
+    def __init__(self, runtime: Runtime, http: httpx.AsyncClient) -> None:
+        self.runtime = runtime
+        self.http = http
+
+    async def run(self, body: dict[str, Any], *, key: str | None = KEY) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        return await self.http.post("/agent/run", json=body, headers=headers)
+
+
+@pytest.fixture
+async def open_api(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., Any]]:
+    opened: list[tuple[Runtime, httpx.AsyncClient]] = []
+
+    async def open_(
+        *, clock: Any = None, request_timeout: float | None = None, **overrides: Any
+    ) -> Api:
+        runtime = build_runtime(make_settings(**overrides), clock=clock or FakeClock())
+        app = create_api(runtime=runtime, request_timeout=request_timeout)
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+        opened.append((runtime, http))
+        return Api(runtime, http)
+
+    try:
+        yield open_
+    finally:
+        for runtime, http in opened:
+            await http.aclose()
+            await runtime.aclose()
+
+
+@pytest.fixture
+async def api(open_api: Callable[..., Any]) -> Api:
+    return await open_api()
+
+
+def body_for(fake_taiga: FakeTaiga, username: str = "alice", **extra: Any) -> dict[str, Any]:
+    tokens = fake_taiga.login_tokens(username)
+    return {"project_id": PROJECT_ID, "prompt": MINUTES, "auth_token": tokens["auth_token"]} | extra
+
+
+async def plans(db: Database) -> list[Plan]:
+    return await db.run(lambda s: list(s.exec(select(Plan)).all()))
+
+
+# --------------------------------------------------------------------------- health
+
+
+@pytest.mark.anyio
+async def test_health_is_ok_when_the_database_answers(api: Api) -> None:
+    response = await api.http.get("/health")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.anyio
+async def test_health_is_503_when_the_database_is_unreachable(
+    open_api: Callable[..., Any], tmp_path: Any
+) -> None:
+    api = await open_api(database_url=f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+
+    response = await api.http.get("/health")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "degraded", "database": "unreachable"}
+
+
+# --------------------------------------------------------------------------- access
+
+
+@pytest.mark.anyio
+async def test_agent_run_is_off_without_api_keys(
+    open_api: Callable[..., Any], fake_taiga: FakeTaiga
+) -> None:
+    api = await open_api(agent_api_keys=[])
+
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 404
+    assert fake_taiga.requests == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", [None, "wrong-key", ""])
+async def test_agent_run_needs_the_bearer_key(
+    api: Api, fake_taiga: FakeTaiga, key: str | None
+) -> None:
+    response = await api.run(body_for(fake_taiga), key=key)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert isinstance(response.json()["detail"], str)
+    assert fake_taiga.requests == []
+
+
+@pytest.mark.anyio
+async def test_any_configured_key_is_accepted(
+    open_api: Callable[..., Any], fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    api = await open_api(agent_api_keys=["old-key", KEY])
+    fake_anthropic.script(PLAN_TURN)
+
+    response = await api.run(body_for(fake_taiga, dry_run=True), key="old-key")
+
+    assert response.status_code == 200
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@pytest.mark.anyio
+async def test_the_owner_gets_the_plan_created_in_taiga(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN)
+
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 200, response.text
+    data = response.json()
+    story = next(
+        s for s in fake_taiga.stories(PROJECT_ID)
+        if s["subject"] == "As a coach, I can export a plan as PDF"
+    )
+    tasks = {
+        t["subject"]: t for t in fake_taiga.tasks(PROJECT_ID) if t["user_story"] == story["id"]
+    }
+    assert story["milestone"] == SPRINT6_ID
+    assert data["artifacts"]["milestone_id"] == SPRINT6_ID
+    [us] = data["artifacts"]["user_stories"]
+    assert us["id"] == story["id"] and us["ref"] == story["ref"]
+    assert us["url"] == f"{WEB}/project/{PROJECT_SLUG}/us/{story['ref']}"
+    assert [(t["id"], t["subject"]) for t in us["tasks"]] == [
+        (tasks["Add export button"]["id"], "Add export button"),
+        (tasks["Render PDF"]["id"], "Render PDF"),
+    ]
+    assert all(t["milestone"] == SPRINT6_ID for t in tasks.values())
+    assert data["summary"] == "Created 1 user story and 2 tasks in Sprint 6."
+    assert data["warnings"] == [] and data["tokens"] is None and data["complete"] is True
+    assert data["usage"]["model_calls"] == 1
+    # The sprint came from the prompt's instruction, not from "Sprint 5" in the minutes.
+    assert "Sprint 6" in fake_anthropic.requests[0].raw
+    # A plan row without Slack ids went through approved -> executing -> done.
+    [plan] = await plans(api.runtime.db)
+    assert plan.id == data["plan_id"] and plan.state == "done"
+    assert plan.slack_channel_id == "" and plan.decided_by == "http-api"
+    ledger = await api.runtime.db.run(lambda s: repo.ledger_for_plan(s, plan.id))
+    assert len(ledger) == 3 and all(e.done for e in ledger.values())
+
+
+@pytest.mark.anyio
+async def test_milestone_id_names_the_sprint(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN)
+    body = body_for(fake_taiga, milestone_id=SPRINT6_ID, prompt="Export as PDF was decided.")
+
+    response = await api.run(body | {"dry_run": True})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["artifacts"]["milestone_id"] == SPRINT6_ID
+
+
+@pytest.mark.anyio
+async def test_a_viewer_claiming_product_owner_is_offered_no_write_tools_and_writes_nothing(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN, PLAN_TURN)
+    context = {"id": 7, "username": "bob", "roles": ["Product Owner"]}
+
+    response = await api.run(body_for(fake_taiga, "bob", user_context=context))
+
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert fake_taiga.requests_to("POST", "*") == []
+    for request in fake_anthropic.requests:
+        assert not [name for name in request.tool_names if "create" in name]
+    assert data["artifacts"]["user_stories"] == []
+    assert any("roles was ignored" in w for w in data["warnings"])
+    assert any("nothing" in w.lower() for w in data["warnings"])
+    assert await plans(api.runtime.db) == []
+
+
+@pytest.mark.anyio
+async def test_dry_run_only_proposes(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN)
+
+    response = await api.run(body_for(fake_taiga, dry_run=True))
+
+    assert response.status_code == 200
+    data = response.json()
+    [us] = data["artifacts"]["user_stories"]
+    assert us["id"] is None and [t["id"] for t in us["tasks"]] == [None, None]
+    assert data["dry_run"] is True
+    assert fake_taiga.requests_to("POST", "*") == []
+    assert await plans(api.runtime.db) == []
+
+
+@pytest.mark.anyio
+async def test_an_expired_token_is_refreshed_and_the_new_pair_returned(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    tokens = fake_taiga.login_tokens("alice")
+    fake_taiga.expire_access_tokens("alice")
+    fake_anthropic.script(PLAN_TURN)
+    body = {"project_id": PROJECT_ID, "prompt": MINUTES} | tokens
+
+    response = await api.run(body)
+
+    assert response.status_code == 200, response.text
+    new = response.json()["tokens"]
+    assert new["auth_token"] != tokens["auth_token"] and new["refresh"] != tokens["refresh"]
+    assert len(fake_taiga.requests_to("POST", "/auth/refresh")) == 1
+    latest = fake_taiga.requests_to("POST", "/tasks")[-1]
+    assert latest.bearer == new["auth_token"]
+
+
+@pytest.mark.anyio
+async def test_a_partial_apply_is_reported_with_what_is_missing(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN)
+    fake_taiga.fail_next(500, method="POST", path="/tasks")
+
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 200
+    data = response.json()
+    assert data["complete"] is False
+    assert [t["id"] is None for t in data["artifacts"]["user_stories"][0]["tasks"]].count(True) == 1
+    assert any(w.startswith("Not created: task") for w in data["warnings"])
+    assert "1 item was not created" in data["summary"]
+
+
+# --------------------------------------------------------------------------- status codes
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prompt": None},
+        {"project_id": "one"},
+        {"project_id": -1},
+        {"prompt": "   "},
+        {"auth_token": None},
+        {"dry_run": "maybe"},
+    ],
+)
+async def test_an_invalid_body_is_422_in_a_plain_sentence(
+    api: Api, fake_taiga: FakeTaiga, change: dict[str, Any]
+) -> None:
+    body = {k: v for k, v in (body_for(fake_taiga) | change).items() if v is not None}
+
+    response = await api.run(body)
+
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and detail.startswith("Invalid request: ")
+    assert str(body.get("auth_token")) not in detail
+    assert fake_taiga.requests == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b""])
+async def test_a_body_that_is_not_a_json_object_is_422(api: Api, raw: bytes) -> None:
+    response = await api.http.post(
+        "/agent/run", content=raw, headers={"Authorization": f"Bearer {KEY}"}
+    )
+
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.anyio
+async def test_a_prompt_over_the_limit_is_413(
+    open_api: Callable[..., Any], fake_taiga: FakeTaiga
+) -> None:
+    api = await open_api(max_minutes_chars=50)
+
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 413
+    assert "50" in response.json()["detail"]
+    assert fake_taiga.requests == []
+
+
+@pytest.mark.anyio
+async def test_no_sprint_in_the_request_is_422_explaining_how_to_name_one(
+    api: Api, fake_taiga: FakeTaiga
+) -> None:
+    response = await api.run(body_for(fake_taiga, prompt="We talked about PDFs."))
+
+    assert response.status_code == 422
+    assert "milestone_id" in response.json()["detail"]
+
+
+@pytest.mark.anyio
+async def test_an_unknown_milestone_id_is_422(api: Api, fake_taiga: FakeTaiga) -> None:
+    response = await api.run(body_for(fake_taiga, milestone_id=999))
+
+    assert response.status_code == 422
+
+
+@pytest.mark.anyio
+async def test_a_token_taiga_refuses_is_401_with_taigas_reason(
+    api: Api, fake_taiga: FakeTaiga
+) -> None:
+    response = await api.run(body_for(fake_taiga) | {"auth_token": "not-a-token"})
+
+    assert response.status_code == 401
+    assert response.json()["detail"].startswith("Taiga did not accept the token")
+
+
+@pytest.mark.anyio
+async def test_an_expired_token_without_a_refresh_token_is_401(
+    api: Api, fake_taiga: FakeTaiga
+) -> None:
+    body = body_for(fake_taiga)
+    fake_taiga.expire_access_tokens("alice")
+
+    response = await api.run(body)
+
+    assert response.status_code == 401
+
+
+@pytest.mark.anyio
+async def test_a_project_taiga_refuses_is_403_with_taigas_reason(
+    api: Api, fake_taiga: FakeTaiga
+) -> None:
+    response = await api.run(body_for(fake_taiga, "bob", project_id=OTHER_PROJECT_ID))
+
+    assert response.status_code == 403
+    assert "permission" in response.json()["detail"]
+
+
+@pytest.mark.anyio
+async def test_taiga_failing_upstream_is_502(api: Api, fake_taiga: FakeTaiga) -> None:
+    fake_taiga.fail_next(500, times=10, method="GET", path="/projects/*")
+
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 502
+    assert response.json()["detail"].startswith("Taiga failed")
+
+
+@pytest.mark.anyio
+async def test_the_model_failing_upstream_is_502(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    # No scripted turn: the fake answers 400 invalid_request_error.
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 502
+    assert response.json()["detail"].startswith("The model service failed")
+    assert fake_taiga.requests_to("POST", "*") == []
+
+
+@pytest.mark.anyio
+async def test_the_planning_deadline_passing_is_504_and_writes_nothing(
+    open_api: Callable[..., Any], fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    api = await open_api(clock=JumpingClock())
+    fake_anthropic.script(PLAN_TURN)
+
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 504
+    assert "AGENT_DEADLINE_SECONDS" in response.json()["detail"]
+    assert fake_taiga.requests_to("POST", "*") == []
+
+
+@pytest.mark.anyio
+async def test_the_request_timeout_passing_is_504(
+    open_api: Callable[..., Any], fake_taiga: FakeTaiga
+) -> None:
+    api = await open_api(request_timeout=0.05)
+    fake_taiga.set_latency(1.0)
+
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 504
+
+
+@pytest.mark.anyio
+async def test_tokens_are_never_logged_or_echoed(
+    api: Api,
+    fake_taiga: FakeTaiga,
+    fake_anthropic: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = body_for(fake_taiga)
+    body["refresh"] = fake_taiga.login_tokens("alice")["refresh"]
+    fake_anthropic.script(PLAN_TURN)
+
+    ok = await api.run(body)
+    invalid = await api.run(body | {"project_id": "x"})
+
+    for secret in (body["auth_token"], body["refresh"], KEY):
+        assert secret not in caplog.text
+        assert secret not in ok.text and secret not in invalid.text
+        assert all(secret not in r.raw for r in fake_anthropic.requests)
+
+
+# --------------------------------------------------------------------------- the sprint
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("Create user stories and tasks for Sprint 6.", "Sprint 6"),
+        ("Sprint 5 went well.\n\nCreate stories for sprint 6", "Sprint 6"),
+        ("plan SPRINT #7 please", "Sprint 7"),
+        ("plan sprint6", "Sprint 6"),
+        ("Stories for the Release Candidate, not sprint 5.", "Sprint 5"),
+        ("Put this in Release Candidate", "Release Candidate"),
+        ("Sprint 10 planning", "Sprint 10"),
+        ("nothing about it", None),
+    ],
+)
+def test_the_target_sprint_comes_from_the_last_sprint_the_prompt_names(
+    prompt: str, expected: str | None
+) -> None:
+    assert sprint_from_prompt(prompt, ["Sprint 5", "Sprint 1", "Release Candidate"]) == expected
