@@ -328,3 +328,15 @@ async def test_closing_the_status_drops_a_pending_update() -> None:
     await status.set("two")
     await status.close()
     assert shown == ["one"]
+
+
+def test_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
+    text = (Path(__file__).parent.parent / "manifest.yml").read_text()
+    scopes_section = text.split("bot:\n", 1)[1].split("settings:", 1)[0]
+    scopes = {line.split("-", 1)[1].split("#")[0].strip() for line in scopes_section.splitlines()
+              if line.strip().startswith("- ")}
+    assert scopes == {
+        "app_mentions:read", "chat:write", "commands", "channels:history", "groups:history",
+        "im:write", "users:read",
+    }
+    assert "socket_mode_enabled: true" in text and "- app_mention" in text
