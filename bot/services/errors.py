@@ -8,6 +8,7 @@ import math
 import anthropic
 from slack_sdk.errors import SlackApiError
 
+from agent.loop import PlanningError
 from taiga.errors import (
     BadCredentials,
     Forbidden,
@@ -111,7 +112,7 @@ def explain(
         return f"Taiga said: {error.message}"
     if isinstance(error, anthropic.RateLimitError):
         return "Claude is rate-limiting requests right now; please try again in a minute."
-    if isinstance(error, anthropic.APIError):
+    if isinstance(error, anthropic.APIError | PlanningError):
         return CLAUDE_UNAVAILABLE
     return SOMETHING_WENT_WRONG
 
@@ -134,7 +135,9 @@ def log_failure(message: str, error: BaseException, *, plan_id: str | None = Non
 
     Our error types keep secrets out of their messages; the SDKs' request objects are not
     logged (only the exception's type and message)."""
-    expected = isinstance(error, UserError | TaigaError | anthropic.APIError | SlackApiError)
+    expected = isinstance(
+        error, UserError | TaigaError | anthropic.APIError | SlackApiError | PlanningError
+    )
     if expected or is_link_expired(error):
         logger.warning(
             "%s (plan %s): %s: %s", message, plan_id or "-", type(error).__name__, error
