@@ -324,3 +324,14 @@ async def test_project_is_checked_with_the_callers_token_and_then_shown(h: Harne
     assert "admin-admin-private" in post.body["text"]
     with anyio.fail_after(WAIT):
         await h.bot.services.drain()
+
+
+@pytest.mark.anyio
+async def test_slack_rate_limits_are_retried_by_the_web_client(h: Harness) -> None:
+    await linked(h)
+    h.slack.rate_limit("chat.postMessage", 1, retry_after=0)
+
+    proposal_ts = await propose(h)
+
+    refused = [c for c in h.slack.calls("chat.postMessage") if c.status == 429]
+    assert len(refused) == 1 and proposal_ts

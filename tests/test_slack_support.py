@@ -340,3 +340,17 @@ def test_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
         "im:write", "users:read",
     }
     assert "socket_mode_enabled: true" in text and "- app_mention" in text
+
+
+def test_slack_loggers_stay_at_info_so_payloads_are_never_logged() -> None:
+    import logging
+
+    from bot.app import quiet_slack_loggers
+
+    for name in ("slack_bolt", "slack_sdk"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    quiet_slack_loggers()
+    assert all(
+        logging.getLogger(name).getEffectiveLevel() >= logging.INFO
+        for name in ("slack_bolt", "slack_sdk", "slack_sdk.web.async_base_client")
+    )
