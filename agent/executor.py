@@ -14,6 +14,7 @@ conditional update, so only one apply runs), then `executing -> done|partial` wi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -700,6 +701,47 @@ def _url(run: _Run, kind: ItemKind, ref: int | None, milestone_url: str | None) 
 
 
 # --------------------------------------------------------------------------- entry point
+
+
+async def record_approved_plan(
+    db: Database,
+    proposal: Proposal,
+    *,
+    minutes: str,
+    decided_by: str,
+    slack_team_id: str = "",
+    slack_channel_id: str = "",
+    slack_thread_ts: str = "",
+) -> str:
+    """Store a plan that is approved as it is proposed (HTTP API, CLI); returns its id.
+
+    It goes `proposed -> approved` like any plan, so `apply_plan` and its ledger treat it the same.
+    """
+    digest = hashlib.sha256(minutes.encode("utf-8")).hexdigest()
+
+    def store(session: Session) -> str:
+        plan = repo.create_plan(
+            session,
+            slack_team_id=slack_team_id,
+            slack_channel_id=slack_channel_id,
+            slack_thread_ts=slack_thread_ts,
+            project_id=proposal.project.id,
+            project_slug=proposal.project.slug,
+            target_sprint=proposal.target_sprint,
+            minutes_digest=digest,
+            state="proposed",
+            proposal=proposal.model_dump(mode="json"),
+        )
+        repo.transition_plan(
+            session,
+            plan_id=plan.id,
+            from_states=["proposed"],
+            to_state="approved",
+            decided_by=decided_by,
+        )
+        return plan.id
+
+    return await db.run(store)
 
 
 def _utcnow() -> datetime:

@@ -13,7 +13,6 @@ It is off (404) unless `AGENT_API_KEYS` is set; then a `Bearer` key is required.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
@@ -32,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.budgets import Budgets, StopReason
-from agent.executor import ExecutionResult, apply_plan
+from agent.executor import ExecutionResult, apply_plan, record_approved_plan
 from agent.identity import RequestTokens
 from agent.loop import PlanningError, normalise_name, propose
 from agent.proposal import Proposal
@@ -50,7 +49,6 @@ from bot.api_models import (
     error_responses,
 )
 from bot.app import SlackBot, build_bot, mount_slack_events
-from storage import repositories as repo
 from taiga import links
 from taiga.errors import (
     Forbidden,
@@ -313,7 +311,9 @@ async def _run(runtime: Runtime, body: AgentRunRequest, seconds: float) -> Agent
             "Your role in this Taiga project does not allow this plan "
             f"(missing: {', '.join(sorted(lacking))}); nothing was written.",
         )
-    plan_id = await _store_approved_plan(runtime, project, sprint_name, body.prompt, proposal)
+    plan_id = await record_approved_plan(
+        runtime.db, proposal, minutes=body.prompt, decided_by="http-api"
+    )
     result = await apply_plan(
         db=runtime.db, plan_id=plan_id, taiga=session, web_url=settings.taiga_web_url
     )
@@ -405,37 +405,6 @@ async def _minutes_with_story_hint(session: Any, project: Project, body: AgentRu
         f"{body.prompt}\n\n(The request concerns the existing user story #{story.ref} "
         f"\"{story.subject}\" (id {story.id}); add tasks to it where they belong.)"
     )
-
-
-async def _store_approved_plan(
-    runtime: Runtime, project: Project, sprint: str, prompt: str, proposal: Proposal
-) -> str:
-    """A plan row (no Slack ids) in state approved: calling the API is the approval."""
-    digest = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
-
-    def store(session: Any) -> str:
-        plan = repo.create_plan(
-            session,
-            slack_team_id="",
-            slack_channel_id="",
-            slack_thread_ts="",
-            project_id=project.id,
-            project_slug=project.slug,
-            target_sprint=sprint,
-            minutes_digest=digest,
-            state="proposed",
-            proposal=proposal.model_dump(mode="json"),
-        )
-        repo.transition_plan(
-            session,
-            plan_id=plan.id,
-            from_states=["proposed"],
-            to_state="approved",
-            decided_by="http-api",
-        )
-        return plan.id
-
-    return await runtime.db.run(store)
 
 
 # --------------------------------------------------------------------------- responses
