@@ -9,9 +9,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from agent.identity import LinkExpired
 from bot.middleware import find_link, taiga_session
 from bot.services.core import Services
-from bot.services.errors import NOT_LINKED, explain, log_failure
+from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
 from bot.services.parsing import project_ref
 from bot.services.slack_io import Tell, direct_message, esc
 from storage import repositories as repo
@@ -246,9 +247,11 @@ async def set_project(
         return
     try:
         project = await taiga_session(services, link).get_project_by_slug(slug)
-    except TaigaError as error:
+    except (TaigaError, LinkExpired) as error:
         log_failure(f"checking project {slug} failed", error)
         await tell(esc(explain(error, project=slug, permission="view_project")))
+        if is_link_expired(error):
+            await tell_link_expired(services, user_id=user_id, text=explain(error))
         return
     await services.db.run(
         lambda s: repo.set_channel_project(

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from agent.executor import ExecutionResult, apply_plan
+from agent.identity import LinkExpired
 from agent.proposal import Proposal
 from agent.settings import Approvers
 from bot import blocks
@@ -115,7 +116,7 @@ async def _may_decide(
     required = _required(plan) or frozenset({"add_us", "add_task"})
     try:
         project = await session.get_project(plan.project_id)
-    except TaigaError as error:
+    except (TaigaError, LinkExpired) as error:
         log_failure("checking the approver's permissions failed", error, plan_id=plan.id)
         await decision.tell(esc(explain(error, project=plan.project_slug)))
         if is_link_expired(error):
