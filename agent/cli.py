@@ -1,11 +1,14 @@
 """`python -m agent plan --project SLUG_OR_ID --sprint "Sprint 6" minutes.txt` (or `-` for stdin).
 
-Prints the proposal as a readable tree (or JSON with `--json`); writes nothing to Taiga.
+Prints the proposal as a readable tree (or JSON with `--json`), then asks `Apply? [y/N]` and, on
+yes, applies it exactly once (a plan row and the write ledger in DATABASE_URL) and prints what was
+created with links. `--yes` applies without asking; `--dry-run` never applies. If some writes
+fail, `python -m agent apply PLAN_ID` creates only what is missing.
 Taiga credentials: TAIGA_AUTH_TOKEN, or TAIGA_USERNAME + TAIGA_PASSWORD (read here, as argparse
 defaults, and nowhere else); everything else comes from `Settings`.
 
-Exit codes: 0 a complete proposal, 1 planning stopped early (the proposal says why), 2 an error
-(one line on stderr, never a traceback).
+Exit codes: 0 a complete proposal (and, if applied, everything created), 1 planning stopped early
+(the proposal says why) or some writes failed, 2 an error (one line on stderr, never a traceback).
 """
 
 from __future__ import annotations
@@ -15,17 +18,25 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TextIO
 
 from anthropic import AsyncAnthropic
 from pydantic import SecretStr, ValidationError
 
 from agent.budgets import Budgets
+from agent.executor import (
+    ExecutionResult,
+    PlanNotApproved,
+    PlanNotFound,
+    apply_plan,
+    record_approved_plan,
+)
 from agent.loop import PlanningError, propose
 from agent.proposal import Proposal
 from agent.settings import MissingSettingError, Settings
-from taiga.client import Clock, SystemClock, TaigaClient
+from storage.db import Database
+from taiga.client import Clock, SystemClock, TaigaClient, TaigaSession
 from taiga.errors import BadCredentials, TaigaError
 from taiga.models import TaigaTokens
 
@@ -44,29 +55,47 @@ def build_parser(env: dict[str, str] | None = None) -> argparse.ArgumentParser:
     plan.add_argument("--sprint", required=True, help='target sprint name, e.g. "Sprint 6"')
     plan.add_argument("--json", action="store_true", help="print the proposal as JSON")
     plan.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    plan.add_argument("--taiga-username", default=env.get("TAIGA_USERNAME", ""))
-    plan.add_argument(
-        "--taiga-password", default=env.get("TAIGA_PASSWORD", ""), help=argparse.SUPPRESS
-    )
-    plan.add_argument(
-        "--taiga-auth-token", default=env.get("TAIGA_AUTH_TOKEN", ""), help=argparse.SUPPRESS
-    )
+    plan.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    plan.add_argument("--dry-run", action="store_true", help="never apply; only print the plan")
+    resume = commands.add_parser("apply", help="apply what is missing of an applied plan")
+    resume.add_argument("plan_id", help="the plan id printed by `plan`")
+    resume.add_argument("--json", action="store_true", help="print the result as JSON")
+    resume.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    for command in (plan, resume):
+        command.add_argument("--taiga-username", default=env.get("TAIGA_USERNAME", ""))
+        command.add_argument(
+            "--taiga-password", default=env.get("TAIGA_PASSWORD", ""), help=argparse.SUPPRESS
+        )
+        command.add_argument(
+            "--taiga-auth-token", default=env.get("TAIGA_AUTH_TOKEN", ""), help=argparse.SUPPRESS
+        )
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    clock: Clock | None = None,
+    stdin: TextIO | None = None,
+) -> int:
     args = build_parser().parse_args(argv)
+    stdin = stdin or sys.stdin
     try:
         settings = Settings()
+        if args.command == "apply":
+            result = asyncio.run(resume(args, settings, clock=clock or SystemClock()))
+            return 0 if result.complete else 1
         settings.require("anthropic_api_key")
         if args.command == "plan":
-            minutes = read_minutes(args.minutes, sys.stdin, limit=settings.max_minutes_chars)
+            minutes = read_minutes(args.minutes, stdin, limit=settings.max_minutes_chars)
+            step = ApplyStep(args, settings, stdin, minutes=minutes)
             proposal = asyncio.run(
-                plan(args, settings, minutes=minutes, clock=clock or SystemClock())
+                plan(args, settings, minutes=minutes, clock=clock or SystemClock(), then=step)
             )
-            print(dump_json(proposal) if args.json else format_proposal(proposal))
+            if step.result is not None:
+                return 0 if step.result.complete and proposal.stopped is None else 1
             return 1 if proposal.stopped is not None else 0
-    except (CliError, MissingSettingError, PlanningError) as exc:
+    except (CliError, MissingSettingError, PlanningError, PlanNotFound, PlanNotApproved) as exc:
         return _fail(str(exc))
     except ValidationError as exc:  # a malformed setting
         first = exc.errors()[0]
@@ -107,23 +136,25 @@ def _tokens(args: argparse.Namespace) -> TaigaTokens | None:
     return None
 
 
+AfterPlan = Callable[[Proposal, TaigaSession], Awaitable[None]]
+
+
 async def plan(
-    args: argparse.Namespace, settings: Settings, *, minutes: str, clock: Clock
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    minutes: str,
+    clock: Clock,
+    then: AfterPlan | None = None,
 ) -> Proposal:
-    """Sign in to Taiga, run `propose` and return the proposal (nothing is written)."""
+    """Sign in to Taiga, run `propose` and return the proposal (nothing is written here).
+
+    `then(proposal, session)` runs while the Taiga session is still open (show, ask, apply)."""
     tokens = _tokens(args)
     budgets = Budgets.from_settings(settings)
 
-    async def progress(text: str) -> None:
-        if not args.quiet:
-            print(text, file=sys.stderr)
-
     async with TaigaClient(settings.taiga_api_url, clock=clock) as taiga:
-        if tokens is None:
-            try:
-                tokens = (await taiga.login(args.taiga_username, args.taiga_password)).tokens
-            except BadCredentials:
-                raise CliError("Taiga did not accept that username and password.") from None
+        tokens = tokens or await _login(taiga, args)
         session = taiga.session(tokens, deadline=clock.now() + budgets.deadline_seconds)
         anthropic = AsyncAnthropic(
             api_key=settings.anthropic_api_key,
@@ -131,7 +162,7 @@ async def plan(
             max_retries=0,
         )
         try:
-            return await propose(
+            proposal = await propose(
                 anthropic=anthropic,
                 model=settings.anthropic_model,
                 taiga=session,
@@ -140,10 +171,149 @@ async def plan(
                 minutes=minutes,
                 budgets=budgets,
                 clock=clock,
-                progress=progress,
+                progress=_progress(args),
             )
         finally:
             await anthropic.close()
+        if then is not None:
+            await then(proposal, session)
+        return proposal
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], Awaitable[None]]:
+    async def progress(text: str) -> None:
+        if not args.quiet:
+            print(text, file=sys.stderr)
+
+    return progress
+
+
+async def _login(taiga: TaigaClient, args: argparse.Namespace) -> TaigaTokens:
+    try:
+        return (await taiga.login(args.taiga_username, args.taiga_password)).tokens
+    except BadCredentials:
+        raise CliError("Taiga did not accept that username and password.") from None
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def _database(settings: Settings) -> Database:
+    database = Database(settings.database_url)
+    database.migrate()
+    return database
+
+
+class ApplyStep:
+    """After planning: print the proposal, ask `Apply? [y/N]` (unless --yes / --dry-run), apply."""
+
+    def __init__(
+        self, args: argparse.Namespace, settings: Settings, stdin: TextIO, *, minutes: str
+    ) -> None:
+        self.args = args
+        self.settings = settings
+        self.stdin = stdin
+        self.minutes = minutes
+        self.result: ExecutionResult | None = None
+
+    async def __call__(self, proposal: Proposal, session: TaigaSession) -> None:
+        print(dump_json(proposal) if self.args.json else format_proposal(proposal), flush=True)
+        if self.args.dry_run or not proposal.actions():
+            return
+        if not self.args.yes:
+            if self.args.minutes == "-":  # stdin held the minutes: nobody left to answer
+                self._note("Not applied: the minutes came from stdin; pass --yes to apply.")
+                return
+            if not await self._confirmed():
+                self._note("Nothing was written to Taiga.")
+                return
+        database = _database(self.settings)
+        try:
+            plan_id = await record_approved_plan(
+                database, proposal, minutes=self.minutes, decided_by="cli"
+            )
+            self.result = await apply_plan(
+                db=database,
+                plan_id=plan_id,
+                taiga=session,
+                web_url=self.settings.taiga_web_url,
+                progress=_progress(self.args),
+            )
+        finally:
+            database.dispose()
+        _print_result(self.result, self.args.json)
+
+    def _note(self, text: str) -> None:
+        if not self.args.quiet:
+            print(text, file=sys.stderr)
+
+    async def _confirmed(self) -> bool:
+        print("Apply? [y/N] ", end="", file=sys.stderr, flush=True)
+        try:
+            answer = await asyncio.to_thread(self.stdin.readline)
+        except (OSError, EOFError):  # no usable stdin (e.g. the minutes came from it)
+            answer = ""
+        if not answer.endswith("\n"):
+            print(file=sys.stderr)
+        return answer.strip().lower() in ("y", "yes")
+
+
+async def resume(args: argparse.Namespace, settings: Settings, *, clock: Clock) -> ExecutionResult:
+    """`apply PLAN_ID`: finish a plan that was partly applied (only what is missing)."""
+    tokens = _tokens(args)
+    database = _database(settings)
+    try:
+        async with TaigaClient(settings.taiga_api_url, clock=clock) as taiga:
+            session = taiga.session(tokens or await _login(taiga, args))
+            result = await apply_plan(
+                db=database,
+                plan_id=args.plan_id,
+                taiga=session,
+                web_url=settings.taiga_web_url,
+                progress=_progress(args),
+            )
+    finally:
+        database.dispose()
+    _print_result(result, args.json)
+    return result
+
+
+def _print_result(result: ExecutionResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        print(format_result(result))
+
+
+def format_result(result: ExecutionResult) -> str:
+    """What the plan created in Taiga, with links, and what is still missing."""
+    lines = ["Created in Taiga:" if result.created else "Nothing was created in Taiga."]
+    if result.milestone_url and not result.created_of("milestone"):
+        lines.append(f"  Sprint: {result.milestone_name} (existing)  {result.milestone_url}")
+    tasks_by_story: dict[str | None, list[str]] = {}
+    for item in result.created_of("task"):
+        parent = item.story_key or f"existing:{item.user_story_id}"
+        tasks_by_story.setdefault(parent, []).append(
+            f"     - #{item.ref} {item.subject}  {item.url}"
+        )
+    for item in result.created:
+        if item.kind == "milestone":
+            lines.append(f"  Sprint: {item.subject} (new)  {item.url}")
+        elif item.kind == "story":
+            lines.append(f"  #{item.ref} {item.subject}  {item.url}")
+            lines.extend(tasks_by_story.pop(item.action_key, []))
+    for parent, task_lines in tasks_by_story.items():
+        if parent is not None and parent.startswith("existing:"):
+            lines.append(f"  Tasks under existing story id {parent.split(':', 1)[1]}:")
+        else:
+            lines.append("  Tasks:")
+        lines.extend(task_lines)
+    if result.failed:
+        lines.append(f"Not created ({len(result.failed)}):")
+        for failed in result.failed:
+            lines.append(f"  {failed.kind} {failed.subject!r}: {failed.reason}")
+        lines.append(f"Run `python -m agent apply {result.plan_id}` to create what is missing.")
+    return "\n".join(lines)
 
 
 def format_proposal(proposal: Proposal) -> str:
