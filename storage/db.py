@@ -31,6 +31,9 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 # Any constant works; it keeps replicas that start together from migrating at the same time.
 _MIGRATION_LOCK_ID: Final = 0x7A16A_91A
 _DEFERRED: Final = "storage_deferred_begin"
+# Alembic keeps the running migration in module globals (`alembic.context`), so within one
+# process only one migration may run at a time, whatever database it targets.
+_ALEMBIC_LOCK: Final = threading.Lock()
 
 
 def _is_memory_sqlite(url: URL) -> bool:
@@ -186,7 +189,8 @@ def upgrade(
                 connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
                 )
-            command.upgrade(config, revision)
+            with _ALEMBIC_LOCK:
+                command.upgrade(config, revision)
             if sqlite:
                 _check_sqlite_foreign_keys(connection)
     finally:

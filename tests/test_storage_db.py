@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -55,6 +57,23 @@ def test_migrate_upgrades_an_empty_database_to_head_matching_the_models(
         assert _schema_diffs(db, SQLModel.metadata) == []
     finally:
         db.dispose()
+
+
+def test_replicas_migrating_at_once_all_succeed(database_url: str) -> None:
+    replicas = [Database(database_url) for _ in range(4)]
+    barrier = threading.Barrier(len(replicas))
+
+    def start(db: Database) -> None:
+        barrier.wait(timeout=30)
+        db.migrate()
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(replicas)) as pool:
+            list(pool.map(start, replicas))
+        assert _schema_diffs(replicas[0], SQLModel.metadata) == []
+    finally:
+        for db in replicas:
+            db.dispose()
 
 
 def test_migrate_twice_is_a_no_op(database: Database) -> None:
@@ -297,3 +316,29 @@ def test_foreign_keys_are_back_on_after_migrating_sqlite() -> None:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
     finally:
         db.dispose()
+
+
+def test_database_repr_hides_the_password() -> None:
+    db = Database("postgresql+psycopg://planner:hunter2-secret@127.0.0.1:1/planner")
+    try:
+        assert "hunter2-secret" not in repr(db)
+    finally:
+        db.dispose()
+
+
+def test_migrating_different_databases_from_threads_at_once(tmp_path: Path) -> None:
+    databases = [Database(f"sqlite:///{tmp_path / f'db{n}.db'}") for n in range(4)]
+    barrier = threading.Barrier(len(databases))
+
+    def start(db: Database) -> None:
+        barrier.wait(timeout=30)
+        db.migrate()
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(databases)) as pool:
+            list(pool.map(start, databases))
+        for db in databases:
+            assert _schema_diffs(db, SQLModel.metadata) == []
+    finally:
+        for db in databases:
+            db.dispose()
