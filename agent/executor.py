@@ -781,27 +781,24 @@ async def apply_plan(
                 log.warning("plan %s: taking over a run that stopped without finishing", plan_id)
         if not moved:
             return await _not_applied(db, plan, taiga, web_url, now, clock_skew)
-    if plan.proposal is None:
-        await _transition(db, plan_id, ["executing"], "partial", error="The plan has no proposal.")
-        raise PlanNotApproved(plan_id, "empty")
-    proposal = Proposal.model_validate(plan.proposal)
-    ledger = await _load_ledger(db, plan_id)
-    run = _Run(
-        db=db,
-        plan_id=plan_id,
-        taiga=taiga,
-        proposal=proposal,
-        web_url=web_url,
-        ledger=ledger,
-        semaphore=asyncio.Semaphore(max(1, concurrency)),
-        now=now,
-        clock_skew=clock_skew,
-        progress=progress,
-    )
-    sprint, stories, tasks = _actions(proposal)
     try:
-        result = await _execute(run, sprint, stories, tasks)
-    except BaseException as error:
+        if plan.proposal is None:
+            raise PlanNotApproved(plan_id, "empty")
+        proposal = Proposal.model_validate(plan.proposal)
+        run = _Run(
+            db=db,
+            plan_id=plan_id,
+            taiga=taiga,
+            proposal=proposal,
+            web_url=web_url,
+            ledger=await _load_ledger(db, plan_id),
+            semaphore=asyncio.Semaphore(max(1, concurrency)),
+            now=now,
+            clock_skew=clock_skew,
+            progress=progress,
+        )
+        result = await _execute(run, *_actions(proposal))
+    except BaseException as error:  # never leave the plan stuck in executing
         await _transition(
             db, plan_id, ["executing"], "partial", error=f"Interrupted: {type(error).__name__}"
         )

@@ -13,6 +13,7 @@ It is off (404) unless `AGENT_API_KEYS` is set; then a `Bearer` key is required.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -172,7 +173,7 @@ def create_api(
             }
         },
     )
-    async def agent_run(request: Request) -> AgentRunResponse:
+    async def agent_run(request: Request) -> AgentRunResponse | JSONResponse:
         _check_api_key(request, state.settings.agent_api_keys)
         body = await _parse_request(request)
         if len(body.prompt) > state.settings.max_minutes_chars:
@@ -182,15 +183,19 @@ def create_api(
                 f"{state.settings.max_minutes_chars:,} (MAX_MINUTES_CHARS).",
             )
         runtime = state.get_runtime()
+        tokens = RequestTokens(runtime.taiga, _taiga_tokens(body))
         try:
             async with asyncio.timeout(state.request_timeout):
-                return await _run(runtime, body, state.request_timeout)
+                return await _run(runtime, body, tokens, state.request_timeout)
         except TimeoutError:
-            raise ApiError(
+            error = ApiError(
                 504,
                 f"The request did not finish within {state.request_timeout:g} seconds; "
-                "anything already created in Taiga stays, and is reported on the next run.",
-            ) from None
+                "anything already created in Taiga stays there.",
+            )
+        except ApiError as exc:
+            error = exc
+        return _error_response(error, _refreshed(tokens))
 
     return app
 
@@ -222,9 +227,10 @@ def _check_api_key(request: Request, keys: Sequence[str]) -> None:
         raise ApiError(404, "Not Found")
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
+    given_digest = hashlib.sha256(given.strip().encode()).digest()
     matched = False
-    for key in keys:  # compare against every key: the time taken does not depend on which
-        matched |= hmac.compare_digest(given.strip().encode(), key.encode())
+    for key in keys:  # constant time: fixed-length digests, and every key is compared
+        matched |= hmac.compare_digest(given_digest, hashlib.sha256(key.encode()).digest())
     if scheme.lower() != "bearer" or not given.strip() or not matched:
         raise ApiError(
             401,
@@ -259,9 +265,19 @@ def _validation_sentence(errors: Sequence[Any]) -> str:
 # --------------------------------------------------------------------------- the run
 
 
-async def _run(runtime: Runtime, body: AgentRunRequest, seconds: float) -> AgentRunResponse:
+def _error_response(error: ApiError, tokens: RefreshedTokens | None) -> JSONResponse:
+    """`{"detail": ...}`; plus the new token pair if Taiga rotated the caller's refresh token
+    during this request (the old one no longer works, so it must not be lost with the error)."""
+    content: dict[str, Any] = {"detail": error.detail}
+    if tokens is not None:
+        content["tokens"] = tokens.model_dump()
+    return JSONResponse(content, status_code=error.status_code, headers=error.headers)
+
+
+async def _run(
+    runtime: Runtime, body: AgentRunRequest, tokens: RequestTokens, seconds: float
+) -> AgentRunResponse:
     settings = runtime.settings
-    tokens = RequestTokens(runtime.taiga, _taiga_tokens(body))
     session = tokens.session(deadline=runtime.clock.now() + seconds)
     warnings: list[str] = []
     if body.user_context is not None and body.user_context.roles:

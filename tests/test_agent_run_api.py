@@ -146,6 +146,29 @@ async def test_health_is_503_when_the_database_is_unreachable(
     assert response.json() == {"status": "degraded", "database": "unreachable"}
 
 
+@pytest.mark.anyio
+async def test_the_default_app_reads_settings_and_connects_nothing_until_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, sqlite_database: Database
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("DATABASE_URL", sqlite_database.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("TAIGA_API_URL", "http://127.0.0.1:9/api/v1")  # nothing listens there
+    monkeypatch.setenv("AGENT_API_KEYS", "")
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    app = create_api()
+    transport = httpx.ASGITransport(app=app)
+
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=transport, base_url="http://api"
+    ) as http:
+        health = await http.get("/health")
+        off = await http.post("/agent/run", json={})
+
+    assert health.status_code == 200
+    assert off.status_code == 404
+    assert app.state.planner.runtime is None  # closed at shutdown
+
+
 # --------------------------------------------------------------------------- access
 
 
@@ -296,6 +319,22 @@ async def test_an_expired_token_is_refreshed_and_the_new_pair_returned(
     assert len(fake_taiga.requests_to("POST", "/auth/refresh")) == 1
     latest = fake_taiga.requests_to("POST", "/tasks")[-1]
     assert latest.bearer == new["auth_token"]
+
+
+@pytest.mark.anyio
+async def test_a_request_failing_after_a_refresh_still_hands_back_the_new_pair(
+    api: Api, fake_taiga: FakeTaiga
+) -> None:
+    tokens = fake_taiga.login_tokens("alice")
+    fake_taiga.expire_access_tokens("alice")
+    body = {"project_id": PROJECT_ID, "prompt": MINUTES} | tokens  # no model turn: 502
+
+    response = await api.run(body)
+
+    assert response.status_code == 502
+    new = response.json()["tokens"]
+    assert new["refresh"] != tokens["refresh"]
+    assert set(response.json()) == {"detail", "tokens"}
 
 
 @pytest.mark.anyio
