@@ -171,12 +171,6 @@ def _actions(proposal: Proposal) -> tuple[_Action | None, list[_Action], list[_A
     return sprint, stories, tasks
 
 
-def count_actions(proposal: Proposal) -> int:
-    """How many Taiga writes applying this proposal takes."""
-    sprint, stories, tasks = _actions(proposal)
-    return (sprint is not None) + len(stories) + len(tasks)
-
-
 # --------------------------------------------------------------------------- plan state
 
 
