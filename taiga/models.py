@@ -64,7 +64,7 @@ class Project(_Model):
     def _member_objects_only(cls, value: Any) -> Any:
         """Project *lists* give members as bare user ids; only the detail has the objects."""
         if isinstance(value, list):
-            return [item for item in value if isinstance(item, dict)]
+            return [item for item in value if not isinstance(item, int)]
         return value
 
 
