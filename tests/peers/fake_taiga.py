@@ -1,6 +1,6 @@
 """A fake Taiga (taiga-back 6.7.3): a real HTTP server on 127.0.0.1 serving `/api/v1`.
 
-It answers like the recorded exchanges in `shared/taiga-samples/` (status codes, body key sets,
+It answers like the recorded exchanges in `tests/taiga_samples/` (status codes, body key sets,
 pagination and throttling headers, both 401 shapes, Django's HTML 404 for unknown paths).
 
     def test_something(fake_taiga: FakeTaiga) -> None:      # seeded like the recording
