@@ -1,6 +1,7 @@
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=3000
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=3000 \
+    DATABASE_URL=sqlite:////app/data/taiga_planner.db
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
@@ -8,7 +9,7 @@ COPY bot ./bot
 COPY agent ./agent
 COPY taiga ./taiga
 COPY storage ./storage
-RUN pip install --no-cache-dir . && useradd --create-home planner
+RUN pip install --no-cache-dir . && useradd --create-home planner && mkdir /app/data && chown planner /app/data
 USER planner
 
 EXPOSE 3000
