@@ -110,6 +110,7 @@ class Plan(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_plan_state_expires_at", "state", "expires_at"),
         sa.Index("ix_plan_slack_thread", "slack_team_id", "slack_channel_id", "slack_thread_ts"),
+        sa.Index("uq_plan_idempotency_key", "idempotency_key", unique=True),
     )
 
     id: str = Field(default_factory=new_plan_id, primary_key=True, sa_type=sa.String(32))
@@ -132,6 +133,10 @@ class Plan(SQLModel, table=True):
     updated_at: datetime = _ts(default_factory=utcnow)
     expires_at: datetime | None = _ts(nullable=True, default=None)
     version: int = Field(default=1)
+    # HTTP API: sha256 of (the caller's API key, its Idempotency-Key header), and a digest of
+    # the request without its tokens, so a repeated request finds this plan (NULL otherwise).
+    idempotency_key: str | None = Field(default=None, sa_type=sa.String(64))
+    request_digest: str | None = Field(default=None, sa_type=sa.String(64))
 
 
 class WriteLedger(SQLModel, table=True):

@@ -321,8 +321,15 @@ def get_channel_project(
 # plans
 
 
+class IdempotencyKeyTaken(Exception):
+    """Another plan already holds this idempotency key (a concurrent request stored it first)."""
+
+
 def create_plan(session: Session, **fields: Any) -> Plan:
-    """Insert a plan (state defaults to drafting, version to 1) and return it."""
+    """Insert a plan (state defaults to drafting, version to 1) and return it.
+
+    Raises `IdempotencyKeyTaken` when `idempotency_key` is already another plan's.
+    """
     unknown = set(fields) - _PLAN_FIELDS
     if unknown:
         raise TypeError(f"Plan has no field(s) {sorted(unknown)}")
@@ -330,9 +337,18 @@ def create_plan(session: Session, **fields: Any) -> Plan:
     if state not in PLAN_STATES:
         raise ValueError(f"unknown plan state {state!r}")
     plan = Plan(**fields)
-    session.add(plan)
-    session.flush()
+    key = plan.idempotency_key
+    if key is None:
+        session.add(plan)
+        session.flush()
+    elif _insert_or_existing(session, plan, lambda: plan_for_idempotency_key(session, key=key)):
+        raise IdempotencyKeyTaken(key)
     return plan
+
+
+def plan_for_idempotency_key(session: Session, *, key: str) -> Plan | None:
+    statement = select(Plan).where(Plan.idempotency_key == key)
+    return session.exec(statement.execution_options(populate_existing=True)).first()
 
 
 def get_plan(session: Session, plan_id: str) -> Plan | None:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import Session, SQLModel, select
 
 from storage import models, repositories
@@ -19,6 +20,7 @@ from storage.db import MIGRATIONS_DIR, Database, alembic_config, upgrade
 from storage.models import Plan, SlackEvent
 
 TABLES = {"taiga_link", "channel_project", "plan", "write_ledger", "slack_event"}
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _schema_diffs(db: Database, metadata: sa.MetaData) -> list[object]:
@@ -53,7 +55,7 @@ def test_migrate_upgrades_an_empty_database_to_head_matching_the_models(
         assert set(sa.inspect(db.engine).get_table_names()) >= TABLES | {"alembic_version"}
         with db.engine.connect() as connection:
             version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
-            assert version.scalar_one() == "0001"
+            assert version.scalar_one() == HEAD == "0002"
         assert _schema_diffs(db, SQLModel.metadata) == []
     finally:
         db.dispose()
@@ -259,12 +261,12 @@ def test_models_module_lists_every_plan_state() -> None:
     }
 
 
-BATCH_REVISION = """
+BATCH_REVISION = f"""
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0001"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 

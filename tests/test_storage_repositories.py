@@ -553,6 +553,37 @@ def test_concurrent_approve_and_reject_agree_on_one_outcome(database: Database) 
     assert stored.state == ("approved" if outcomes.index(True) % 2 else "rejected")
 
 
+def test_concurrent_plans_with_one_idempotency_key_store_exactly_one(
+    database: Database,
+) -> None:
+    key = "k" * 64
+
+    def create(session: Session, n: int) -> str:
+        try:
+            repo.create_plan(
+                session,
+                slack_team_id="",
+                slack_channel_id="",
+                slack_thread_ts="",
+                project_id=7,
+                project_slug="acme-web",
+                target_sprint="Sprint 6",
+                minutes_digest=f"{n}" * 64,
+                idempotency_key=key,
+            )
+        except repo.IdempotencyKeyTaken:
+            return "taken"
+        return "stored"
+
+    outcomes = _race(database, create)
+
+    assert outcomes.count("stored") == 1
+    stored = database.run_sync(lambda s: repo.plan_for_idempotency_key(s, key=key))
+    assert stored is not None
+    assert stored.minutes_digest == f"{outcomes.index('stored')}" * 64
+    assert _plan(database).id != _plan(database).id  # plans without a key never clash
+
+
 def test_update_plan_changes_fields_and_bumps_version(database: Database) -> None:
     plan = _plan(database, state="executing")
 
