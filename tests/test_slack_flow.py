@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import anyio
 import pytest
@@ -271,8 +273,6 @@ async def test_minutes_over_the_limit_are_refused_with_the_limit(
 @pytest.mark.anyio
 async def test_forged_or_stale_requests_get_401(h: Harness) -> None:
     form = h.slack.slash_command_form("/taiga", "help", user=h.alice, channel=h.channel)
-    from urllib.parse import urlencode
-
     body = urlencode(form)
     forged = h.headers(body, secret="not-the-secret")
     stale = h.headers(body, timestamp=1_600_000_000)
@@ -282,6 +282,28 @@ async def test_forged_or_stale_requests_get_401(h: Harness) -> None:
         assert response.status_code == 401
     good = await h.http.post("/slack/events", content=body.encode(), headers=h.headers(body))
     assert good.status_code == 200 and "/taiga plan" in good.text
+
+
+@pytest.mark.anyio
+async def test_a_rejected_login_form_never_puts_the_password_in_the_logs(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await h.command("login")
+    opened = await h.slack.wait_for("views.open", within=WAIT)
+    payload = h.slack.view_submission_payload(
+        opened.response["view"]["id"], user=h.alice,
+        values={"username": {"username": "alice"}, "password": {"password": "hunter2-secret"}},
+    )
+    body = urlencode({"payload": json.dumps(payload)})
+    caplog.set_level(logging.DEBUG)
+
+    response = await h.http.post(
+        "/slack/events", content=body.encode(), headers=h.headers(body, timestamp=1_600_000_000)
+    )
+
+    assert response.status_code == 401
+    assert "Invalid request signature" in caplog.text
+    assert "hunter2" not in caplog.text
 
 
 @pytest.mark.anyio
