@@ -49,7 +49,7 @@ _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 8.0
 _MAX_PAGES = 10_000
 _DEFAULT_THROTTLE_WAIT = 60.0
-_EXPIRED_SIGN_IN = "Your Taiga sign-in has expired; link your account again."
+_EXPIRED_SIGN_IN = "Your Taiga sign-in has expired; sign in to Taiga again."
 
 
 class Clock(Protocol):
@@ -163,8 +163,7 @@ def error_for(response: httpx.Response, *, not_found: str | None = None) -> Taig
             )
         if isinstance(body, dict) and body.get("code") == "token_not_valid":
             return Unauthorized(
-                f"Your Taiga sign-in is no longer valid ({_sentence(words)[:-1] or 'expired'}); "
-                "link your account again.",
+                f"Your Taiga sign-in is no longer valid ({_sentence(words)[:-1] or 'expired'}).",
                 status=401,
             )
         return Unauthorized(

@@ -118,7 +118,7 @@ async def test_refresh_rotates_the_refresh_token(fake_taiga: FakeTaiga) -> None:
         assert fresh.auth_token.get_secret_value() != old["auth_token"]
         with pytest.raises(Unauthorized) as caught:
             await client.refresh(old["refresh"])
-    assert "link your account again" in str(caught.value)
+    assert "sign in to Taiga again" in str(caught.value)
     assert old["refresh"] not in str(caught.value)
 
 
@@ -128,7 +128,7 @@ async def test_garbage_token_raises_unauthorized(fake_taiga: FakeTaiga) -> None:
         with pytest.raises(Unauthorized) as caught:
             await session.me()
     assert "garbage" not in str(caught.value)
-    assert "link your account again" in str(caught.value)
+    assert "no longer valid" in str(caught.value)
 
 
 async def test_missing_credentials_raise_unauthorized(fake_taiga: FakeTaiga) -> None:
@@ -642,7 +642,7 @@ async def test_a_rejected_refresh_raises_unauthorized(fake_taiga: FakeTaiga) -> 
         session = client.session(store.tokens, on_refresh=hook)
         fake_taiga.expire_access_tokens("alice")
         fake_taiga.expire_refresh_tokens("alice")
-        with pytest.raises(Unauthorized, match="link your account again"):
+        with pytest.raises(Unauthorized, match="sign in to Taiga again"):
             await session.me()
 
 

@@ -155,7 +155,6 @@ def test_both_401_shapes_are_unauthorized_with_a_readable_message() -> None:
     expired = error_for(recorded_response(samples["17_err_expired_token_users_me.json"]))
     missing = error_for(recorded_response(samples["18_err_no_token_users_me.json"]))
     assert str(expired) == (
-        "Your Taiga sign-in is no longer valid (Token is invalid or expired); "
-        "link your account again."
+        "Your Taiga sign-in is no longer valid (Token is invalid or expired)."
     )
     assert "Authentication credentials were not provided." in str(missing)
