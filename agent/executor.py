@@ -706,10 +706,13 @@ async def record_approved_plan(
     slack_team_id: str = "",
     slack_channel_id: str = "",
     slack_thread_ts: str = "",
+    idempotency_key: str | None = None,
+    request_digest: str | None = None,
 ) -> str:
     """Store a plan that is approved as it is proposed (HTTP API, CLI); returns its id.
 
     It goes `proposed -> approved` like any plan, so `apply_plan` and its ledger treat it the same.
+    Raises `storage.repositories.IdempotencyKeyTaken` if another plan holds `idempotency_key`.
     """
     digest = hashlib.sha256(minutes.encode("utf-8")).hexdigest()
 
@@ -725,6 +728,8 @@ async def record_approved_plan(
             minutes_digest=digest,
             state="proposed",
             proposal=proposal.model_dump(mode="json"),
+            idempotency_key=idempotency_key,
+            request_digest=request_digest,
         )
         repo.transition_plan(
             session,

@@ -8,6 +8,10 @@ called at start-up: the shared clients are built on first use (or injected by te
 because calling it counts as approval, applies it through the same executor the Slack flow uses
 (a stored plan and the write ledger, so each write happens exactly once). `dry_run` only proposes.
 It is off (404) unless `AGENT_API_KEYS` is set; then a `Bearer` key is required.
+
+An optional `Idempotency-Key` header makes a retry safe: the plan is stored under the key (hashed,
+scoped by the caller's API key), and the same key again finishes that plan instead of planning
+anew; see `_idempotency`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.budgets import Budgets, StopReason
@@ -50,6 +55,7 @@ from bot.api_models import (
     error_responses,
 )
 from bot.app import SlackBot, build_bot, mount_slack_events
+from storage import repositories as repo
 from taiga import links
 from taiga.errors import (
     Forbidden,
@@ -66,6 +72,11 @@ log = logging.getLogger(__name__)
 APPLY_SECONDS = 60.0
 WRITE_PERMISSIONS = ("add_us", "add_task")
 _SPRINT_NUMBER = re.compile(r"\bsprint[\s#:-]*(\d+)\b", re.IGNORECASE)
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+KEY_IN_USE = (
+    "Another request with this Idempotency-Key is still being applied; "
+    "send it again once that one has finished."
+)
 
 
 class ApiError(HTTPException):
@@ -73,6 +84,14 @@ class ApiError(HTTPException):
 
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(status_code=status, detail=detail, headers=headers)
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A request's Idempotency-Key as stored (hashed with the API key) and its body's digest."""
+
+    key: str
+    request_digest: str
 
 
 # --------------------------------------------------------------------------- app
@@ -163,8 +182,18 @@ def create_api(
         "/agent/run",
         response_model=AgentRunResponse,
         include_in_schema=bool(settings.agent_api_keys),
-        responses=error_responses(401, 403, 404, 413, 422, 502, 503, 504),
+        responses=error_responses(401, 403, 404, 409, 413, 422, 502, 503, 504),
         openapi_extra={
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "description": "Makes a retry safe: the same key (with the same body) "
+                    "finishes the stored plan or returns its result instead of planning again.",
+                }
+            ],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -174,8 +203,9 @@ def create_api(
         },
     )
     async def agent_run(request: Request) -> AgentRunResponse | JSONResponse:
-        _check_api_key(request, state.settings.agent_api_keys)
+        api_key = _check_api_key(request, state.settings.agent_api_keys)
         body = await _parse_request(request)
+        idempotency = _idempotency(request, api_key, body)
         if len(body.prompt) > state.settings.max_minutes_chars:
             raise ApiError(
                 413,
@@ -186,7 +216,9 @@ def create_api(
         tokens = RequestTokens(runtime.taiga, _taiga_tokens(body))
         try:
             async with asyncio.timeout(state.request_timeout):
-                return await _run(runtime, body, tokens, state.request_timeout)
+                return await _run_once(
+                    runtime, body, tokens, state.request_timeout, idempotency
+                )
         except TimeoutError:
             error = ApiError(
                 504,
@@ -222,21 +254,44 @@ def _install_error_handlers(app: FastAPI) -> None:
 # --------------------------------------------------------------------------- request checks
 
 
-def _check_api_key(request: Request, keys: Sequence[str]) -> None:
+def _check_api_key(request: Request, keys: Sequence[str]) -> str:
+    """The configured key the caller sent; 404 when the API is off, 401 without a valid key."""
     if not keys:
         raise ApiError(404, "Not Found")
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     given_digest = hashlib.sha256(given.strip().encode()).digest()
-    matched = False
+    matched: str | None = None
     for key in keys:  # constant time: fixed-length digests, and every key is compared
-        matched |= hmac.compare_digest(given_digest, hashlib.sha256(key.encode()).digest())
-    if scheme.lower() != "bearer" or not given.strip() or not matched:
+        if hmac.compare_digest(given_digest, hashlib.sha256(key.encode()).digest()):
+            matched = key
+    if scheme.lower() != "bearer" or not given.strip() or matched is None:
         raise ApiError(
             401,
             "Send a valid API key as 'Authorization: Bearer <key>'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return matched
+
+
+def _idempotency(request: Request, api_key: str, body: AgentRunRequest) -> Idempotency | None:
+    """The request's `Idempotency-Key`, hashed with the caller's API key (so callers with
+    different keys never share a plan), and a digest of the request without its tokens."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(422, "The Idempotency-Key header must be 1 to 255 visible ASCII characters.")
+    scope = hashlib.sha256(api_key.encode()).hexdigest()
+    request_fields = body.model_dump(mode="json", exclude={"auth_token", "refresh"})
+    return Idempotency(
+        key=_sha256(f"{scope}:{key}"),
+        request_digest=_sha256(json.dumps(request_fields, sort_keys=True)),
+    )
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 async def _parse_request(request: Request) -> AgentRunRequest:
@@ -274,16 +329,48 @@ def _error_response(error: ApiError, tokens: RefreshedTokens | None) -> JSONResp
     return JSONResponse(content, status_code=error.status_code, headers=error.headers)
 
 
+async def _run_once(
+    runtime: Runtime,
+    body: AgentRunRequest,
+    tokens: RequestTokens,
+    seconds: float,
+    idempotency: Idempotency | None,
+) -> AgentRunResponse:
+    """`_run`; but if a plan is stored under the request's Idempotency-Key, finish that plan
+    (apply_plan creates only what is missing, or returns the stored result) without planning."""
+    if idempotency is not None:
+        stored = await runtime.db.run(
+            lambda s: _stored_plan(s, idempotency.key, idempotency.request_digest)
+        )
+        if stored is not None:
+            plan_id, proposal = stored
+            return await _apply(runtime, body, tokens, seconds, plan_id, proposal)
+    return await _run(runtime, body, tokens, seconds, idempotency)
+
+
+def _stored_plan(session: Session, key: str, request_digest: str) -> tuple[str, Proposal] | None:
+    plan = repo.plan_for_idempotency_key(session, key=key)
+    if plan is None or plan.proposal is None:
+        return None
+    if plan.request_digest != request_digest:
+        raise ApiError(
+            422,
+            "This Idempotency-Key was already used for another request; "
+            "send a new key with a changed request.",
+        )
+    return plan.id, Proposal.model_validate(plan.proposal)
+
+
 async def _run(
-    runtime: Runtime, body: AgentRunRequest, tokens: RequestTokens, seconds: float
+    runtime: Runtime,
+    body: AgentRunRequest,
+    tokens: RequestTokens,
+    seconds: float,
+    idempotency: Idempotency | None,
 ) -> AgentRunResponse:
     settings = runtime.settings
     session = tokens.session(deadline=runtime.clock.now() + seconds)
-    warnings: list[str] = []
-    if body.user_context is not None and body.user_context.roles:
-        warnings.append(
-            "user_context.roles was ignored: what you may do comes from your role in Taiga."
-        )
+    warnings = _request_warnings(body)
     try:
         project = await session.get_project(body.project_id)
         sprint_name = await _target_sprint(session, project, body)
@@ -327,15 +414,46 @@ async def _run(
             "Your role in this Taiga project does not allow this plan "
             f"(missing: {', '.join(sorted(lacking))}); nothing was written.",
         )
-    plan_id = await record_approved_plan(
-        runtime.db, proposal, minutes=body.prompt, decided_by="http-api"
-    )
+    try:
+        plan_id = await record_approved_plan(
+            runtime.db,
+            proposal,
+            minutes=body.prompt,
+            decided_by="http-api",
+            idempotency_key=idempotency.key if idempotency else None,
+            request_digest=idempotency.request_digest if idempotency else None,
+        )
+    except repo.IdempotencyKeyTaken:  # a concurrent request with the same key stored first
+        raise ApiError(409, KEY_IN_USE) from None
+    return await _apply(runtime, body, tokens, seconds, plan_id, proposal)
+
+
+async def _apply(
+    runtime: Runtime,
+    body: AgentRunRequest,
+    tokens: RequestTokens,
+    seconds: float,
+    plan_id: str,
+    proposal: Proposal,
+) -> AgentRunResponse:
+    """Apply the stored plan (exactly once, through the write ledger) and answer with it."""
+    settings = runtime.settings
     result = await apply_plan(
-        db=runtime.db, plan_id=plan_id, taiga=session, web_url=settings.taiga_web_url
+        db=runtime.db,
+        plan_id=plan_id,
+        taiga=tokens.session(deadline=runtime.clock.now() + seconds),
+        web_url=settings.taiga_web_url,
     )
-    return _applied_response(
-        proposal, result, warnings, _refreshed(tokens), settings, plan_id
-    )
+    if result.state == "executing":  # another request is applying this plan right now
+        raise ApiError(409, KEY_IN_USE)
+    warnings = _request_warnings(body) + proposal.warnings
+    return _applied_response(proposal, result, warnings, _refreshed(tokens), settings, plan_id)
+
+
+def _request_warnings(body: AgentRunRequest) -> list[str]:
+    if body.user_context is not None and body.user_context.roles:
+        return ["user_context.roles was ignored: what you may do comes from your role in Taiga."]
+    return []
 
 
 def _taiga_tokens(body: AgentRunRequest) -> TaigaTokens:

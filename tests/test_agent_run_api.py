@@ -81,8 +81,12 @@ class Api:
         self.runtime = runtime
         self.http = http
 
-    async def run(self, body: dict[str, Any], *, key: str | None = KEY) -> httpx.Response:
+    async def run(
+        self, body: dict[str, Any], *, key: str | None = KEY, idempotency_key: str | None = None
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         return await self.http.post("/agent/run", json=body, headers=headers)
 
 
@@ -352,6 +356,137 @@ async def test_a_partial_apply_is_reported_with_what_is_missing(
     assert [t["id"] is None for t in data["artifacts"]["user_stories"][0]["tasks"]].count(True) == 1
     assert any(w.startswith("Not created: task") for w in data["warnings"])
     assert "1 item was not created" in data["summary"]
+
+
+# --------------------------------------------------------------------------- Idempotency-Key
+
+PDF_STORY = "As a coach, I can export a plan as PDF"
+
+
+def pdf_objects(fake_taiga: FakeTaiga) -> tuple[list[int], list[str]]:
+    """Ids of the PDF stories in Taiga and the subjects of their tasks."""
+    stories = [s["id"] for s in fake_taiga.stories(PROJECT_ID) if s["subject"] == PDF_STORY]
+    tasks = [t["subject"] for t in fake_taiga.tasks(PROJECT_ID) if t["user_story"] in stories]
+    return stories, sorted(tasks)
+
+
+@pytest.mark.anyio
+async def test_a_retry_with_the_idempotency_key_after_a_partial_apply_creates_only_what_is_missing(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN)  # one model turn only: planning again would be a 502
+    fake_taiga.fail_next(500, method="POST", path="/tasks")
+    first = await api.run(body_for(fake_taiga), idempotency_key="run-1")
+    assert first.json()["complete"] is False
+    assert pdf_objects(fake_taiga)[1] == ["Render PDF"]
+
+    retry = await api.run(body_for(fake_taiga), idempotency_key="run-1")  # a fresh token
+
+    assert retry.status_code == 200, retry.text
+    data = retry.json()
+    assert data["complete"] is True and data["plan_id"] == first.json()["plan_id"]
+    stories, tasks = pdf_objects(fake_taiga)
+    assert len(stories) == 1 and tasks == ["Add export button", "Render PDF"]
+    [us] = data["artifacts"]["user_stories"]
+    assert us["id"] == stories[0] and all(t["id"] is not None for t in us["tasks"])
+    assert len(fake_anthropic.requests) == 1
+    assert len(await plans(api.runtime.db)) == 1
+
+
+@pytest.mark.anyio
+async def test_a_retry_with_the_idempotency_key_after_success_answers_from_the_stored_plan(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN, PLAN_TURN)
+    first = await api.run(body_for(fake_taiga), idempotency_key="run-1")
+    assert first.status_code == 200, first.text
+    fake_taiga.clear_requests()
+
+    retry = await api.run(body_for(fake_taiga), idempotency_key="run-1")
+
+    assert retry.status_code == 200
+    assert retry.json() == first.json()
+    assert fake_taiga.requests == []  # not even a read
+    assert len(fake_anthropic.requests) == 1
+    assert len(pdf_objects(fake_taiga)[0]) == 1
+
+
+@pytest.mark.anyio
+async def test_an_idempotency_key_reused_for_another_request_is_422(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN, PLAN_TURN)
+    await api.run(body_for(fake_taiga), idempotency_key="run-1")
+    fake_taiga.clear_requests()
+
+    other = await api.run(
+        body_for(fake_taiga, prompt=MINUTES + " Also CSV."), idempotency_key="run-1"
+    )
+
+    assert other.status_code == 422
+    assert "already used for another request" in other.json()["detail"]
+    assert fake_taiga.requests == [] and len(fake_anthropic.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_an_idempotency_key_whose_plan_is_being_applied_elsewhere_is_409(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN)
+    fake_taiga.fail_next(500, method="POST", path="/tasks")
+    first = await api.run(body_for(fake_taiga), idempotency_key="run-1")
+    plan_id = first.json()["plan_id"]
+    await api.runtime.db.run(  # another replica has just started applying it
+        lambda s: repo.transition_plan(
+            s, plan_id=plan_id, from_states=["partial"], to_state="executing"
+        )
+    )
+    fake_taiga.clear_requests()
+
+    retry = await api.run(body_for(fake_taiga), idempotency_key="run-1")
+
+    assert retry.status_code == 409
+    assert "still being applied" in retry.json()["detail"]
+    assert fake_taiga.requests_to("POST", "*") == []
+
+
+@pytest.mark.anyio
+async def test_idempotency_keys_are_scoped_by_the_api_key(
+    open_api: Callable[..., Any], fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    api = await open_api(agent_api_keys=[KEY, "other-key"])
+    csv_turn = message(tool_use("taiga_create_user_story", {"subject": "Export as CSV"}))
+    fake_anthropic.script(PLAN_TURN, csv_turn)
+
+    first = await api.run(body_for(fake_taiga), idempotency_key="run-1")
+    second = await api.run(body_for(fake_taiga), key="other-key", idempotency_key="run-1")
+
+    assert second.status_code == 200, second.text
+    assert first.json()["plan_id"] != second.json()["plan_id"]
+    assert len(fake_anthropic.requests) == 2
+    assert any(s["subject"] == "Export as CSV" for s in fake_taiga.stories(PROJECT_ID))
+    stored = {p.idempotency_key for p in await plans(api.runtime.db)}
+    assert len(stored) == 2 and "run-1" not in stored  # stored hashed
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["", "x" * 256, "two words"])
+async def test_a_malformed_idempotency_key_is_422(
+    api: Api, fake_taiga: FakeTaiga, key: str
+) -> None:
+    response = await api.run(body_for(fake_taiga), idempotency_key=key)
+
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.json()["detail"]
+    assert fake_taiga.requests == []
+
+
+@pytest.mark.anyio
+async def test_the_openapi_document_describes_the_idempotency_key_header(api: Api) -> None:
+    operation = (await api.http.get("/openapi.json")).json()["paths"]["/agent/run"]["post"]
+
+    assert [p["name"] for p in operation["parameters"]] == ["Idempotency-Key"]
+    assert "409" in operation["responses"]
 
 
 # --------------------------------------------------------------------------- status codes
