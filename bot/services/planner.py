@@ -327,7 +327,7 @@ async def run_plan(services: Services, run: PlanRun, *, tell: Tell) -> None:
         )
     except Exception as error:
         await status.close()
-        await _drafting_failed(services, run, plan_id, status_ts, error)
+        await _drafting_failed(services, run, plan_id, status_ts, error, tell=tell)
         return
     await status.close()
     await _show_proposal(services, run, plan_id, status_ts, proposal)
@@ -355,8 +355,16 @@ async def _create_plan(services: Services, run: PlanRun, status_ts: str) -> str:
 
 
 async def _drafting_failed(
-    services: Services, run: PlanRun, plan_id: str, status_ts: str, error: Exception
+    services: Services,
+    run: PlanRun,
+    plan_id: str,
+    status_ts: str,
+    error: Exception,
+    *,
+    tell: Tell,
 ) -> None:
+    """The status message says why, and so does a private message to the requester (who may
+    not be watching the thread); an expired link gets its DM instead."""
     log_failure("drafting the plan failed", error, plan_id=plan_id)
     sentence = explain(error, project=run.project.project_name, permission="view_project")
     await services.db.run(
@@ -368,6 +376,8 @@ async def _drafting_failed(
     await update(services.slack, channel=run.channel_id, ts=status_ts, **message.as_kwargs())
     if is_link_expired(error):
         await tell_link_expired(services, user_id=run.user_id, text=sentence)
+    else:
+        await tell(esc(sentence))
 
 
 async def _show_proposal(
