@@ -619,10 +619,8 @@ def describe_error(error: Exception) -> str:
         return "Taiga did not accept your login; link your account again."
     if isinstance(error, NotFound):
         return "Taiga could not find " + (message or "what it belongs to.")
-    if isinstance(error, RateLimited):
-        return "Taiga is throttling requests; try again in a minute."
-    if isinstance(error, Unavailable):
-        return "Taiga did not answer properly (" + (message or "server error") + ")."
+    if isinstance(error, RateLimited | Unavailable) and message:
+        return message  # already a sentence with when to try again ("… try again in 60 s.")
     return "Taiga error: " + (message or type(error).__name__)
 
 

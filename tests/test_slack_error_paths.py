@@ -164,3 +164,19 @@ async def test_a_taiga_500_halfway_through_approve_shows_what_exists_and_retry_f
     assert tasks == ["Add the button", "List past exports", "Write the CSV writer"]
     assert len(h.taiga.requests_to("POST", "/userstories")) == 3  # one retried, none repeated
     assert (await h.plans())[0].state == "done"
+
+
+@pytest.mark.anyio
+async def test_a_throttled_write_during_approve_says_when_to_retry(h: Harness) -> None:
+    await h.link(h.alice, "alice")
+    await h.set_project()
+    h.anthropic.script(TURN)
+    await h.command(f"plan Sprint 6\n{MINUTES}")
+    proposal_ts = await h.proposal_ts()
+    h.taiga.throttle_next(1, wait_seconds=60, method="POST", path="/userstories")
+
+    await h.click("plan_approve", proposal_ts)
+    partial = await h.wait_update(lambda p: has_button(p, "plan_retry"))
+
+    assert "try again in 60 s" in block_text(partial)
+    assert "Taiga did not answer properly (" not in block_text(partial)
