@@ -1,22 +1,20 @@
 """Socket Mode: the same Bolt app over a websocket, with /health still served on PORT.
 
-`apps.connections.open` on the fake Slack answers with a ws:// URL on loopback, served here by
-an aiohttp websocket that plays Slack's side: hello, one slash command envelope, and the ack."""
+The fake Slack plays Slack's side: `apps.connections.open` (app-level token) hands out a
+loopback ws:// URL that the fake itself serves; envelopes go out and acks come back there."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
 import pytest
-from aiohttp import WSMsgType, web
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.serve import serve_socket_mode
 from tests.peers.fake_anthropic import FakeAnthropic
@@ -24,74 +22,14 @@ from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import FakeTaiga
 from tests.test_slack_support import WAIT, running_harness
 
-APP_TOKEN = "xapp-1-A0000APP-fake-app-token"
-
-
-class FakeSocketModeEndpoint:
-    """Slack's websocket side: sends envelopes, collects the app's acks by envelope id."""
-
-    def __init__(self) -> None:
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.acks: dict[str, dict[str, Any]] = {}
-        self.acked = asyncio.Condition()
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_json({"type": "hello", "num_connections": 1,
-                            "connection_info": {"app_id": "A0000APP"}})
-        sender = asyncio.create_task(self._send_all(ws))
-        try:
-            async for message in ws:
-                if message.type == WSMsgType.TEXT:
-                    data = json.loads(message.data)
-                    async with self.acked:
-                        self.acks[data["envelope_id"]] = data
-                        self.acked.notify_all()
-        finally:
-            sender.cancel()
-        return ws
-
-    async def _send_all(self, ws: web.WebSocketResponse) -> None:
-        while True:
-            await ws.send_json(await self.outbox.get())
-
-    async def ack_for(self, envelope_id: str) -> dict[str, Any]:
-        with anyio.fail_after(WAIT):
-            async with self.acked:
-                await self.acked.wait_for(lambda: envelope_id in self.acks)
-        return self.acks[envelope_id]
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[FakeSocketModeEndpoint]:
-        app = web.Application()
-        app.router.add_get("/link", self.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        self.url = f"ws://127.0.0.1:{port}/link"
-        try:
-            yield self
-        finally:
-            await runner.cleanup()
-
 
 @pytest.mark.anyio
 async def test_socket_mode_connects_acks_a_command_and_serves_health(
     tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
 ) -> None:
-    async with (
-        running_harness(
-            tmp_path, fake_slack, fake_taiga, fake_anthropic, slack_app_token=APP_TOKEN
-        ) as h,
-        FakeSocketModeEndpoint().running() as endpoint,
-    ):
-        fake_slack.valid_tokens.add(APP_TOKEN)
-        # fail_next's extra fields override the body, so this answers ok with the ws URL.
-        fake_slack.fail_next("apps.connections.open", "unused", ok=True, url=endpoint.url)
+    async with running_harness(
+        tmp_path, fake_slack, fake_taiga, fake_anthropic, slack_app_token=fake_slack.app_token
+    ) as h:
         listener = socket.create_server(("127.0.0.1", 0))  # listening: requests queue up
         port = listener.getsockname()[1]
         stop = asyncio.Event()
@@ -102,26 +40,22 @@ async def test_socket_mode_connects_acks_a_command_and_serves_health(
         )
         try:
             form = fake_slack.slash_command_form("/taiga", "help", user=h.alice, channel=h.channel)
-            await endpoint.outbox.put({
-                "envelope_id": "env-help", "type": "slash_commands",
-                "accepts_response_payload": True, "payload": form,
-            })
-            ack = await endpoint.ack_for("env-help")
+            ack = await fake_slack.send_envelope(
+                fake_slack.socket_envelope("slash_commands", form), within=WAIT
+            )
             assert "/taiga login" in json.dumps(ack["payload"])
 
             form = fake_slack.slash_command_form(
                 "/taiga", "whoami", user=h.alice, channel=h.channel
             )
-            await endpoint.outbox.put({
-                "envelope_id": "env-whoami", "type": "slash_commands",
-                "accepts_response_payload": True, "payload": form,
-            })
-            await endpoint.ack_for("env-whoami")
+            await fake_slack.send_envelope(
+                fake_slack.socket_envelope("slash_commands", form), within=WAIT
+            )
             post = await fake_slack.wait_for_response_url(form["response_url"], within=WAIT)
             assert "/taiga login" in post.body["text"]
 
-            opened = fake_slack.calls("apps.connections.open")[0]
-            assert opened.token == APP_TOKEN
+            [opened] = fake_slack.calls("apps.connections.open")
+            assert opened.ok and opened.token == fake_slack.app_token
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", timeout=WAIT
             ) as client:
@@ -134,3 +68,18 @@ async def test_socket_mode_connects_acks_a_command_and_serves_health(
             with anyio.fail_after(WAIT):
                 await serving
 
+
+@pytest.mark.anyio
+async def test_apps_connections_open_needs_the_app_level_token(fake_slack: FakeSlack) -> None:
+    bot = AsyncWebClient(token=fake_slack.bot_token, base_url=fake_slack.api_url)
+    app = AsyncWebClient(token=fake_slack.app_token, base_url=fake_slack.api_url)
+
+    opened = await app.apps_connections_open(app_token=fake_slack.app_token)
+    with pytest.raises(SlackApiError) as refused:
+        await bot.apps_connections_open(app_token=fake_slack.bot_token)
+    with pytest.raises(SlackApiError) as misused:
+        await app.auth_test()
+
+    assert str(opened["url"]).startswith(f"ws://127.0.0.1:{fake_slack.port}/link/?ticket=")
+    assert refused.value.response["error"] == "not_allowed_token_type"
+    assert misused.value.response["error"] == "not_allowed_token_type"

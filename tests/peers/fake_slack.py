@@ -17,6 +17,12 @@ Refusals (HTTP 200, `ok: false`, like Slack): `invalid_auth` (bad or missing tok
 `hash_conflict`.
 On demand: `rate_limit(method, times)` answers HTTP 429 with `Retry-After`, and
 `fail_next(method, error)` answers any error.
+
+Socket Mode: `apps.connections.open` with the app-level token (`fake.app_token`, `xapp-…`;
+a bot token gets `not_allowed_token_type`) answers a one-time `ws://127.0.0.1:PORT/link/?ticket=…`
+URL that this server accepts as Slack's websocket (it sends `hello` first). Tests push envelopes
+with `await fake.send_envelope(fake.socket_envelope("slash_commands", form))`, which waits
+(bounded) for the app's ack and returns it.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from slack_sdk.web.async_client import AsyncWebClient
 
 DEFAULT_TOKEN = "xoxb-0000-fake-bot-token"
+DEFAULT_APP_TOKEN = "xapp-1-A0000APP-0000-fake-app-token"
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 FIRST_TS = 1_732_440_000_000_100  # microseconds: "1732440000.000100"
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -256,6 +264,7 @@ class FakeSlack:
         self,
         *,
         bot_token: str = DEFAULT_TOKEN,
+        app_token: str = DEFAULT_APP_TOKEN,
         team_id: str = "T0000TEAM",
         team: str = "Acme",
         bot_user_id: str = "U0000BOT",
@@ -265,6 +274,7 @@ class FakeSlack:
     ) -> None:
         self.bot_token = bot_token
         self.valid_tokens: set[str] = {bot_token}
+        self.app_token = app_token  # app-level: only for APP_TOKEN_METHODS
         self.team_id = team_id
         self.team = team
         self.bot_user_id = bot_user_id
@@ -286,6 +296,9 @@ class FakeSlack:
         self._failures: dict[str, list[tuple[str, Json]]] = {}
         self._expired_triggers: set[str] = set()
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._tickets: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._acks: dict[str, Json] = {}
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -312,6 +325,8 @@ class FakeSlack:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response_url/{url_id}", self._handle_response_url)
+        app.router.add_get("/link/", self._handle_socket)
+        app.on_shutdown.append(self._close_sockets)
         runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.SockSite(runner, sock).start())
@@ -635,6 +650,33 @@ class FakeSlack:
             check, within, lambda: f"no {count} post(s) to {url} within {within}s"
         )
 
+    def socket_envelope(self, kind: str, payload: Json) -> Json:
+        """A Socket Mode envelope (`slash_commands`, `interactive`, `events_api`) for `payload`."""
+        with self._lock:
+            envelope_id = self._new_id("env-")
+        return {
+            "envelope_id": envelope_id, "type": kind, "payload": payload,
+            "accepts_response_payload": kind != "events_api", "retry_attempt": 0,
+        }  # fmt: skip
+
+    async def send_envelope(self, envelope: Json, *, within: float = 10.0) -> Json:
+        """Send `envelope` over the app's Socket Mode connection (waiting, bounded, for it to
+        connect) and return the app's ack for it (waiting at most `within` s)."""
+        assert self._loop is not None, "the fake Slack is not running"
+        ws = await self._wait_until(
+            lambda: self._sockets[-1] if self._sockets else None,
+            within,
+            lambda: f"no Socket Mode connection within {within}s",
+        )
+        sent = asyncio.run_coroutine_threadsafe(ws.send_json(envelope), self._loop)
+        await asyncio.wrap_future(sent)
+        envelope_id = envelope["envelope_id"]
+        return await self._wait_until(
+            lambda: self._acks.get(envelope_id),
+            within,
+            lambda: f"no ack for envelope {envelope_id} within {within}s",
+        )
+
     async def _wait_until(
         self, check: Callable[[], T | None], within: float, describe: Callable[[], str]
     ) -> T:
@@ -713,8 +755,11 @@ class FakeSlack:
                 retry_after = waits.pop(0)
                 body = {"ok": False, "error": "ratelimited"}
                 return 429, body, {"Retry-After": str(retry_after)}
-            if token not in self.valid_tokens:
-                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            allowed = {self.app_token} if method in APP_TOKEN_METHODS else self.valid_tokens
+            if token not in allowed:
+                wrong_kind = token == self.app_token or token in self.valid_tokens
+                error = "not_allowed_token_type" if wrong_kind else "invalid_auth"
+                return 200, {"ok": False, "error": error}, {}
             failures = self._failures.get(method)
             if failures:
                 error, extra = failures.pop(0)
@@ -746,6 +791,44 @@ class FakeSlack:
         if errors:
             return web.json_response({"ok": False, "error": "invalid_blocks"}, status=400)
         return web.json_response({"ok": True})
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        """Slack's side of Socket Mode: `hello`, then every text frame is an ack."""
+        with self._lock:
+            ticket = request.query.get("ticket", "")
+            if ticket not in self._tickets:
+                return web.Response(status=401, text="invalid ticket")
+            self._tickets.discard(ticket)  # one connection per apps.connections.open
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({
+            "type": "hello", "num_connections": 1,
+            "connection_info": {"app_id": self.app_id},
+            "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600},
+        })  # fmt: skip
+        with self._lock:
+            self._sockets.append(ws)
+        self._wake()
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    self._record_ack(json.loads(frame.data))
+        finally:
+            with self._lock:
+                self._sockets.remove(ws)
+        return ws
+
+    def _record_ack(self, ack: Json) -> None:
+        if "envelope_id" in ack:
+            with self._lock:
+                self._acks[str(ack["envelope_id"])] = ack
+            self._wake()
+
+    async def _close_sockets(self, _app: web.Application) -> None:
+        with self._lock:
+            sockets = list(self._sockets)
+        for ws in sockets:
+            await ws.close()
 
     # --- state helpers (call with the lock held) ---
 
@@ -856,6 +939,11 @@ class FakeSlack:
         return stored
 
     # --- method handlers (lock held; return the body without "ok") ---
+
+    def _apps_connections_open(self, params: Json) -> Json:
+        ticket = self._new_id("ticket-")
+        self._tickets.add(ticket)
+        return {"url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}&app_id={self.app_id}"}
 
     def _auth_test(self, params: Json) -> Json:
         return {
@@ -1024,6 +1112,7 @@ class FakeSlack:
 
 
 _HANDLERS: dict[str, Callable[[FakeSlack, Json], Json]] = {
+    "apps.connections.open": FakeSlack._apps_connections_open,
     "reactions.add": FakeSlack._reactions_add,
     "reactions.remove": FakeSlack._reactions_remove,
     "chat.getPermalink": FakeSlack._chat_get_permalink,
