@@ -1,0 +1,205 @@
+"""The test peers as the benchmark uses them, plus request timing on the fake Taiga.
+
+Only what the tests do not already provide lives here: `TimedTaiga` records, server side, when
+each request was handled (injected latency included), so the critical path of a run can be read
+off the overlaps; the rest are small builders for scripted model turns and signed Slack requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any, TypeVar
+
+from slack_sdk.signature import SignatureVerifier
+from sqlmodel import Session
+
+from storage.db import Database
+from tests.peers.fake_anthropic import FakeAnthropic, message, text, tool_use
+from tests.peers.fake_taiga import FakeTaiga, RecordedRequest
+
+Json = dict[str, Any]
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- fake Taiga timing
+
+
+@dataclass(frozen=True)
+class Span:
+    """One request as the fake Taiga handled it (perf_counter seconds)."""
+
+    method: str
+    path: str
+    start: float
+    end: float
+
+
+class TimedTaiga(FakeTaiga):
+    """`FakeTaiga` that also records when each request started and finished being handled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._span_lock = threading.Lock()
+        self._spans: list[Span] = []
+
+    def handle(self, request: RecordedRequest, raw_path: str) -> Any:
+        start = time.perf_counter()
+        try:
+            return super().handle(request, raw_path)
+        finally:
+            span = Span(request.method, request.path, start, time.perf_counter())
+            with self._span_lock:
+                self._spans.append(span)
+
+    def spans(
+        self, since: float = 0.0, until: float = math.inf, *, method: str | None = None
+    ) -> list[Span]:
+        """Requests that started within [since, until], optionally of one HTTP method."""
+        with self._span_lock:
+            spans = list(self._spans)
+        return [
+            s for s in spans if since <= s.start <= until and (method is None or s.method == method)
+        ]
+
+
+def critical_path(spans: Sequence[Span]) -> int:
+    """Round trips on the longest chain of requests each sent after the previous one ended.
+
+    Requests that overlap in time count once; meaningful only with injected latency (at 0 ms
+    concurrent requests may be handled one after the other and look sequential).
+    """
+    ordered = sorted(spans, key=lambda s: s.start)
+    depth: list[int] = []
+    for i, span in enumerate(ordered):
+        before = [depth[j] for j in range(i) if ordered[j].end <= span.start]
+        depth.append(1 + max(before, default=0))
+    return max(depth, default=0)
+
+
+@contextlib.contextmanager
+def running_taiga(latency: float) -> Iterator[TimedTaiga]:
+    """A fresh fake Taiga seeded like the recorded samples, answering after `latency` s."""
+    fake = TimedTaiga()
+    fake.seed_recorded()
+    fake.set_latency(latency)
+    with fake.running():
+        yield fake
+
+
+class NoDelayAnthropic(FakeAnthropic):
+    """`FakeAnthropic` whose connections set TCP_NODELAY.
+
+    The fake's handler writes the headers and the body of an answer in two `send()`s; on a
+    kept-alive connection Nagle's algorithm then holds the body until the client's delayed ACK
+    (~40 ms on Linux), which would be measured as model time. Real API servers do not do that.
+    """
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        handler = super()._handler_class()
+        return type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
+
+
+@contextlib.contextmanager
+def running_anthropic(*, nodelay: bool = True) -> Iterator[FakeAnthropic]:
+    fake = NoDelayAnthropic() if nodelay else FakeAnthropic()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+class TimedDatabase(Database):
+    """`Database` that records how long each `run` (one transaction in a worker thread) took."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.durations: list[float] = []
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return await super().run(fn)
+        finally:
+            self.durations.append(time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def temp_database() -> Iterator[TimedDatabase]:
+    """A migrated SQLite database in a temporary file, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="taiga-planner-bench-") as tmp:
+        db = TimedDatabase(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        try:
+            db.migrate()
+            yield db
+        finally:
+            db.dispose()
+
+
+# --------------------------------------------------------------------------- model turns
+
+
+def plan_turn(stories: int, tasks: int, *, prefix: str) -> Json:
+    """One model turn proposing `stories` stories with `tasks` tasks each (it ends the loop)."""
+    calls = [
+        tool_use(
+            "taiga_create_user_story",
+            {
+                "subject": f"{prefix}: story {s}",
+                "description": f"Story {s} from the planning meeting, with acceptance criteria.",
+                "tags": ["bench"],
+                "tasks": [
+                    {"subject": f"{prefix}: story {s}, task {t}"} for t in range(1, tasks + 1)
+                ],
+            },
+        )
+        for s in range(1, stories + 1)
+    ]
+    return message(text(f"{stories} stories with {tasks} tasks each."), *calls)
+
+
+def slow(turn: Json, seconds: float) -> Callable[[Json], Json]:
+    """A scripted turn the fake Anthropic answers only after `seconds` (in its own thread)."""
+
+    def answer(_request: Json) -> Json:
+        time.sleep(seconds)
+        return turn
+
+    return answer
+
+
+def minutes(lines: int) -> str:
+    body = "\n".join(f"- Item {n}: agreed to build part {n} of the feature." for n in range(lines))
+    return f"Planning meeting.\n{body}\n"
+
+
+# --------------------------------------------------------------------------- Slack
+
+
+def signed_headers(body: str, secret: str) -> dict[str, str]:
+    """Headers Slack sends with a request body, signed with the app's signing secret."""
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    assert signature is not None
+    return {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": timestamp,
+        "x-slack-signature": signature,
+    }
+
+
+def has_button(params: Json, action_id: str) -> bool:
+    return any(
+        element.get("action_id") == action_id
+        for block in params.get("blocks") or []
+        if block.get("type") == "actions"
+        for element in block.get("elements") or []
+    )
