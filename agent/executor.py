@@ -119,9 +119,6 @@ class ExecutionResult(BaseModel):
     def created_of(self, kind: ItemKind) -> list[CreatedItem]:
         return [item for item in self.created if item.kind == kind]
 
-    def failed_of(self, kind: ItemKind) -> list[FailedItem]:
-        return [item for item in self.failed if item.kind == kind]
-
 
 # --------------------------------------------------------------------------- actions
 
@@ -418,7 +415,7 @@ class _Run:
             if on_done is not None:
                 await on_done()
 
-        await _gather(one(action) for action in actions)
+        await asyncio.gather(*(one(action) for action in actions))
         return lost
 
     # ----- candidate matching for reconciliation
@@ -443,12 +440,6 @@ class _Run:
                 used.add(candidate.id)
                 return _Outcome(id=candidate.id, ref=candidate.ref, reconciled=True)
         return None
-
-
-async def _gather(coroutines: Any) -> None:
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    if tasks:
-        await asyncio.gather(*tasks)
 
 
 # --------------------------------------------------------------------------- phases
