@@ -46,7 +46,7 @@ class Budgets:
     deadline_seconds: float = 90.0
     max_steps: int = 10
     max_tool_calls: int = 25
-    max_write_calls: int = 15
+    max_write_calls: int = 25
     max_repeated_calls: int = 2
 
     @classmethod

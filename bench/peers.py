@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,22 +93,9 @@ def running_taiga(latency: float) -> Iterator[TimedTaiga]:
         yield fake
 
 
-class NoDelayAnthropic(FakeAnthropic):
-    """`FakeAnthropic` whose connections set TCP_NODELAY.
-
-    The fake's handler writes the headers and the body of an answer in two `send()`s; on a
-    kept-alive connection Nagle's algorithm then holds the body until the client's delayed ACK
-    (~40 ms on Linux), which would be measured as model time. Real API servers do not do that.
-    """
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        handler = super()._handler_class()
-        return type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
-
-
 @contextlib.contextmanager
-def running_anthropic(*, nodelay: bool = True) -> Iterator[FakeAnthropic]:
-    fake = NoDelayAnthropic() if nodelay else FakeAnthropic()
+def running_anthropic() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic()
     fake.start()
     try:
         yield fake

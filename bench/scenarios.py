@@ -163,8 +163,6 @@ async def bench_propose(latencies: Sequence[float], runs: int) -> Table:
         "writes, which are recorded, not sent).",
         "depth: Taiga round trips on the critical path, from server-side overlaps (shown only "
         "with latency): project first, then sprints and sprint stories concurrently.",
-        "The fake Anthropic is served with TCP_NODELAY (see bench.peers.NoDelayAnthropic); the "
-        "stock fake adds a ~40 ms delayed-ACK stall to most kept-alive model calls.",
     ]
     return table
 

@@ -72,4 +72,4 @@ def test_every_stop_reason_has_a_sentence() -> None:
     budgets = Budgets()
     for reason in StopReason:
         assert budgets.describe(reason).startswith("Planning stopped early: ")
-    assert "15 proposed writes" in budgets.describe(StopReason.WRITE_CALLS)
+    assert "25 proposed writes" in budgets.describe(StopReason.WRITE_CALLS)
