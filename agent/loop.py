@@ -64,7 +64,7 @@ async def propose(
     anthropic: AsyncAnthropic,
     model: str,
     taiga: TaigaSession,
-    project_ref: int | str,
+    project_ref: Project | int | str,
     sprint_name: str,
     minutes: str,
     budgets: Budgets,
@@ -75,8 +75,10 @@ async def propose(
 ) -> Proposal:
     """Plan `sprint_name` of a project from meeting minutes; returns the proposal, writes nothing.
 
-    Raises `TaigaError` if the project cannot be read, `PlanningError` if the model API fails
-    for good. Budget stops, cut-off answers and refusals are reported in the proposal instead.
+    `project_ref` is an id, a slug, or a `Project` the caller already read with this same
+    session (so it is not fetched twice). Raises `TaigaError` if the project cannot be read,
+    `PlanningError` if the model API fails for good. Budget stops, cut-off answers and refusals
+    are reported in the proposal instead.
     """
     tracker = BudgetTracker(budgets, clock)
     run = _Run(
@@ -96,10 +98,12 @@ async def propose(
 
 
 async def _prefetch(
-    taiga: TaigaSession, project_ref: int | str, sprint_name: str
+    taiga: TaigaSession, project_ref: Project | int | str, sprint_name: str
 ) -> tuple[Project, list[Milestone], list[UserStory]]:
     """The project first (id, permissions, sprints, members), then sprints and stories at once."""
-    if isinstance(project_ref, int) or project_ref.strip().isdigit():
+    if isinstance(project_ref, Project):
+        project = project_ref
+    elif isinstance(project_ref, int) or project_ref.strip().isdigit():
         project = await taiga.get_project(int(project_ref))
     else:
         project = await taiga.get_project_by_slug(project_ref.strip())

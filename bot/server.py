@@ -379,7 +379,7 @@ async def _run(
             anthropic=runtime.anthropic,
             model=settings.anthropic_model,
             taiga=session,
-            project_ref=project.id,
+            project_ref=project,
             sprint_name=sprint_name,
             minutes=minutes,
             budgets=Budgets.from_settings(settings),

@@ -307,6 +307,18 @@ async def test_dry_run_only_proposes(
 
 
 @pytest.mark.anyio
+async def test_the_project_is_read_once_per_run(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(PLAN_TURN)
+
+    response = await api.run(body_for(fake_taiga, dry_run=True))
+
+    assert response.status_code == 200
+    assert len(fake_taiga.requests_to("GET", "/projects/*")) == 1
+
+
+@pytest.mark.anyio
 async def test_an_expired_token_is_refreshed_and_the_new_pair_returned(
     api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
 ) -> None:
