@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from agent.proposal import Usage
+
 
 class UserContext(BaseModel):
     """Who the caller says it is. Informational only: permissions come from Taiga."""
@@ -76,15 +78,6 @@ class Artifacts(BaseModel):
     milestone_name: str | None = None
     milestone_url: str | None = None
     user_stories: list[StoryArtifact] = Field(default_factory=list)
-
-
-class Usage(BaseModel):
-    model_calls: int = 0
-    tool_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_creation_tokens: int = 0
 
 
 class RefreshedTokens(BaseModel):

@@ -51,7 +51,6 @@ from bot.api_models import (
     RefreshedTokens,
     StoryArtifact,
     TaskArtifact,
-    Usage,
     error_responses,
 )
 from bot.app import SlackBot, build_bot, mount_slack_events
@@ -544,10 +543,6 @@ async def _minutes_with_story_hint(session: Any, project: Project, body: AgentRu
 # --------------------------------------------------------------------------- responses
 
 
-def _usage(proposal: Proposal) -> Usage:
-    return Usage.model_validate(proposal.usage.model_dump())
-
-
 def _proposal_response(
     proposal: Proposal,
     warnings: list[str],
@@ -577,7 +572,7 @@ def _proposal_response(
             user_stories=stories,
         ),
         warnings=warnings,
-        usage=_usage(proposal),
+        usage=proposal.usage,
         tokens=tokens,
         dry_run=dry_run,
         complete=not dry_run,
@@ -650,7 +645,7 @@ def _applied_response(
             user_stories=stories,
         ),
         warnings=warnings,
-        usage=_usage(proposal),
+        usage=proposal.usage,
         tokens=tokens,
         plan_id=plan_id,
         complete=result.complete,
