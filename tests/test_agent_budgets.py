@@ -4,7 +4,7 @@ import pytest
 
 from agent.budgets import BudgetExceeded, Budgets, BudgetTracker, StopReason, canonical_call
 from agent.settings import Settings
-from tests.peers.fake_anthropic import FakeClock
+from tests.peers.clock import FakeClock
 
 
 def test_budgets_come_from_settings() -> None:

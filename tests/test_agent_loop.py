@@ -20,9 +20,9 @@ from agent.loop import PlanningError, propose
 from agent.proposal import Proposal
 from taiga.errors import NotFound
 from taiga.models import Member, Milestone, MilestoneRef, Project, UserStory
+from tests.peers.clock import FakeClock
 from tests.peers.fake_anthropic import (
     FakeAnthropic,
-    FakeClock,
     message,
     overloaded,
     rate_limited,

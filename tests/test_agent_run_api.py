@@ -17,7 +17,8 @@ from bot.server import create_api, sprint_from_prompt
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import Plan
-from tests.peers.fake_anthropic import FakeAnthropic, FakeClock, message, text, tool_use
+from tests.peers.clock import FakeClock
+from tests.peers.fake_anthropic import FakeAnthropic, message, text, tool_use
 from tests.peers.fake_taiga import (
     OTHER_PROJECT_ID,
     PROJECT_ID,

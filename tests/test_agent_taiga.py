@@ -12,9 +12,9 @@ from agent.loop import propose
 from agent.proposal import Proposal
 from taiga.client import TaigaClient
 from taiga.models import TaigaTokens
+from tests.peers.clock import FakeClock
 from tests.peers.fake_anthropic import (
     FakeAnthropic,
-    FakeClock,
     message,
     text,
     tool_results,

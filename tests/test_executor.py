@@ -27,7 +27,7 @@ from storage import repositories as repo
 from storage.db import Database
 from taiga.client import TaigaClient, TaigaSession
 from taiga.models import TaigaTokens
-from tests.peers.fake_anthropic import FakeClock
+from tests.peers.clock import FakeClock
 from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG, SPRINT6_ID, FakeTaiga
 
 WEB = "https://taiga.example"

@@ -14,7 +14,7 @@ from storage.crypto import TokenCipher
 from storage.db import Database
 from taiga.client import TaigaClient
 from taiga.models import TaigaTokens
-from tests.peers.fake_anthropic import FakeClock
+from tests.peers.clock import FakeClock
 from tests.peers.fake_taiga import ALICE_ID, FakeTaiga
 
 TEAM, USER = "T1", "U_ALICE"

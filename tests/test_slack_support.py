@@ -34,6 +34,7 @@ from storage import repositories as repo
 from storage.crypto import generate_key
 from storage.db import Database
 from taiga.client import TaigaClient
+from tests.peers.clock import FakeClock
 from tests.peers.fake_anthropic import FakeAnthropic, message, text, tool_use
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG, FakeTaiga
@@ -41,22 +42,6 @@ from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG, FakeTaiga
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 WAIT = 10.0
 Json = dict[str, Any]
-
-
-class ManualClock:
-    """Monotonic time that only moves when something sleeps on it (or the test moves it)."""
-
-    def __init__(self) -> None:
-        self.value = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.value
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.value += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 @dataclass
@@ -90,7 +75,7 @@ class Harness:
     api: FastAPI
     db: Database
     http: httpx.AsyncClient
-    clock: ManualClock
+    clock: FakeClock
     wall: WallClock
     channel: str
     alice: str
@@ -227,7 +212,7 @@ async def running_harness(
     )
     db = Database(settings.database_url)
     db.migrate()
-    clock = ManualClock()
+    clock = FakeClock()
     wall = WallClock()
     runtime = build_runtime(
         settings,
@@ -295,7 +280,7 @@ def test_mention_with_plan_and_minutes_splits_them() -> None:
 
 @pytest.mark.anyio
 async def test_status_updates_are_throttled_and_the_newest_text_wins() -> None:
-    clock = ManualClock()
+    clock = FakeClock()
     shown: list[str] = []
     second = asyncio.Event()
 
@@ -317,7 +302,7 @@ async def test_status_updates_are_throttled_and_the_newest_text_wins() -> None:
 
 @pytest.mark.anyio
 async def test_closing_the_status_drops_a_pending_update() -> None:
-    clock = ManualClock()
+    clock = FakeClock()
     shown: list[str] = []
 
     async def push(value: str) -> None:

@@ -25,6 +25,7 @@ from taiga import (
     Unavailable,
     ValidationFailed,
 )
+from tests.peers.clock import FakeClock
 from tests.peers.fake_taiga import (
     BOB_ID,
     OTHER_PROJECT_ID,
@@ -38,21 +39,6 @@ from tests.peers.fake_taiga import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    """Records sleeps and advances time instantly."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.time = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
 
 
 @asynccontextmanager

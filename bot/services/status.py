@@ -9,20 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
+from taiga.client import Clock
 
 logger = logging.getLogger(__name__)
 
 V = TypeVar("V")
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
-    async def sleep(self, seconds: float) -> None: ...
 
 
 class ThrottledStatus(Generic[V]):

@@ -240,21 +240,3 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
         yield fake
     finally:
         fake.close()
-
-
-class FakeClock:
-    """A `taiga.client.Clock` whose sleeps advance time at once and are recorded."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.time = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.time += seconds
