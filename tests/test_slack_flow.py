@@ -113,6 +113,25 @@ async def test_login_modal_with_a_wrong_password_shows_the_error_in_the_modal(
     ) is None
 
 
+@pytest.mark.anyio
+async def test_whoami_shows_the_link_and_logout_forgets_it(h: Harness) -> None:
+    await h.link(h.alice, "alice")
+
+    async def said(subcommand: str) -> str:
+        _, form = await h.command(subcommand)
+        post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+        return str(post.body["text"])
+
+    assert "linked to Taiga as *alice*" in await said("whoami")
+    assert "no longer holds a token" in await said("logout")
+    assert "not linked" in await said("whoami")
+    assert await h.db.run(
+        lambda s: repo.get_link(
+            s, cipher=h.bot.services.cipher, team_id=h.slack.team_id, user_id=h.alice
+        )
+    ) is None
+
+
 # --------------------------------------------------------------------------- plan → approve
 
 

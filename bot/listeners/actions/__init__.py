@@ -18,10 +18,16 @@ from bot.services.slack_io import tell_by_response_url
 Decide = Callable[[Services, decisions.Decision], Awaitable[None]]
 
 
+DECISIONS: dict[str, Decide] = {
+    ACTION_APPROVE: decisions.approve,
+    ACTION_REJECT: decisions.reject,
+    ACTION_RETRY: decisions.retry,
+}
+
+
 def register(app: AsyncApp) -> None:
-    app.action(ACTION_APPROVE)(approve)
-    app.action(ACTION_REJECT)(reject)
-    app.action(ACTION_RETRY)(retry)
+    for action_id in DECISIONS:
+        app.action(action_id)(button_clicked)
 
 
 def _decision(
@@ -36,8 +42,7 @@ def _decision(
     )
 
 
-async def _hand_off(
-    decide: Decide,
+async def button_clicked(
     ack: AsyncAck,
     action: dict[str, Any],
     body: dict[str, Any],
@@ -46,35 +51,6 @@ async def _hand_off(
 ) -> None:
     await ack()
     services: Services = context["services"]
+    decide = DECISIONS[action["action_id"]]
     decision = _decision(action, body, respond, context)
     services.spawn(decide(services, decision), name=f"{decide.__name__}-{decision.plan_id}")
-
-
-async def approve(
-    ack: AsyncAck,
-    action: dict[str, Any],
-    body: dict[str, Any],
-    respond: AsyncRespond,
-    context: AsyncBoltContext,
-) -> None:
-    await _hand_off(decisions.approve, ack, action, body, respond, context)
-
-
-async def reject(
-    ack: AsyncAck,
-    action: dict[str, Any],
-    body: dict[str, Any],
-    respond: AsyncRespond,
-    context: AsyncBoltContext,
-) -> None:
-    await _hand_off(decisions.reject, ack, action, body, respond, context)
-
-
-async def retry(
-    ack: AsyncAck,
-    action: dict[str, Any],
-    body: dict[str, Any],
-    respond: AsyncRespond,
-    context: AsyncBoltContext,
-) -> None:
-    await _hand_off(decisions.retry, ack, action, body, respond, context)

@@ -56,33 +56,24 @@ async def open_login(
     )
 
 
-async def logout(
-    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext,
+async def account(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+    sub: Subcommand,
     **_: Any,
 ) -> None:
+    """`logout` and `whoami`: about the caller's own link."""
     await ack()
     services: Services = context["services"]
+    work = accounts.logout if sub.name == "logout" else accounts.whoami
     services.spawn(
-        accounts.logout(
+        work(
             services, team_id=command["team_id"], user_id=command["user_id"],
             tell=tell_by_response_url(respond),
         ),
-        name="logout",
-    )
-
-
-async def whoami(
-    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext,
-    **_: Any,
-) -> None:
-    await ack()
-    services: Services = context["services"]
-    services.spawn(
-        accounts.whoami(
-            services, team_id=command["team_id"], user_id=command["user_id"],
-            tell=tell_by_response_url(respond),
-        ),
-        name="whoami",
+        name=sub.name,
     )
 
 
@@ -141,8 +132,8 @@ async def show_usage(ack: AsyncAck, **_: Any) -> None:
 
 SUBCOMMANDS: dict[str, Handler] = {
     "login": open_login,
-    "logout": logout,
-    "whoami": whoami,
+    "logout": account,
+    "whoami": account,
     "project": project,
     "plan": plan,
     "help": show_usage,
