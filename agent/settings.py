@@ -28,6 +28,8 @@ class MissingSettingError(RuntimeError):
 WHERE_TO_GET = {
     "slack_bot_token": "Slack app > OAuth & Permissions > Bot User OAuth Token (xoxb-…)",
     "slack_signing_secret": "Slack app > Basic Information > App Credentials > Signing Secret",
+    "slack_app_token": "Slack app > Basic Information > App-Level Tokens, scope connections:write"
+    " (xapp-…); or set SLACK_SIGNING_SECRET to receive HTTP requests instead",
     "anthropic_api_key": "https://console.anthropic.com/settings/keys",
     "token_encryption_keys": "run `python -m bot keygen` and paste the key",
 }

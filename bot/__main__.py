@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from agent.settings import MissingSettingError, Settings
+from agent.settings import WHERE_TO_GET, MissingSettingError, Settings
 from bot.envfile import ask_for_missing, create_env_file
 from storage.crypto import EncryptionKeyError, TokenCipher, generate_key
 from storage.db import Database
@@ -64,7 +64,11 @@ def run() -> int:
     if create_env_file(ENV_FILE, ENV_EXAMPLE):
         print(f"Wrote {ENV_FILE} from {ENV_EXAMPLE} with a new TOKEN_ENCRYPTION_KEYS.")
     settings = Settings()
-    missing = [name.upper() for name in required_to_run(settings) if not getattr(settings, name)]
+    missing = {
+        name.upper(): WHERE_TO_GET.get(name, "")
+        for name in required_to_run(settings)
+        if not getattr(settings, name)
+    }
     if missing and ask_for_missing(ENV_FILE, missing):
         settings = Settings()
     from bot.serve import run as serve  # imported late: keygen must not need the Slack stack
@@ -77,8 +81,11 @@ def run() -> int:
 
 
 def required_to_run(settings: Settings) -> list[str]:
+    """Socket Mode (the manifest's default) needs the app token, HTTP mode the signing secret;
+    with neither set, ask for the app token."""
     names = ["slack_bot_token", "anthropic_api_key", "token_encryption_keys"]
-    names.append("slack_app_token" if settings.socket_mode else "slack_signing_secret")
+    http_mode = bool(settings.slack_signing_secret) and not settings.socket_mode
+    names.append("slack_signing_secret" if http_mode else "slack_app_token")
     return names
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import getpass
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from storage.crypto import generate_key
@@ -37,10 +37,11 @@ def set_value(text: str, name: str, value: str) -> str:
 
 def ask_for_missing(
     env_path: Path,
-    missing: Iterable[str],
+    missing: Mapping[str, str],
     ask: Callable[[str], str] | None = None,
 ) -> list[str]:
-    """Prompt for each missing value (hidden for secrets) and save the answers in `.env`.
+    """Prompt for each missing value, named with where to find it (hidden for secrets), and
+    save the answers in `.env`.
 
     Returns the names that were filled in. Does nothing unless stdin is a terminal or
     an `ask` function is given."""
@@ -48,8 +49,8 @@ def ask_for_missing(
         return []
     filled = []
     text = env_path.read_text() if env_path.exists() else ""
-    for name in missing:
-        prompt = f"{name}: "
+    for name, where in missing.items():
+        prompt = f"{name} ({where}): " if where else f"{name}: "
         reader = ask or (getpass.getpass if name in SECRET_NAMES else input)
         value = reader(prompt).strip()
         if value:

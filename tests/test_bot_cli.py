@@ -77,8 +77,10 @@ def test_first_run_writes_env_with_a_generated_key(tmp_path: Path) -> None:
 def test_missing_values_asked_on_a_terminal_are_saved(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     create_env_file(env, ROOT / ".env.example")
-    answers = {"SLACK_BOT_TOKEN: ": "xoxb-1", "ANTHROPIC_API_KEY: ": ""}
-    filled = ask_for_missing(env, ["SLACK_BOT_TOKEN", "ANTHROPIC_API_KEY"], ask=answers.__getitem__)
+    answers = {"SLACK_BOT_TOKEN (Slack app): ": "xoxb-1", "ANTHROPIC_API_KEY: ": ""}
+    filled = ask_for_missing(
+        env, {"SLACK_BOT_TOKEN": "Slack app", "ANTHROPIC_API_KEY": ""}, ask=answers.__getitem__
+    )
     assert filled == ["SLACK_BOT_TOKEN"]
     assert Settings().slack_bot_token == "xoxb-1"
     assert Settings().anthropic_api_key == ""
@@ -91,3 +93,14 @@ def test_run_without_a_terminal_stops_with_one_line_naming_the_setting(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "SLACK_BOT_TOKEN is not set" in err
+
+
+def test_with_neither_slack_mode_configured_socket_mode_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-1")
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEYS", generate_key())
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "SLACK_APP_TOKEN is not set" in err and "SLACK_SIGNING_SECRET" in err
