@@ -114,6 +114,37 @@ async def test_login_modal_with_a_wrong_password_shows_the_error_in_the_modal(
 
 
 @pytest.mark.anyio
+async def test_login_with_an_auth_token_links_and_a_bad_token_is_refused_in_the_modal(
+    h: Harness,
+) -> None:
+    tokens = h.taiga.login_tokens("alice")
+
+    async def submit(auth_token: str) -> dict:
+        opened_before = len(h.slack.calls("views.open"))
+        await h.command("login")
+        opened = await h.slack.wait_for("views.open", count=opened_before + 1, within=WAIT)
+        payload = h.slack.view_submission_payload(
+            opened.response["view"]["id"], user=h.alice,
+            values={"auth_token": {"auth_token": auth_token},
+                    "refresh": {"refresh": tokens["refresh"]}},
+        )
+        return (await h.payload(payload)).json()
+
+    refused = await submit("not-a-taiga-token")
+    assert refused["response_action"] == "errors" and "auth_token" in refused["errors"]
+
+    accepted = await submit(tokens["auth_token"])
+    assert accepted["response_action"] == "update"
+    link = await h.db.run(
+        lambda s: repo.get_link(
+            s, cipher=h.bot.services.cipher, team_id=h.slack.team_id, user_id=h.alice
+        )
+    )
+    assert link is not None and link.taiga_username == "alice"
+    assert link.refresh_token == tokens["refresh"]
+
+
+@pytest.mark.anyio
 async def test_whoami_shows_the_link_and_logout_forgets_it(h: Harness) -> None:
     await h.link(h.alice, "alice")
 
