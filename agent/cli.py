@@ -62,7 +62,12 @@ def build_parser(env: dict[str, str] | None = None) -> argparse.ArgumentParser:
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
     resume.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     for command in (plan, resume):
-        command.add_argument("--taiga-username", default=env.get("TAIGA_USERNAME", ""))
+        command.add_argument(
+            "--taiga-username",
+            default=env.get("TAIGA_USERNAME", ""),
+            help="Taiga user to sign in as (default: TAIGA_USERNAME; the password comes only"
+            " from TAIGA_PASSWORD, or use TAIGA_AUTH_TOKEN)",
+        )
         command.add_argument(
             "--taiga-password", default=env.get("TAIGA_PASSWORD", ""), help=argparse.SUPPRESS
         )
