@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -187,6 +187,7 @@ class _Entry:
     taiga_id: int | None
     taiga_ref: int | None
     attempted_at: datetime
+    actor: int | None  # the Taiga user whose session sent it (None: recorded before 0003)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -199,6 +200,7 @@ def _entry(row: repo.LedgerEntry) -> _Entry:
         taiga_id=row.taiga_id,
         taiga_ref=row.taiga_ref,
         attempted_at=_aware(row.attempted_at),
+        actor=row.actor_taiga_id,
     )
 
 
@@ -310,14 +312,29 @@ class _Run:
     def fail(self, action: _Action, reason: str, *, skipped: bool = False) -> None:
         self.failures[action.key] = (reason, skipped)
 
-    async def claim(self, action: _Action) -> bool:
+    async def claim(self, action: _Action, actor: int) -> bool:
         """Record the action as pending; False if the ledger already had it (not ours to send)."""
         now = self.now()
         row = await self.db.run(
-            lambda s: repo.claim_action(s, plan_id=self.plan_id, action_key=action.key, now=now)
+            lambda s: repo.claim_action(
+                s, plan_id=self.plan_id, action_key=action.key, now=now, actor=actor
+            )
         )
         self.ledger[action.key] = _entry(row)
         return row.claimed_now
+
+    async def retake(self, actions: Sequence[_Action], actor: int) -> None:
+        """Stamp pending actions that are about to be sent again with this attempt's sender."""
+        if not actions:
+            return
+        now = self.now()
+        keys = [action.key for action in actions]
+        rows = await self.db.run(
+            lambda s: repo.retake_actions(
+                s, plan_id=self.plan_id, action_keys=keys, now=now, actor=actor
+            )
+        )
+        self.ledger.update({row.action_key: _entry(row) for row in rows})
 
     async def complete(self, action: _Action, outcome: _Outcome) -> None:
         now = self.now()
@@ -331,7 +348,9 @@ class _Run:
                 now=now,
             )
         )
-        self.ledger[action.key] = _Entry("done", outcome.id, outcome.ref, self.now())
+        self.ledger[action.key] = replace(
+            self.ledger[action.key], state="done", taiga_id=outcome.id, taiga_ref=outcome.ref
+        )
         self.remember(action, outcome)
 
     # ----- one phase: reconcile what is unknown, create the rest, reconcile lost responses
@@ -349,13 +368,23 @@ class _Run:
                 self.remember(action, _Outcome(id=entry.taiga_id, ref=entry.taiga_ref))
         unknown = [a for a in actions if self._is_pending(a)]
         fresh = [a for a in actions if a.key not in self.ledger]
+        if not unknown and not fresh:
+            return
+        try:
+            actor = await self.me_id()  # recorded on each claim: Taiga makes them the owner
+        except TaigaError as error:
+            for action in [*unknown, *fresh]:
+                self.fail(action, describe_error(error))
+            return
         to_create = list(fresh)
         if unknown:
-            to_create += await self._reconcile(unknown, find)
-        lost = await self._create_all(to_create, create, on_done)
+            missing = await self._reconcile(unknown, find)
+            await self.retake(missing, actor)
+            to_create += missing
+        lost = await self._create_all(to_create, create, on_done, actor)
         if lost:
             retry = await self._reconcile(lost, find)
-            still_lost = await self._create_all(retry, create, on_done)
+            still_lost = await self._create_all(retry, create, on_done, actor)
             for action in still_lost:
                 self.fail(
                     action,
@@ -391,12 +420,13 @@ class _Run:
         actions: Sequence[_Action],
         create: Callable[[_Action], Awaitable[_Outcome]],
         on_done: Callable[[], Awaitable[None]] | None,
+        actor: int,
     ) -> list[_Action]:
         lost: list[_Action] = []
 
         async def one(action: _Action) -> None:
             async with self.semaphore:
-                if action.key not in self.ledger and not await self.claim(action):
+                if action.key not in self.ledger and not await self.claim(action, actor):
                     entry = self.ledger[action.key]  # recorded by someone else meanwhile
                     if entry.state == "done" and entry.taiga_id is not None:
                         self.remember(action, _Outcome(id=entry.taiga_id, ref=entry.taiga_ref))
@@ -421,12 +451,14 @@ class _Run:
     # ----- candidate matching for reconciliation
 
     def _matches(self, action: _Action, candidate: Any, me: int) -> bool:
-        """Same subject, owned by the acting user, created at/after our attempt (minus skew)."""
+        """Same subject, owned by whoever sent our attempt (recorded on the ledger row; the acting
+        user for rows from before that was recorded), created at/after it (minus skew)."""
         entry = self.ledger.get(action.key)
         since = (entry.attempted_at if entry else self.now()) - self.clock_skew
+        owner = entry.actor if entry is not None and entry.actor is not None else me
         return (
             candidate.subject.strip() == action.subject.strip()
-            and (candidate.owner is None or candidate.owner == me)
+            and (candidate.owner is None or candidate.owner == owner)
             and _aware(candidate.created_date) >= since
         )
 

@@ -158,6 +158,9 @@ class WriteLedger(SQLModel, table=True):
     taiga_ref: int | None = None
     attempted_at: datetime = _ts(default_factory=utcnow)
     done_at: datetime | None = _ts(nullable=True, default=None)
+    # The Taiga user whose session sends the write: Taiga records them as the object's owner,
+    # so reconciliation looks for objects of this user (NULL on rows from before revision 0003).
+    actor_taiga_id: int | None = None
     payload_digest: str | None = Field(default=None, sa_type=sa.String(64))
 
 

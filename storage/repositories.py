@@ -80,6 +80,7 @@ class LedgerEntry:
     taiga_ref: int | None
     attempted_at: datetime
     done_at: datetime | None
+    actor_taiga_id: int | None = None
     payload_digest: str | None = None
     claimed_now: bool = False
 
@@ -144,6 +145,7 @@ def _entry(row: WriteLedger, *, claimed_now: bool = False) -> LedgerEntry:
         taiga_ref=row.taiga_ref,
         attempted_at=row.attempted_at,
         done_at=row.done_at,
+        actor_taiga_id=row.actor_taiga_id,
         payload_digest=row.payload_digest,
         claimed_now=claimed_now,
     )
@@ -429,9 +431,10 @@ def claim_action(
     plan_id: str,
     action_key: str,
     now: datetime,
+    actor: int,
     payload_digest: str | None = None,
 ) -> LedgerEntry:
-    """Record the action as pending unless it is already recorded; return the row.
+    """Record the action as pending, sent by Taiga user `actor`, unless it is already recorded.
 
     `claimed_now` tells the one caller whose insert created the row; everyone else gets the
     existing row (pending: a previous attempt may have reached Taiga; done: skip it).
@@ -441,12 +444,42 @@ def claim_action(
         action_key=action_key,
         state="pending",
         attempted_at=now,
+        actor_taiga_id=actor,
         payload_digest=payload_digest,
     )
     existing = _insert_or_existing(session, row, lambda: _ledger_row(session, plan_id, action_key))
     if existing is not None:
         return _entry(existing)
     return _entry(row, claimed_now=True)
+
+
+def retake_actions(
+    session: Session,
+    *,
+    plan_id: str,
+    action_keys: Collection[str],
+    now: datetime,
+    actor: int,
+) -> list[LedgerEntry]:
+    """Stamp pending actions that are about to be sent again with the new attempt's time and
+    sender (the caller found no trace of the earlier attempt in Taiga); returns those rows."""
+    rows = session.exec(
+        select(WriteLedger)
+        .where(
+            WriteLedger.plan_id == plan_id,
+            WriteLedger.action_key.in_(list(action_keys)),  # type: ignore[attr-defined]
+            WriteLedger.state == "pending",
+        )
+        .order_by(WriteLedger.id)  # type: ignore[arg-type]
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for row in rows:
+        row.attempted_at = now
+        row.actor_taiga_id = actor
+        session.add(row)
+    session.flush()
+    return [_entry(row) for row in rows]
 
 
 def complete_action(

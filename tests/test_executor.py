@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from agent.executor import (
     SKIPPED_NO_SPRINT,
@@ -25,10 +26,18 @@ from agent.proposal import (
 )
 from storage import repositories as repo
 from storage.db import Database
+from storage.models import WriteLedger
 from taiga.client import TaigaClient, TaigaSession
 from taiga.models import TaigaTokens
 from tests.peers.clock import FakeClock
-from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG, SPRINT6_ID, FakeTaiga
+from tests.peers.fake_taiga import (
+    ALICE_ID,
+    PROJECT_ID,
+    PROJECT_SLUG,
+    SPRINT6_ID,
+    VIEW_PERMISSIONS,
+    FakeTaiga,
+)
 
 WEB = "https://taiga.example"
 
@@ -105,6 +114,18 @@ async def plan_state(db: Database, plan_id: str) -> str:
     return await db.run(lambda s: repo.get_plan(s, plan_id).state)  # type: ignore[union-attr]
 
 
+async def claim_pending(
+    db: Database, plan_id: str, keys: list[str], *, at: datetime, actor: int = ALICE_ID
+) -> None:
+    """Ledger rows left pending by an earlier run of `actor` (a crash, a lost response)."""
+
+    def claim(session: Any) -> None:
+        for key in keys:
+            repo.claim_action(session, plan_id=plan_id, action_key=key, now=at, actor=actor)
+
+    await db.run(claim)
+
+
 def posts(fake: FakeTaiga, path: str) -> list[Any]:
     return fake.requests_to("POST", path)
 
@@ -125,6 +146,15 @@ async def client(fake_taiga: FakeTaiga) -> AsyncIterator[TaigaClient]:
 @pytest.fixture
 def alice(fake_taiga: FakeTaiga, client: TaigaClient) -> TaigaSession:
     return client.session(TaigaTokens(**fake_taiga.login_tokens("alice")))
+
+
+@pytest.fixture
+def carol(fake_taiga: FakeTaiga, client: TaigaClient) -> TaigaSession:
+    """Another member who may add stories and tasks (the seeded bob may only view)."""
+    fake_taiga.add_user("carol", "carol123", full_name="Carol Writer")
+    writer = fake_taiga.add_role(PROJECT_ID, "Writer", (*VIEW_PERMISSIONS, "add_us", "add_task"))
+    fake_taiga.add_member(PROJECT_ID, "carol", writer)
+    return client.session(TaigaTokens(**fake_taiga.login_tokens("carol")))
 
 
 async def apply(
@@ -374,10 +404,7 @@ async def test_after_a_crash_pending_writes_are_reconciled_before_anything_is_re
     db = sqlite_database
     plan_id = await store_plan(db, proposal(stories=3, tasks=0), state="executing")
     crashed_at = datetime.now(UTC) - timedelta(hours=1)
-    for key in ("story:new-story-1", "story:new-story-2"):
-        await db.run(
-            lambda s, key=key: repo.claim_action(s, plan_id=plan_id, action_key=key, now=crashed_at)
-        )
+    await claim_pending(db, plan_id, ["story:new-story-1", "story:new-story-2"], at=crashed_at)
     await db.run(lambda s: repo.update_plan(s, plan_id=plan_id, updated_at=crashed_at))
     reached = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
 
@@ -401,9 +428,7 @@ async def test_reconciling_ignores_same_subject_stories_from_before_the_attempt_
     now = datetime.now(UTC)
     attempts = {"story:new-story-1": now + timedelta(minutes=30), "story:new-story-2": now}
     for key, at in attempts.items():
-        await db.run(
-            lambda s, key=key, at=at: repo.claim_action(s, plan_id=plan_id, action_key=key, now=at)
-        )
+        await claim_pending(db, plan_id, [key], at=at)
     # Same subjects in the sprint: one made long before our attempt, one made by someone else.
     fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
     fake_taiga.add_story(PROJECT_ID, "Story 2", milestone_id=SPRINT6_ID, owner="bob")
@@ -425,10 +450,7 @@ async def test_two_stories_with_one_subject_are_never_adopted_twice(
         story.subject = "Same subject"
     plan_id = await store_plan(db, twins, state="partial")
     now = datetime.now(UTC)
-    for key in ("story:new-story-1", "story:new-story-2"):
-        await db.run(
-            lambda s, key=key: repo.claim_action(s, plan_id=plan_id, action_key=key, now=now)
-        )
+    await claim_pending(db, plan_id, ["story:new-story-1", "story:new-story-2"], at=now)
     fake_taiga.add_story(PROJECT_ID, "Same subject", milestone_id=SPRINT6_ID, owner="alice")
 
     result = await apply(db, plan_id, alice)
@@ -469,3 +491,75 @@ async def test_a_progress_callback_that_fails_does_not_stop_the_writes(
     result = await apply(sqlite_database, plan_id, alice, progress=broken)
 
     assert result.complete
+
+
+@pytest.mark.anyio
+async def test_a_retry_by_another_member_adopts_the_story_the_first_lost_response_created(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession, carol: TaigaSession
+) -> None:
+    """Alice's story POST reaches Taiga but its answer is lost and she cannot check (reads fail);
+    Carol presses Retry: the story Alice's request made is adopted, not created again."""
+    db = sqlite_database
+    plan_id = await store_plan(db, proposal(stories=1, tasks=1))
+    fake_taiga.lose_next_response(method="POST", path="/userstories")
+    fake_taiga.fail_next(500, method="GET", path="/userstories", times=3)
+    first = await apply(db, plan_id, alice)
+    assert first.state == "partial" and len(story_rows(fake_taiga, "Story 1")) == 1
+
+    second = await apply(db, plan_id, carol)
+
+    assert second.complete
+    [row] = story_rows(fake_taiga, "Story 1")
+    [story] = second.created_of("story")
+    assert (story.id, story.reconciled, row["owner"]) == (row["id"], True, ALICE_ID)
+    assert len(posts(fake_taiga, "/userstories")) == 1
+    assert [t.user_story_id for t in second.created_of("task")] == [row["id"]]
+
+
+@pytest.mark.anyio
+async def test_a_story_another_member_sends_again_is_looked_up_as_theirs(
+    sqlite_database: Database, fake_taiga: FakeTaiga, carol: TaigaSession
+) -> None:
+    """Alice's attempt never reached Taiga; Carol's Retry sends it and loses the answer: the
+    lookup looks for Carol's story (the ledger now names her), so it is adopted, not resent."""
+    db = sqlite_database
+    plan_id = await store_plan(db, proposal(stories=1, tasks=0), state="partial")
+    await claim_pending(db, plan_id, ["story:new-story-1"], at=datetime.now(UTC))
+    fake_taiga.lose_next_response(method="POST", path="/userstories")
+
+    result = await apply(db, plan_id, carol)
+
+    assert result.complete and result.created_of("story")[0].reconciled
+    assert len(story_rows(fake_taiga, "Story 1")) == 1
+    assert len(posts(fake_taiga, "/userstories")) == 1
+
+
+@pytest.mark.anyio
+async def test_a_pending_row_recorded_before_senders_were_kept_is_matched_to_the_acting_user(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    db = sqlite_database
+    plan_id = await store_plan(db, proposal(stories=1, tasks=0), state="partial")
+    await claim_pending(db, plan_id, ["story:new-story-1"], at=datetime.now(UTC))
+    await db.run(lambda s: s.execute(sa.update(WriteLedger).values(actor_taiga_id=None)))
+    reached = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
+
+    result = await apply(db, plan_id, alice)
+
+    assert result.complete and result.created_of("story")[0].id == reached["id"]
+    assert posts(fake_taiga, "/userstories") == []
+
+
+@pytest.mark.anyio
+async def test_when_taiga_cannot_say_who_is_acting_nothing_is_sent(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=1))
+    fake_taiga.fail_next(500, method="GET", path="/users/me", times=3)
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.state == "partial"
+    assert [(f.kind, f.skipped) for f in result.failed] == [("story", False), ("task", True)]
+    assert "500" in result.failed[0].reason
+    assert fake_taiga.requests_to("POST", "*") == []

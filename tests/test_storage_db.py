@@ -55,7 +55,7 @@ def test_migrate_upgrades_an_empty_database_to_head_matching_the_models(
         assert set(sa.inspect(db.engine).get_table_names()) >= TABLES | {"alembic_version"}
         with db.engine.connect() as connection:
             version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
-            assert version.scalar_one() == HEAD == "0002"
+            assert version.scalar_one() == HEAD == "0003"
         assert _schema_diffs(db, SQLModel.metadata) == []
     finally:
         db.dispose()
@@ -185,7 +185,7 @@ def test_foreign_key_refuses_a_ledger_row_for_a_missing_plan(database: Database)
     with pytest.raises(sa.exc.IntegrityError):
         database.run_sync(
             lambda s: repositories.claim_action(
-                s, plan_id="nope", action_key="milestone", now=datetime.now(UTC)
+                s, plan_id="nope", action_key="milestone", now=datetime.now(UTC), actor=6
             )
         )
 
@@ -288,7 +288,7 @@ def test_sqlite_batch_migration_of_a_parent_table_keeps_child_rows(
     plan = sqlite_database.run_sync(lambda s: repositories.create_plan(s, **_plan_fields()))
     sqlite_database.run_sync(
         lambda s: repositories.claim_action(
-            s, plan_id=plan.id, action_key="milestone", now=datetime.now(UTC)
+            s, plan_id=plan.id, action_key="milestone", now=datetime.now(UTC), actor=6
         )
     )
     versions = tmp_path / "versions"

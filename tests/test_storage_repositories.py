@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 RACERS = 8
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+ACTOR = 6  # a Taiga user id
 AUTH = "eyJhbGciOiJIUzI1NiJ9.auth-PLAINTEXT-4f1c2d"
 REFRESH = "eyJhbGciOiJIUzI1NiJ9.refresh-PLAINTEXT-9a8b7c"
 
@@ -623,11 +624,13 @@ def test_claim_then_complete_an_action(database: Database) -> None:
     plan = _plan(database, state="executing")
 
     claimed = database.run_sync(
-        lambda s: repo.claim_action(s, plan_id=plan.id, action_key="milestone", now=NOW)
+        lambda s: repo.claim_action(
+            s, plan_id=plan.id, action_key="milestone", now=NOW, actor=ACTOR
+        )
     )
     again = database.run_sync(
         lambda s: repo.claim_action(
-            s, plan_id=plan.id, action_key="milestone", now=NOW + timedelta(minutes=5)
+            s, plan_id=plan.id, action_key="milestone", now=NOW + timedelta(minutes=5), actor=7
         )
     )
     done = database.run_sync(
@@ -643,11 +646,15 @@ def test_claim_then_complete_an_action(database: Database) -> None:
 
     assert (claimed.state, claimed.claimed_now, claimed.done) == ("pending", True, False)
     assert claimed.attempted_at == NOW
+    assert claimed.actor_taiga_id == ACTOR
     assert (again.state, again.claimed_now, again.attempted_at) == ("pending", False, NOW)
+    assert again.actor_taiga_id == ACTOR  # the second caller's claim changed nothing
     assert (done.state, done.done, done.taiga_id, done.taiga_ref) == ("done", True, 31, None)
     assert done.done_at == NOW + timedelta(seconds=1)
     after = database.run_sync(
-        lambda s: repo.claim_action(s, plan_id=plan.id, action_key="milestone", now=NOW)
+        lambda s: repo.claim_action(
+            s, plan_id=plan.id, action_key="milestone", now=NOW, actor=ACTOR
+        )
     )
     assert (after.state, after.claimed_now, after.taiga_id) == ("done", False, 31)
 
@@ -659,8 +666,8 @@ def test_ledger_for_plan_lists_actions_in_claim_order(database: Database) -> Non
 
     def claim_all(session: Session) -> None:
         for key in keys:
-            repo.claim_action(session, plan_id=plan.id, action_key=key, now=NOW)
-        repo.claim_action(session, plan_id=other.id, action_key="milestone", now=NOW)
+            repo.claim_action(session, plan_id=plan.id, action_key=key, now=NOW, actor=ACTOR)
+        repo.claim_action(session, plan_id=other.id, action_key="milestone", now=NOW, actor=ACTOR)
         repo.complete_action(
             session,
             plan_id=plan.id,
@@ -683,6 +690,38 @@ def test_ledger_for_plan_lists_actions_in_claim_order(database: Database) -> Non
     assert database.run_sync(lambda s: repo.ledger_for_plan(s, "missing")) == {}
 
 
+def test_retaking_restamps_only_pending_actions_with_the_new_sender(database: Database) -> None:
+    plan = _plan(database, state="partial")
+    later = NOW + timedelta(hours=1)
+
+    def claim_then_retake(session: Session) -> list[repo.LedgerEntry]:
+        for key in ("story:new-story-1", "story:new-story-2"):
+            repo.claim_action(session, plan_id=plan.id, action_key=key, now=NOW, actor=ACTOR)
+        repo.complete_action(
+            session, plan_id=plan.id, action_key="story:new-story-2", taiga_id=9, taiga_ref=9,
+            now=NOW,
+        )  # fmt: skip
+        return repo.retake_actions(
+            session,
+            plan_id=plan.id,
+            action_keys=["story:new-story-1", "story:new-story-2", "story:unknown"],
+            now=later,
+            actor=7,
+        )
+
+    retaken = database.run_sync(claim_then_retake)
+
+    assert [(e.action_key, e.state, e.attempted_at, e.actor_taiga_id) for e in retaken] == [
+        ("story:new-story-1", "pending", later, 7)
+    ]
+    ledger = database.run_sync(lambda s: repo.ledger_for_plan(s, plan.id))
+    assert ledger["story:new-story-1"].actor_taiga_id == 7
+    assert (ledger["story:new-story-2"].actor_taiga_id, ledger["story:new-story-2"].done) == (
+        ACTOR,
+        True,
+    )
+
+
 def test_completing_an_unclaimed_action_is_an_error(database: Database) -> None:
     plan = _plan(database, state="executing")
 
@@ -699,7 +738,12 @@ def test_claim_records_the_payload_digest(database: Database) -> None:
 
     entry = database.run_sync(
         lambda s: repo.claim_action(
-            s, plan_id=plan.id, action_key="milestone", now=NOW, payload_digest="f" * 64
+            s,
+            plan_id=plan.id,
+            action_key="milestone",
+            now=NOW,
+            actor=ACTOR,
+            payload_digest="f" * 64,
         )
     )
 
@@ -712,7 +756,9 @@ def test_concurrent_claims_of_one_action_make_one_row_and_one_claimant(
     plan = _plan(database, state="executing")
 
     def claim(session: Session, n: int) -> repo.LedgerEntry:
-        return repo.claim_action(session, plan_id=plan.id, action_key="story:new-story-1", now=NOW)
+        return repo.claim_action(
+            session, plan_id=plan.id, action_key="story:new-story-1", now=NOW, actor=n
+        )
 
     entries = _race(database, claim)
 
