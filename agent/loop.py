@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -209,7 +210,10 @@ class _Run:
             return None
         start, finish = next_sprint_dates(self.milestones, today)
         return ProposedMilestone(
-            name=self.sprint_name, estimated_start=start, estimated_finish=finish, to_create=True
+            name=named_like_the_others(self.sprint_name, self.milestones),
+            estimated_start=start,
+            estimated_finish=finish,
+            to_create=True,
         )
 
     # --- the loop -------------------------------------------------------------------------
@@ -576,15 +580,32 @@ class _Run:
 
 
 def next_sprint_dates(milestones: list[Milestone], today: date) -> tuple[date, date]:
-    """The day after the latest sprint ends, for that sprint's length; else today + 14 days."""
+    """The day after the latest sprint ends (today if that day is past), for that sprint's
+    length; with no sprint, today + 14 days."""
     if not milestones:
         return today, today + timedelta(days=DEFAULT_SPRINT_DAYS)
-    latest = max(milestones, key=lambda m: (m.estimated_finish, m.estimated_start))
+    latest = _latest(milestones)
     length = latest.estimated_finish - latest.estimated_start
     if length.days < 1:
         length = timedelta(days=DEFAULT_SPRINT_DAYS)
-    start = latest.estimated_finish + timedelta(days=1)
+    start = max(latest.estimated_finish + timedelta(days=1), today)
     return start, start + length
+
+
+_NUMBERED = re.compile(r"^\s*(\D*?)\s*(\d+)\s*$")
+
+
+def named_like_the_others(name: str, milestones: list[Milestone]) -> str:
+    """'sprint 7' becomes 'Sprint 7' when the latest sprint is called 'Sprint 6'."""
+    asked = _NUMBERED.match(name)
+    latest = _NUMBERED.match(_latest(milestones).name) if milestones else None
+    if not asked or not latest or asked.group(1).casefold() != latest.group(1).casefold():
+        return name.strip()
+    return f"{latest.group(1)} {int(asked.group(2))}"
+
+
+def _latest(milestones: list[Milestone]) -> Milestone:
+    return max(milestones, key=lambda m: (m.estimated_finish, m.estimated_start))
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -461,7 +461,9 @@ async def test_missing_sprint_is_proposed_after_the_latest_one(
     fake_anthropic: FakeAnthropic,
 ) -> None:
     fake_anthropic.script(message(text("Sprint 7 with 1 story."), _story_call(1)))
-    proposal = await _propose(fake_anthropic, StubTaiga(OWNER), sprint="Sprint 7")
+    proposal = await _propose(
+        fake_anthropic, StubTaiga(OWNER), sprint="sprint 7", today=date(2024, 5, 20)
+    )
 
     m = proposal.milestone
     assert m is not None
@@ -473,6 +475,19 @@ async def test_missing_sprint_is_proposed_after_the_latest_one(
     user = _user_text(fake_anthropic.requests[0].body)
     assert '"exists": false' in user
     assert "2024-05-29" in user
+
+
+@pytest.mark.anyio
+async def test_a_sprint_after_a_long_pause_starts_today_not_in_the_past(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.script(message(text("ok")))
+    proposal = await _propose(
+        fake_anthropic, StubTaiga(OWNER), sprint="Sprint 7", today=date(2026, 11, 24)
+    )
+    assert proposal.milestone is not None
+    assert proposal.milestone.estimated_start == date(2026, 11, 24)
+    assert proposal.milestone.estimated_finish == date(2026, 12, 7)  # Sprint 6's 13-day span
 
 
 @pytest.mark.anyio
