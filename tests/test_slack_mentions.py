@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
+from storage.models import SlackEvent
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import FakeTaiga
@@ -104,6 +107,24 @@ async def test_a_redelivered_event_starts_nothing_new(h: Harness) -> None:
     assert first.status_code == again.status_code == 200
     assert len(await h.plans()) == 1
     assert len(h.anthropic.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_event_ids_are_forgotten_after_a_day(h: Harness) -> None:
+    h.anthropic.script(TURN, TURN)
+    await h.event(h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6\nShip the export.", user=h.alice
+    ))
+    await h.wait_update(lambda p: has_button(p, "plan_approve"))
+    h.wall.offset += timedelta(days=2)
+
+    await h.event(h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6\nShip the import.", user=h.alice
+    ))
+    await h.settle()
+
+    remembered = await h.db.run(lambda s: s.exec(select(SlackEvent)).all())
+    assert len(remembered) == 1
 
 
 @pytest.mark.anyio

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from sqlmodel import Session
 
 from agent.budgets import Budgets
 from agent.loop import propose
@@ -199,13 +200,20 @@ class Mention:
         return self.thread_ts or self.ts
 
 
+# Slack re-sends an event within minutes; a day of ids is plenty, and keeps the table small.
+EVENT_MEMORY = timedelta(days=1)
+
+
 async def first_delivery(services: Services, event_id: str | None) -> bool:
     if not event_id:
         return True
     now = services.now()
-    return await services.db.run(
-        lambda s: repo.first_delivery(s, event_id=event_id, now=now)
-    )
+
+    def remember(session: Session) -> bool:
+        repo.prune_slack_events(session, before=now - EVENT_MEMORY)
+        return repo.first_delivery(session, event_id=event_id, now=now)
+
+    return await services.db.run(remember)
 
 
 async def plan_from_mention(
