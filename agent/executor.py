@@ -5,7 +5,10 @@ be created), then every story concurrently, then every task concurrently, with b
 Every write goes through the write ledger: a *pending* row is stored before the request is sent and
 marked *done* with Taiga's id and ref afterwards. So a retry, a second approval or a restart never
 writes twice: done actions are skipped, and an action whose outcome is unknown (a lost response, or
-a pending row left by a crashed run) is first looked up in Taiga and adopted if it is there.
+a pending row left by a crashed run) is first looked up in Taiga and adopted if it is there. A
+lost response that the lookup does not find is not sent again in the same run (Taiga may still be
+saving it): the row stays pending, the item is reported as not confirmed, and the next apply looks
+again and creates it only if it is still missing. Lookups match the owner recorded on the row.
 
 Plan states: the caller moves `proposed -> approved`; here `approved|partial -> executing` (one
 conditional update, so only one apply runs), then `executing -> done|partial` with the result.
@@ -58,6 +61,9 @@ DEFAULT_STALE_AFTER = timedelta(minutes=15)
 RESUMABLE_STATES = ("approved", "partial")
 SKIPPED_NO_STORY = "skipped: its story was not created"
 SKIPPED_NO_SPRINT = "skipped: the sprint was not created"
+NOT_CONFIRMED = (
+    "Taiga did not confirm this one; Retry checks Taiga first and creates it only if it is missing."
+)
 
 
 class PlanNotFound(LookupError):
@@ -353,7 +359,7 @@ class _Run:
         )
         self.remember(action, outcome)
 
-    # ----- one phase: reconcile what is unknown, create the rest, reconcile lost responses
+    # ----- one phase: reconcile what is unknown, create the rest, look up lost responses
 
     async def run_phase(
         self,
@@ -383,13 +389,10 @@ class _Run:
             to_create += missing
         lost = await self._create_all(to_create, create, on_done, actor)
         if lost:
-            retry = await self._reconcile(lost, find)
-            still_lost = await self._create_all(retry, create, on_done, actor)
-            for action in still_lost:
-                self.fail(
-                    action,
-                    "Taiga did not answer in time; the next apply checks whether it was created.",
-                )
+            # Look once. Not found is not proof: after a timeout Taiga may still be saving it, so
+            # it stays pending and only the next apply (Retry) creates it if it is still missing.
+            for action in await self._reconcile(lost, find):
+                self.fail(action, NOT_CONFIRMED)
 
     def _is_pending(self, action: _Action) -> bool:
         entry = self.ledger.get(action.key)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from agent.executor import (
+    NOT_CONFIRMED,
     SKIPPED_NO_SPRINT,
     SKIPPED_NO_STORY,
     ExecutionResult,
@@ -379,6 +380,52 @@ async def test_a_task_whose_response_was_lost_is_adopted_not_duplicated(
     subjects = [t["subject"] for t in fake_taiga.tasks(PROJECT_ID)]
     assert all(subjects.count(f"Story 1 task {t}") == 1 for t in (1, 2, 3))
     assert sum(item.reconciled for item in result.created) == 1
+
+
+@pytest.mark.anyio
+async def test_a_lost_response_not_found_in_taiga_is_not_resent_until_retry(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    """A gateway gives up on the story POST (nothing saved): the run does not send it again, its
+    tasks wait, and Retry checks Taiga, then creates the story exactly once."""
+    plan_id = await store_plan(sqlite_database, proposal(stories=2, tasks=1))
+    fake_taiga.fail_next(504, method="POST", path="/userstories")
+
+    first = await apply(sqlite_database, plan_id, alice)
+
+    assert first.state == "partial"
+    [story, task] = first.failed
+    assert (story.kind, story.reason, story.skipped) == ("story", NOT_CONFIRMED, False)
+    assert (task.kind, task.story_key, task.skipped) == ("task", story.action_key, True)
+    assert len(posts(fake_taiga, "/userstories")) == 2
+    assert story_rows(fake_taiga, story.subject) == []
+    ledger = await sqlite_database.run(lambda s: repo.ledger_for_plan(s, plan_id))
+    assert ledger[story.action_key].state == "pending"
+
+    second = await apply(sqlite_database, plan_id, alice)
+
+    assert second.complete
+    assert len(story_rows(fake_taiga, story.subject)) == 1
+    assert len(posts(fake_taiga, "/userstories")) == 3
+    assert [t["subject"] for t in fake_taiga.tasks(PROJECT_ID)].count(task.subject) == 1
+
+
+@pytest.mark.anyio
+async def test_a_lost_story_that_taiga_saves_late_is_adopted_on_retry_not_duplicated(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=0))
+    fake_taiga.fail_next(504, method="POST", path="/userstories")
+    first = await apply(sqlite_database, plan_id, alice)
+    # Taiga finishes saving the first request after the run looked for it.
+    late = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
+
+    second = await apply(sqlite_database, plan_id, alice)
+
+    assert first.failed[0].reason == NOT_CONFIRMED
+    assert second.complete and second.created_of("story")[0].id == late["id"]
+    assert len(story_rows(fake_taiga, "Story 1")) == 1
+    assert len(posts(fake_taiga, "/userstories")) == 1
 
 
 @pytest.mark.anyio
