@@ -87,7 +87,9 @@ def build_app(services: Services) -> AsyncApp:
         client=services.slack,
         signing_secret=services.settings.slack_signing_secret,
         request_verification_enabled=True,
-        process_before_response=False,
+        # Listeners only ack and hand work to `Services.spawn`, so Bolt may finish them before
+        # answering: no untracked Bolt task outlives a request, and shutdown drains everything.
+        process_before_response=True,
         logger=bolt_logger(),
     )
     app.use(attach_services(services))
