@@ -318,29 +318,40 @@ class _Run:
     def fail(self, action: _Action, reason: str, *, skipped: bool = False) -> None:
         self.failures[action.key] = (reason, skipped)
 
-    async def claim(self, action: _Action, actor: int) -> bool:
-        """Record the action as pending; False if the ledger already had it (not ours to send)."""
-        now = self.now()
-        row = await self.db.run(
-            lambda s: repo.claim_action(
-                s, plan_id=self.plan_id, action_key=action.key, now=now, actor=actor
-            )
-        )
-        self.ledger[action.key] = _entry(row)
-        return row.claimed_now
+    async def claim_all(
+        self, fresh: Sequence[_Action], resend: Sequence[_Action], actor: int
+    ) -> tuple[list[_Action], list[_Action]]:
+        """Mark a phase's writes pending in ONE transaction before any is sent: insert the fresh
+        actions, restamp the pending ones about to be sent again with this sender.
 
-    async def retake(self, actions: Sequence[_Action], actor: int) -> None:
-        """Stamp pending actions that are about to be sent again with this attempt's sender."""
-        if not actions:
-            return
+        Returns (ours to send, recorded meanwhile by another run with an unknown outcome).
+        """
+        if not fresh and not resend:
+            return [], []
         now = self.now()
-        keys = [action.key for action in actions]
-        rows = await self.db.run(
-            lambda s: repo.retake_actions(
-                s, plan_id=self.plan_id, action_keys=keys, now=now, actor=actor
-            )
-        )
-        self.ledger.update({row.action_key: _entry(row) for row in rows})
+
+        def claim(session: Session) -> tuple[dict[str, repo.LedgerEntry], list[repo.LedgerEntry]]:
+            common: dict[str, Any] = {"plan_id": self.plan_id, "now": now, "actor": actor}
+            claimed = repo.claim_actions(session, action_keys=[a.key for a in fresh], **common)
+            retaken = repo.retake_actions(session, action_keys=[a.key for a in resend], **common)
+            return claimed, retaken
+
+        claimed, retaken = await self.db.run(claim)
+        for row in [*claimed.values(), *retaken]:
+            self.ledger[row.action_key] = _entry(row)
+        ours: list[_Action] = []
+        others: list[_Action] = []
+        for action in fresh:
+            row = claimed[action.key]
+            if row.claimed_now:
+                ours.append(action)
+            elif row.done and row.taiga_id is not None:  # recorded by another run meanwhile
+                self.remember(action, _Outcome(id=row.taiga_id, ref=row.taiga_ref))
+            else:
+                others.append(action)  # outcome unknown: look it up, never send blindly
+        retaken_keys = {row.action_key for row in retaken}
+        ours += [a for a in resend if a.key in retaken_keys]  # unless completed meanwhile
+        return ours, others
 
     async def complete(self, action: _Action, outcome: _Outcome) -> None:
         now = self.now()
@@ -382,12 +393,9 @@ class _Run:
             for action in [*unknown, *fresh]:
                 self.fail(action, describe_error(error))
             return
-        to_create = list(fresh)
-        if unknown:
-            missing = await self._reconcile(unknown, find)
-            await self.retake(missing, actor)
-            to_create += missing
-        lost = await self._create_all(to_create, create, on_done, actor)
+        missing = await self._reconcile(unknown, find) if unknown else []
+        ours, others = await self.claim_all(fresh, missing, actor)
+        lost = others + await self._create_all(ours, create, on_done)
         if lost:
             # Look once. Not found is not proof: after a timeout Taiga may still be saving it, so
             # it stays pending and only the next apply (Retry) creates it if it is still missing.
@@ -423,19 +431,12 @@ class _Run:
         actions: Sequence[_Action],
         create: Callable[[_Action], Awaitable[_Outcome]],
         on_done: Callable[[], Awaitable[None]] | None,
-        actor: int,
     ) -> list[_Action]:
+        """Send the claimed actions, completing each in the ledger; returns the lost responses."""
         lost: list[_Action] = []
 
         async def one(action: _Action) -> None:
             async with self.semaphore:
-                if action.key not in self.ledger and not await self.claim(action, actor):
-                    entry = self.ledger[action.key]  # recorded by someone else meanwhile
-                    if entry.state == "done" and entry.taiga_id is not None:
-                        self.remember(action, _Outcome(id=entry.taiga_id, ref=entry.taiga_ref))
-                    else:
-                        lost.append(action)  # outcome unknown: reconcile, never send blindly
-                    return
                 try:
                     outcome = await create(action)
                 except ResponseLost:

@@ -262,8 +262,9 @@ async def bench_apply(
         "expected = 1 (sprint) + ceil(20/c) (stories) + ceil(100/c) (tasks) round trips; depth is "
         "measured from server-side overlaps of the POSTs.",
         "latency floor = expected x latency; overhead/RT = (wall - floor) / depth: loopback "
-        "HTTP, JSON and the two ledger writes (pending, done) around each POST.",
-        "ledger txn: mean time of one database transaction during apply (a ledger claim or "
+        "HTTP, JSON and the ledger: one transaction claims a phase's writes (pending) before "
+        "they are sent, one marks each POST done.",
+        "ledger txn: mean time of one database transaction during apply (a phase's claim or a "
         "completion), queueing included: SQLite lets one writer in at a time.",
     ]
     return table

@@ -2,7 +2,7 @@
 
 Concurrency rules that the rest of the bot relies on:
 - `transition_plan` is one conditional UPDATE: exactly one caller moves a plan out of a state.
-- `claim_action`, `first_delivery` and first-time `save_link` / `set_channel_project` insert
+- `claim_actions`, `first_delivery` and first-time `save_link` / `set_channel_project` insert
   inside a SAVEPOINT and fall back to reading the row when the unique constraint refuses the
   insert, so concurrent callers in other processes agree on one row.
 - `replace_tokens` is a compare-and-set on the stored auth token (row locked on PostgreSQL).
@@ -11,7 +11,7 @@ Concurrency rules that the rest of the bot relies on:
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -416,6 +416,20 @@ def _reload(session: Session, model: type[Any], key: Any) -> None:
 # write ledger
 
 
+def _ledger_rows(
+    session: Session, plan_id: str, action_keys: Collection[str]
+) -> dict[str, WriteLedger]:
+    statement = (
+        select(WriteLedger)
+        .where(
+            WriteLedger.plan_id == plan_id,
+            WriteLedger.action_key.in_(list(action_keys)),  # type: ignore[attr-defined]
+        )
+        .execution_options(populate_existing=True)
+    )
+    return {row.action_key: row for row in session.exec(statement).all()}
+
+
 def _ledger_row(session: Session, plan_id: str, action_key: str) -> WriteLedger | None:
     statement = (
         select(WriteLedger)
@@ -425,20 +439,40 @@ def _ledger_row(session: Session, plan_id: str, action_key: str) -> WriteLedger 
     return session.exec(statement).first()
 
 
-def claim_action(
+def claim_actions(
     session: Session,
     *,
+    plan_id: str,
+    action_keys: Sequence[str],
+    now: datetime,
+    actor: int,
+    payload_digest: str | None = None,
+) -> dict[str, LedgerEntry]:
+    """Record each action as pending, sent by Taiga user `actor`, unless it is already recorded;
+    returns the rows by key. One transaction for a whole phase of writes.
+
+    `claimed_now` tells the one caller whose insert created a row; everyone else gets the
+    existing row (pending: a previous attempt may have reached Taiga; done: skip it).
+    """
+    existing = _ledger_rows(session, plan_id, action_keys)
+    entries: dict[str, LedgerEntry] = {}
+    for key in action_keys:
+        row = existing.get(key)
+        if row is None:
+            entries[key] = _claim_one(session, plan_id, key, now, actor, payload_digest)
+        else:
+            entries[key] = _entry(row)
+    return entries
+
+
+def _claim_one(
+    session: Session,
     plan_id: str,
     action_key: str,
     now: datetime,
     actor: int,
-    payload_digest: str | None = None,
+    payload_digest: str | None,
 ) -> LedgerEntry:
-    """Record the action as pending, sent by Taiga user `actor`, unless it is already recorded.
-
-    `claimed_now` tells the one caller whose insert created the row; everyone else gets the
-    existing row (pending: a previous attempt may have reached Taiga; done: skip it).
-    """
     row = WriteLedger(
         plan_id=plan_id,
         action_key=action_key,
@@ -448,7 +482,7 @@ def claim_action(
         payload_digest=payload_digest,
     )
     existing = _insert_or_existing(session, row, lambda: _ledger_row(session, plan_id, action_key))
-    if existing is not None:
+    if existing is not None:  # inserted by a concurrent caller meanwhile
         return _entry(existing)
     return _entry(row, claimed_now=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -120,11 +121,9 @@ async def claim_pending(
 ) -> None:
     """Ledger rows left pending by an earlier run of `actor` (a crash, a lost response)."""
 
-    def claim(session: Any) -> None:
-        for key in keys:
-            repo.claim_action(session, plan_id=plan_id, action_key=key, now=at, actor=actor)
-
-    await db.run(claim)
+    await db.run(
+        lambda s: repo.claim_actions(s, plan_id=plan_id, action_keys=keys, now=at, actor=actor)
+    )
 
 
 def posts(fake: FakeTaiga, path: str) -> list[Any]:
@@ -204,6 +203,30 @@ async def test_placeholders_resolve_to_the_sprint_and_stories_just_created(
     assert await plan_state(sqlite_database, plan_id) == "done"
     ledger = await sqlite_database.run(lambda s: repo.ledger_for_plan(s, plan_id))
     assert len(ledger) == 7 and all(entry.done for entry in ledger.values())
+
+
+@pytest.mark.anyio
+async def test_each_phase_records_all_its_writes_as_pending_at_once_before_sending(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    """One ledger transaction claims a whole phase (SQLite admits one writer at a time): with a
+    clock that ticks on every reading, the writes of a phase share one attempt time."""
+    plan_id = await store_plan(sqlite_database, proposal(new_sprint="Sprint 7", stories=3))
+    start = datetime.now(UTC)
+    ticks = itertools.count()
+
+    result = await apply(
+        sqlite_database, plan_id, alice, now=lambda: start + timedelta(seconds=next(ticks))
+    )
+
+    assert result.complete
+    ledger = await sqlite_database.run(lambda s: repo.ledger_for_plan(s, plan_id))
+    attempts = {
+        kind: {e.attempted_at for key, e in ledger.items() if key.startswith(kind)}
+        for kind in ("milestone", "story", "task")
+    }
+    assert [len(times) for times in attempts.values()] == [1, 1, 1]
+    assert max(attempts["milestone"]) < max(attempts["story"]) < max(attempts["task"])
 
 
 @pytest.mark.anyio

@@ -184,8 +184,8 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(
 def test_foreign_key_refuses_a_ledger_row_for_a_missing_plan(database: Database) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         database.run_sync(
-            lambda s: repositories.claim_action(
-                s, plan_id="nope", action_key="milestone", now=datetime.now(UTC), actor=6
+            lambda s: repositories.claim_actions(
+                s, plan_id="nope", action_keys=["milestone"], now=datetime.now(UTC), actor=6
             )
         )
 
@@ -287,8 +287,8 @@ def test_sqlite_batch_migration_of_a_parent_table_keeps_child_rows(
 ) -> None:
     plan = sqlite_database.run_sync(lambda s: repositories.create_plan(s, **_plan_fields()))
     sqlite_database.run_sync(
-        lambda s: repositories.claim_action(
-            s, plan_id=plan.id, action_key="milestone", now=datetime.now(UTC), actor=6
+        lambda s: repositories.claim_actions(
+            s, plan_id=plan.id, action_keys=["milestone"], now=datetime.now(UTC), actor=6
         )
     )
     versions = tmp_path / "versions"

@@ -51,6 +51,26 @@ def _race(db: Database, fn: Callable[[Session, int], T]) -> list[T]:
         return list(pool.map(racer, range(RACERS)))
 
 
+def _claim(
+    session: Session,
+    *,
+    plan_id: str,
+    action_key: str,
+    now: datetime,
+    actor: int,
+    payload_digest: str | None = None,
+) -> repo.LedgerEntry:
+    entries = repo.claim_actions(
+        session,
+        plan_id=plan_id,
+        action_keys=[action_key],
+        now=now,
+        actor=actor,
+        payload_digest=payload_digest,
+    )
+    return entries[action_key]
+
+
 def _plan(db: Database, **overrides: object) -> Plan:
     fields: dict[str, object] = {
         "slack_team_id": "T1",
@@ -624,12 +644,12 @@ def test_claim_then_complete_an_action(database: Database) -> None:
     plan = _plan(database, state="executing")
 
     claimed = database.run_sync(
-        lambda s: repo.claim_action(
+        lambda s: _claim(
             s, plan_id=plan.id, action_key="milestone", now=NOW, actor=ACTOR
         )
     )
     again = database.run_sync(
-        lambda s: repo.claim_action(
+        lambda s: _claim(
             s, plan_id=plan.id, action_key="milestone", now=NOW + timedelta(minutes=5), actor=7
         )
     )
@@ -652,7 +672,7 @@ def test_claim_then_complete_an_action(database: Database) -> None:
     assert (done.state, done.done, done.taiga_id, done.taiga_ref) == ("done", True, 31, None)
     assert done.done_at == NOW + timedelta(seconds=1)
     after = database.run_sync(
-        lambda s: repo.claim_action(
+        lambda s: _claim(
             s, plan_id=plan.id, action_key="milestone", now=NOW, actor=ACTOR
         )
     )
@@ -666,8 +686,8 @@ def test_ledger_for_plan_lists_actions_in_claim_order(database: Database) -> Non
 
     def claim_all(session: Session) -> None:
         for key in keys:
-            repo.claim_action(session, plan_id=plan.id, action_key=key, now=NOW, actor=ACTOR)
-        repo.claim_action(session, plan_id=other.id, action_key="milestone", now=NOW, actor=ACTOR)
+            _claim(session, plan_id=plan.id, action_key=key, now=NOW, actor=ACTOR)
+        _claim(session, plan_id=other.id, action_key="milestone", now=NOW, actor=ACTOR)
         repo.complete_action(
             session,
             plan_id=plan.id,
@@ -696,7 +716,7 @@ def test_retaking_restamps_only_pending_actions_with_the_new_sender(database: Da
 
     def claim_then_retake(session: Session) -> list[repo.LedgerEntry]:
         for key in ("story:new-story-1", "story:new-story-2"):
-            repo.claim_action(session, plan_id=plan.id, action_key=key, now=NOW, actor=ACTOR)
+            _claim(session, plan_id=plan.id, action_key=key, now=NOW, actor=ACTOR)
         repo.complete_action(
             session, plan_id=plan.id, action_key="story:new-story-2", taiga_id=9, taiga_ref=9,
             now=NOW,
@@ -737,7 +757,7 @@ def test_claim_records_the_payload_digest(database: Database) -> None:
     plan = _plan(database, state="executing")
 
     entry = database.run_sync(
-        lambda s: repo.claim_action(
+        lambda s: _claim(
             s,
             plan_id=plan.id,
             action_key="milestone",
@@ -756,7 +776,7 @@ def test_concurrent_claims_of_one_action_make_one_row_and_one_claimant(
     plan = _plan(database, state="executing")
 
     def claim(session: Session, n: int) -> repo.LedgerEntry:
-        return repo.claim_action(
+        return _claim(
             session, plan_id=plan.id, action_key="story:new-story-1", now=NOW, actor=n
         )
 
@@ -767,6 +787,56 @@ def test_concurrent_claims_of_one_action_make_one_row_and_one_claimant(
     with database.session() as session:
         count = session.execute(sa.select(sa.func.count()).select_from(WriteLedger)).scalar_one()
     assert count == 1
+
+
+def test_claiming_a_phase_in_one_call_inserts_only_the_actions_not_yet_recorded(
+    database: Database,
+) -> None:
+    plan = _plan(database, state="executing")
+    keys = ["story:new-story-1", "story:new-story-2", "story:new-story-3", "story:new-story-4"]
+
+    def earlier_run(session: Session) -> None:
+        repo.claim_actions(session, plan_id=plan.id, action_keys=keys[:2], now=NOW, actor=7)
+        repo.complete_action(
+            session, plan_id=plan.id, action_key=keys[0], taiga_id=40, taiga_ref=12, now=NOW
+        )
+
+    database.run_sync(earlier_run)
+    later = NOW + timedelta(minutes=1)
+
+    entries = database.run_sync(
+        lambda s: repo.claim_actions(s, plan_id=plan.id, action_keys=keys, now=later, actor=ACTOR)
+    )
+
+    assert list(entries) == keys
+    summary = [(e.state, e.claimed_now, e.actor_taiga_id, e.attempted_at) for e in entries.values()]
+    assert summary == [
+        ("done", False, 7, NOW),
+        ("pending", False, 7, NOW),
+        ("pending", True, ACTOR, later),
+        ("pending", True, ACTOR, later),
+    ]
+    assert list(database.run_sync(lambda s: repo.ledger_for_plan(s, plan.id))) == keys
+    assert database.run_sync(
+        lambda s: repo.claim_actions(s, plan_id=plan.id, action_keys=[], now=NOW, actor=ACTOR)
+    ) == {}
+
+
+def test_concurrent_phase_claims_give_each_action_one_row_and_one_claimant(
+    database: Database,
+) -> None:
+    plan = _plan(database, state="executing")
+    keys = [f"task:new-story-1/task-{n}" for n in range(1, 6)]
+
+    def claim(session: Session, n: int) -> dict[str, repo.LedgerEntry]:
+        return repo.claim_actions(session, plan_id=plan.id, action_keys=keys, now=NOW, actor=n)
+
+    results = _race(database, claim)
+
+    for key in keys:
+        assert [result[key].claimed_now for result in results].count(True) == 1
+    ledger = database.run_sync(lambda s: repo.ledger_for_plan(s, plan.id))
+    assert list(ledger) == keys and {e.state for e in ledger.values()} == {"pending"}
 
 
 # --- slack events ------------------------------------------------------------------------------
