@@ -161,7 +161,6 @@ class WriteLedger(SQLModel, table=True):
     # The Taiga user whose session sends the write: Taiga records them as the object's owner,
     # so reconciliation looks for objects of this user (NULL on rows from before revision 0003).
     actor_taiga_id: int | None = None
-    payload_digest: str | None = Field(default=None, sa_type=sa.String(64))
 
 
 class SlackEvent(SQLModel, table=True):

@@ -81,7 +81,6 @@ class LedgerEntry:
     attempted_at: datetime
     done_at: datetime | None
     actor_taiga_id: int | None = None
-    payload_digest: str | None = None
     claimed_now: bool = False
 
     @property
@@ -146,7 +145,6 @@ def _entry(row: WriteLedger, *, claimed_now: bool = False) -> LedgerEntry:
         attempted_at=row.attempted_at,
         done_at=row.done_at,
         actor_taiga_id=row.actor_taiga_id,
-        payload_digest=row.payload_digest,
         claimed_now=claimed_now,
     )
 
@@ -446,7 +444,6 @@ def claim_actions(
     action_keys: Sequence[str],
     now: datetime,
     actor: int,
-    payload_digest: str | None = None,
 ) -> dict[str, LedgerEntry]:
     """Record each action as pending, sent by Taiga user `actor`, unless it is already recorded;
     returns the rows by key. One transaction for a whole phase of writes.
@@ -459,19 +456,14 @@ def claim_actions(
     for key in action_keys:
         row = existing.get(key)
         if row is None:
-            entries[key] = _claim_one(session, plan_id, key, now, actor, payload_digest)
+            entries[key] = _claim_one(session, plan_id, key, now, actor)
         else:
             entries[key] = _entry(row)
     return entries
 
 
 def _claim_one(
-    session: Session,
-    plan_id: str,
-    action_key: str,
-    now: datetime,
-    actor: int,
-    payload_digest: str | None,
+    session: Session, plan_id: str, action_key: str, now: datetime, actor: int
 ) -> LedgerEntry:
     row = WriteLedger(
         plan_id=plan_id,
@@ -479,7 +471,6 @@ def _claim_one(
         state="pending",
         attempted_at=now,
         actor_taiga_id=actor,
-        payload_digest=payload_digest,
     )
     existing = _insert_or_existing(session, row, lambda: _ledger_row(session, plan_id, action_key))
     if existing is not None:  # inserted by a concurrent caller meanwhile

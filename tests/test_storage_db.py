@@ -61,6 +61,31 @@ def test_migrate_upgrades_an_empty_database_to_head_matching_the_models(
         db.dispose()
 
 
+def test_upgrading_to_0003_keeps_ledger_rows_without_a_recorded_sender(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        with db.engine.connect() as connection:
+            upgrade(connection, "0002")
+        plan = db.run_sync(lambda s: repositories.create_plan(s, **_plan_fields()))
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO write_ledger (plan_id, action_key, state, attempted_at,"
+                    " payload_digest) VALUES (:plan, 'milestone', 'pending', :at, :digest)"
+                ),
+                {"plan": plan.id, "at": datetime.now(UTC), "digest": "f" * 64},
+            )
+
+        db.migrate()
+
+        ledger = db.run_sync(lambda s: repositories.ledger_for_plan(s, plan.id))
+        assert [(e.state, e.actor_taiga_id) for e in ledger.values()] == [("pending", None)]
+        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("write_ledger")}
+        assert "payload_digest" not in columns and "actor_taiga_id" in columns
+    finally:
+        db.dispose()
+
+
 def test_replicas_migrating_at_once_all_succeed(database_url: str) -> None:
     replicas = [Database(database_url) for _ in range(4)]
     barrier = threading.Barrier(len(replicas))

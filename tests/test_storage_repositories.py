@@ -58,15 +58,9 @@ def _claim(
     action_key: str,
     now: datetime,
     actor: int,
-    payload_digest: str | None = None,
 ) -> repo.LedgerEntry:
     entries = repo.claim_actions(
-        session,
-        plan_id=plan_id,
-        action_keys=[action_key],
-        now=now,
-        actor=actor,
-        payload_digest=payload_digest,
+        session, plan_id=plan_id, action_keys=[action_key], now=now, actor=actor
     )
     return entries[action_key]
 
@@ -751,23 +745,6 @@ def test_completing_an_unclaimed_action_is_an_error(database: Database) -> None:
                 s, plan_id=plan.id, action_key="milestone", taiga_id=1, taiga_ref=1, now=NOW
             )
         )
-
-
-def test_claim_records_the_payload_digest(database: Database) -> None:
-    plan = _plan(database, state="executing")
-
-    entry = database.run_sync(
-        lambda s: _claim(
-            s,
-            plan_id=plan.id,
-            action_key="milestone",
-            now=NOW,
-            actor=ACTOR,
-            payload_digest="f" * 64,
-        )
-    )
-
-    assert entry.payload_digest == "f" * 64
 
 
 def test_concurrent_claims_of_one_action_make_one_row_and_one_claimant(
