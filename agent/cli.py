@@ -295,7 +295,7 @@ def format_result(result: ExecutionResult) -> str:
     lines = ["Created in Taiga:" if result.created else "Nothing was created in Taiga."]
     if result.milestone_url and not result.created_of("milestone"):
         lines.append(f"  Sprint: {result.milestone_name} (existing)  {result.milestone_url}")
-    tasks_by_story: dict[str | None, list[str]] = {}
+    tasks_by_story: dict[str, list[str]] = {}
     for item in result.created_of("task"):
         parent = item.story_key or f"existing:{item.user_story_id}"
         tasks_by_story.setdefault(parent, []).append(
@@ -308,7 +308,7 @@ def format_result(result: ExecutionResult) -> str:
             lines.append(f"  #{item.ref} {item.subject}  {item.url}")
             lines.extend(tasks_by_story.pop(item.action_key, []))
     for parent, task_lines in tasks_by_story.items():
-        if parent is not None and parent.startswith("existing:"):
+        if parent.startswith("existing:"):
             lines.append(f"  Tasks under existing story id {parent.split(':', 1)[1]}:")
         else:
             lines.append("  Tasks:")

@@ -683,8 +683,8 @@ def _describe_api_error(exc: anthropic_sdk.APIError) -> str:
         return "Claude rejected the API key (check ANTHROPIC_API_KEY)."
     if isinstance(exc, anthropic_sdk.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
-        detail = error.get("message") or exc.message
+        error = body.get("error")
+        detail = (error.get("message") if isinstance(error, dict) else None) or exc.message
         return f"Claude API error {exc.status_code}: {detail}"
     return f"Could not reach Claude: {type(exc).__name__}."
 

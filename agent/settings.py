@@ -63,15 +63,15 @@ class Settings(BaseSettings):
     agent_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     port: int = 3000
 
-    agent_deadline_seconds: float = Field(90.0, gt=0)
-    agent_max_steps: int = Field(10, ge=1)
-    agent_max_tool_calls: int = Field(25, ge=1)
-    agent_max_write_calls: int = Field(25, ge=0)
-    agent_max_repeated_calls: int = Field(2, ge=1)
+    agent_deadline_seconds: float = Field(default=90.0, gt=0)
+    agent_max_steps: int = Field(default=10, ge=1)
+    agent_max_tool_calls: int = Field(default=25, ge=1)
+    agent_max_write_calls: int = Field(default=25, ge=0)
+    agent_max_repeated_calls: int = Field(default=2, ge=1)
 
     plan_approvers: Approvers = Approvers.REQUESTER
-    plan_expiry_hours: float = Field(24.0, gt=0)
-    max_minutes_chars: int = Field(40_000, ge=1)
+    plan_expiry_hours: float = Field(default=24.0, gt=0)
+    max_minutes_chars: int = Field(default=40_000, ge=1)
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -15,7 +15,7 @@ from bot.services import decisions
 from bot.services.core import Services
 from bot.services.slack_io import tell_by_response_url
 
-Decide = Callable[[Services, decisions.Decision], Awaitable[None]]
+Decide = Callable[[Services, decisions.Decision], Coroutine[Any, Any, None]]
 
 
 DECISIONS: dict[str, Decide] = {
