@@ -1875,6 +1875,9 @@ def _html_error(status: int) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: more simultaneous connects than that overflow it and
+    # the client's SYN is retried a second later (a real Taiga sits behind a larger backlog).
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # e.g. a client that timed out and hung up before we answered
