@@ -158,3 +158,23 @@ async def test_a_mention_without_a_request_gets_usage_in_the_thread(h: Harness) 
     posted = await h.slack.wait_for("chat.postMessage", within=WAIT)
     assert "plan <sprint name>" in posted.params["text"]
     assert posted.params["thread_ts"] == envelope["event"]["ts"]
+
+
+@pytest.mark.anyio
+async def test_editing_a_message_that_mentions_the_bot_starts_no_second_plan(h: Harness) -> None:
+    h.anthropic.script(TURN, TURN)
+    envelope = h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6\nShip the export.", user=h.alice
+    )
+    await h.event(envelope)
+    await h.wait_update(lambda p: has_button(p, "plan_approve"))
+
+    edit = h.slack.edited_mention_event(
+        envelope, f"<@{h.slack.bot_user_id}> plan Sprint 6\nShip the export today."
+    )
+    response = await h.event(edit)
+    await h.settle()
+
+    assert response.status_code == 200
+    assert len(await h.plans()) == 1
+    assert len(h.anthropic.requests) == 1

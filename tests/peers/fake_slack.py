@@ -559,6 +559,20 @@ class FakeSlack:
                 "is_ext_shared_channel": False,
             }  # fmt: skip
 
+    def edited_mention_event(self, envelope: Json, text: str, *, user: str | None = None) -> Json:
+        """Edit the message of an `app_mention_event` envelope and return what Slack sends for
+        the edit: a new `app_mention` (new event id) for the same `ts`, carrying `edited`."""
+        event = envelope["event"]
+        with self._lock:
+            message = self._find(event["channel"], event["ts"])
+            edited = {"user": user or event["user"], "ts": self._mint_ts()}
+            message.update(text=text, edited=edited)
+            return {
+                **envelope,
+                "event": {**event, "text": text, "edited": edited},
+                "event_id": self._new_id("Ev"),
+            }
+
     # --- inspecting state ---
 
     def calls(self, method: str | None = None) -> list[SlackCall]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -9,6 +10,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.services import planner
 from bot.services.core import Services
+
+logger = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp) -> None:
@@ -19,6 +22,11 @@ async def app_mention(
     event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     # Events are acknowledged by Bolt before this runs; the work continues in the background.
+    if event.get("edited"):
+        # Slack sends app_mention again when a message that mentions the bot is edited; fixing
+        # a typo must not draft a second plan.
+        logger.info("edited mention %s in %s ignored", event.get("ts"), event.get("channel"))
+        return
     services: Services = context["services"]
     mention = planner.Mention(
         team_id=str(context.team_id or body.get("team_id") or ""),
