@@ -178,3 +178,38 @@ async def test_editing_a_message_that_mentions_the_bot_starts_no_second_plan(h: 
     assert response.status_code == 200
     assert len(await h.plans()) == 1
     assert len(h.anthropic.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_deleted_and_system_messages_in_the_thread_are_not_minutes(h: Harness) -> None:
+    parent = h.slack.add_message(h.channel, "Old kickoff notes", user=h.alice)
+    h.slack.add_message(h.channel, "Ship the export.", user=h.bob, thread_ts=parent)
+    gone = h.slack.add_message(h.channel, "A reply deleted later", user=h.bob, thread_ts=parent)
+    h.slack.add_message(h.channel, "Ship the import.", user=h.alice, thread_ts=parent)
+    h.slack.delete_message(h.channel, parent)
+    h.slack.delete_message(h.channel, gone)
+    h.slack.add_message(
+        h.channel, f"<@{h.bob}> has joined the channel", user=h.bob, thread_ts=parent,
+        subtype="channel_join",
+    )
+    h.slack.add_message(
+        h.channel, "Also: the export history page.", user=h.bob, thread_ts=parent,
+        subtype="thread_broadcast",
+    )
+    h.slack.add_message(
+        h.channel, "The mock-ups are attached.", user=h.alice, thread_ts=parent,
+        subtype="file_share",
+    )
+    h.anthropic.script(TURN)
+
+    await h.event(h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6", user=h.alice, thread_ts=parent
+    ))
+    await h.wait_update(lambda p: has_button(p, "plan_approve"))
+
+    prompt = model_prompt(h)
+    assert "Ship the export." in prompt and "Ship the import." in prompt
+    assert "export history page" in prompt and "mock-ups are attached" in prompt
+    assert "has joined the channel" not in prompt
+    assert "This message was deleted." not in prompt
+    assert "deleted later" not in prompt and "Old kickoff notes" not in prompt

@@ -37,7 +37,7 @@ from bot.services.parsing import MentionRequest, is_plan_command, parse_mention
 from bot.services.slack_io import (
     Tell,
     esc,
-    is_bot_message,
+    is_person_message,
     post,
     readable,
     tell_by_ephemeral,
@@ -288,13 +288,14 @@ def _sprint_and_minutes(
 
 
 def _human_messages_before(thread: list[Json], ts: str, bot_user_id: str | None) -> list[str]:
-    """People's messages before the mention: not ours, not other bots', not plan commands."""
+    """People's messages before the mention: not ours, not other bots', not Slack's
+    bookkeeping (deleted parents, joins), not plan commands."""
     before = _ts_key(ts)
     return [
         str(m.get("text") or "")
         for m in thread
         if _ts_key(str(m.get("ts", "0"))) < before
-        and not is_bot_message(m, bot_user_id)
+        and is_person_message(m, bot_user_id)
         and not is_plan_command(str(m.get("text") or ""), bot_user_id)
         and str(m.get("text") or "").strip()
     ]

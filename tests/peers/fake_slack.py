@@ -416,12 +416,16 @@ class FakeSlack:
         thread_ts: str | None = None,
         ts: str | None = None,
         blocks: list[Json] | None = None,
+        subtype: str | None = None,
     ) -> str:
-        """A message by `user` (a reply when `thread_ts` is given); returns its ts."""
+        """A message by `user` (a reply when `thread_ts` is given); returns its ts. `subtype`
+        makes it e.g. a `file_share`, a `thread_broadcast` or a `channel_join`."""
         with self._lock:
             message: Json = {"type": "message", "user": user, "text": text, "team": self.team_id}
             if blocks is not None:
                 message["blocks"] = blocks
+            if subtype is not None:
+                message["subtype"] = subtype
             return self._store(channel, message, thread_ts=thread_ts, ts=ts)
 
     def add_thread(self, channel: str, parent: str, *replies: str, user: str) -> str:
@@ -430,6 +434,22 @@ class FakeSlack:
         for reply in replies:
             self.add_message(channel, reply, user=user, thread_ts=parent_ts)
         return parent_ts
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message like a person does in Slack: a thread parent with replies stays as a
+        `tombstone` ("This message was deleted."); any other message disappears."""
+        with self._lock:
+            target = self._channel(channel)
+            message = self._find(channel, ts)
+            if message.get("reply_count"):
+                kept = {k: message[k] for k in ("ts", "thread_ts", "reply_count") if k in message}
+                message.clear()
+                message.update(
+                    type="message", subtype="tombstone", text="This message was deleted.",
+                    user="USLACKBOT", hidden=True, **kept,
+                )
+            else:
+                target.messages.remove(message)
 
     def rate_limit(self, method: str, times: int = 1, *, retry_after: int = 1) -> None:
         """The next `times` calls of `method` get HTTP 429 with `Retry-After: retry_after`."""
