@@ -180,13 +180,20 @@ def error_for(response: httpx.Response, *, not_found: str | None = None) -> Taig
 
 
 def _parse(model: type[M], data: Any) -> M:
+    """The body as `model`, or our error. Pydantic's error echoes the input (an /auth body holds
+    the tokens), so it is not chained; only the failing fields are logged, never their values."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise TaigaError(
-            f"Taiga sent a {model.__name__} this bot does not understand; "
-            "is the Taiga version supported?"
-        ) from exc
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(body)'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        log.warning("taiga sent a %s we cannot parse (%s)", model.__name__, problems)
+    raise TaigaError(
+        f"Taiga sent a {model.__name__} this bot does not understand; "
+        "is the Taiga version supported?"
+    )
 
 
 def _norm_name(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -19,6 +20,7 @@ from taiga import (
     RateLimited,
     ResponseLost,
     TaigaClient,
+    TaigaError,
     TaigaSession,
     TaigaTokens,
     Unauthorized,
@@ -670,3 +672,20 @@ async def test_tokens_do_not_appear_in_reprs(fake_taiga: FakeTaiga) -> None:
         session = client.session(tokens)
         for text in (repr(tokens), str(tokens), repr(session), repr(client)):
             assert secret not in text
+
+
+async def test_a_login_body_of_the_wrong_shape_does_not_carry_the_tokens_in_its_traceback() -> None:
+    """A proxy or another Taiga version answers /auth with a user we cannot parse: the error
+    (and anything chained to it, which a log line prints) must not show the tokens."""
+    secret, password = "eyJSECRET-access", "hunter2-" + "x" * 8
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "six", "auth_token": secret, "refresh": secret})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with http, TaigaClient("http://taiga.test/api/v1", http=http) as client:
+        with pytest.raises(TaigaError) as caught:
+            await client.login("alice", password)
+    printed = "".join(traceback.format_exception(caught.value))
+    assert "does not understand" in str(caught.value)
+    assert secret not in printed and password not in printed
