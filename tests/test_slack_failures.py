@@ -105,3 +105,17 @@ async def test_writers_mode_checks_the_clickers_own_taiga_permissions(
         await h.settle()
         assert h.taiga.requests_to("POST", "/userstories") == []
         assert (await h.plans())[0].state == "proposed"
+
+
+@pytest.mark.anyio
+async def test_a_result_slack_refuses_to_show_is_told_to_the_approver(h: Harness) -> None:
+    h.anthropic.script(TURN)
+    await h.command(f"plan Sprint 6\n{MINUTES}")
+    proposal_ts = await h.proposal_ts()
+    h.slack.fail_next("chat.update", "internal_error", times=20)
+
+    _, response_url = await h.click("plan_approve", proposal_ts)
+    told = await h.slack.wait_for_response_url(response_url, within=WAIT)
+
+    assert "Something went wrong" in told.body["text"]
+    assert "internal_error" not in told.body["text"]

@@ -213,3 +213,18 @@ async def test_deleted_and_system_messages_in_the_thread_are_not_minutes(h: Harn
     assert "has joined the channel" not in prompt
     assert "This message was deleted." not in prompt
     assert "deleted later" not in prompt and "Old kickoff notes" not in prompt
+
+
+@pytest.mark.anyio
+async def test_a_slack_failure_while_reading_the_thread_is_told_privately(h: Harness) -> None:
+    parent = h.slack.add_message(h.channel, "Ship the export.", user=h.alice)
+    h.slack.fail_next("conversations.replies", "internal_error")
+
+    await h.event(h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6", user=h.alice, thread_ts=parent
+    ))
+    told = await h.slack.wait_for("chat.postEphemeral", within=WAIT)
+
+    assert told.params["user"] == h.alice and told.params["thread_ts"] == parent
+    assert "Something went wrong" in told.params["text"]
+    assert "internal_error" not in told.params["text"]

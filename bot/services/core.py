@@ -15,7 +15,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.identity import LinkRefresher
 from agent.runtime import Runtime
 from agent.settings import Settings
-from bot.services.errors import log_failure
+from bot.services.errors import explain, log_failure
+from bot.services.slack_io import Tell, esc
 from storage.crypto import TokenCipher
 from storage.db import Database
 from taiga.client import Clock, TaigaClient
@@ -78,20 +79,25 @@ class Services:
     def clock(self) -> Clock:
         return self.runtime.clock
 
-    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
-        """Run `work` after the listener has acknowledged; failures are logged, never raised."""
-        task = asyncio.create_task(self._guard(work, name), name=name)
+    def spawn(
+        self, work: Coroutine[Any, Any, None], *, name: str, tell: Tell | None = None
+    ) -> asyncio.Task[None]:
+        """Run `work` after the listener has acknowledged. A failure is logged, never raised,
+        and `tell` (the person who asked) gets a plain sentence instead of silence."""
+        task = asyncio.create_task(self._guard(work, name, tell), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _guard(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    async def _guard(self, work: Coroutine[Any, Any, None], name: str, tell: Tell | None) -> None:
         try:
             await work
         except asyncio.CancelledError:
             raise
         except Exception as error:
             log_failure(f"background work {name} failed", error)
+            if tell is not None:
+                await _tell_failure(tell, error)
 
     async def drain(self) -> None:
         """Wait for every background task started so far (and those they start)."""
@@ -102,3 +108,10 @@ class Services:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def _tell_failure(tell: Tell, error: Exception) -> None:
+    try:
+        await tell(esc(explain(error)))
+    except Exception as reply_error:
+        log_failure("could not report the failure", reply_error)

@@ -40,7 +40,6 @@ from bot.services.slack_io import (
     is_person_message,
     post,
     readable,
-    tell_by_ephemeral,
     thread_messages,
     update,
 )
@@ -222,16 +221,14 @@ async def plan_from_mention(
     *,
     bot_user_id: str | None,
     link: repo.TaigaLinkView | None,
+    tell: Tell,
 ) -> None:
     """`@bot plan <sprint>` (minutes in the message, or the thread above it), or a reply with
-    the minutes in a thread where the bot asked for them. Re-deliveries start nothing."""
+    the minutes in a thread where the bot asked for them. Re-deliveries start nothing. `tell`
+    answers the person who mentioned the bot, privately."""
     if not await first_delivery(services, mention.event_id):
         logger.info("event %s delivered again; ignored", mention.event_id)
         return
-    tell = tell_by_ephemeral(
-        services.slack, channel=mention.channel_id, user=mention.user_id,
-        thread_ts=mention.reply_thread,
-    )
     request = parse_mention(mention.text, bot_user_id)
     thread: list[Json] = []
     if mention.in_thread and (not request.is_plan or not request.minutes):

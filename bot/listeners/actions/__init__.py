@@ -53,4 +53,7 @@ async def button_clicked(
     services: Services = context["services"]
     decide = DECISIONS[action["action_id"]]
     decision = _decision(action, body, respond, context)
-    services.spawn(decide(services, decision), name=f"{decide.__name__}-{decision.plan_id}")
+    services.spawn(
+        decide(services, decision), name=f"{decide.__name__}-{decision.plan_id}",
+        tell=decision.tell,
+    )

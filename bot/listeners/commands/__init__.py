@@ -68,12 +68,10 @@ async def account(
     await ack()
     services: Services = context["services"]
     work = accounts.logout if sub.name == "logout" else accounts.whoami
+    tell = tell_by_response_url(respond)
     services.spawn(
-        work(
-            services, team_id=command["team_id"], user_id=command["user_id"],
-            tell=tell_by_response_url(respond),
-        ),
-        name=sub.name,
+        work(services, team_id=command["team_id"], user_id=command["user_id"], tell=tell),
+        name=sub.name, tell=tell,
     )
 
 
@@ -102,7 +100,7 @@ async def project(
             user_id=command["user_id"], argument=sub.rest, link=context.get("taiga_link"),
             tell=tell, announce=announce,
         )
-    services.spawn(work, name="project")
+    services.spawn(work, name="project", tell=tell)
 
 
 async def plan(
@@ -116,13 +114,14 @@ async def plan(
     await ack()
     services: Services = context["services"]
     request = parse_plan_args(sub.rest, sub.body)
+    tell = tell_by_response_url(respond)
     services.spawn(
         planner.plan_from_command(
             services, team_id=command["team_id"], channel_id=command["channel_id"],
             user_id=command["user_id"], sprint=request.sprint, raw_minutes=request.minutes,
-            link=context.get("taiga_link"), tell=tell_by_response_url(respond),
+            link=context.get("taiga_link"), tell=tell,
         ),
-        name="plan-command",
+        name="plan-command", tell=tell,
     )
 
 

@@ -10,6 +10,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.services import planner
 from bot.services.core import Services
+from bot.services.slack_io import tell_by_ephemeral
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,14 @@ async def app_mention(
         text=str(event.get("text") or ""),
         event_id=body.get("event_id"),
     )
+    tell = tell_by_ephemeral(
+        services.slack, channel=mention.channel_id, user=mention.user_id,
+        thread_ts=mention.reply_thread,
+    )
     services.spawn(
         planner.plan_from_mention(
-            services, mention, bot_user_id=context.bot_user_id, link=context.get("taiga_link")
+            services, mention, bot_user_id=context.bot_user_id, link=context.get("taiga_link"),
+            tell=tell,
         ),
-        name="plan-mention",
+        name="plan-mention", tell=tell,
     )
