@@ -5,8 +5,9 @@
 Behaviour worth knowing:
 - Lists page with `page`/`page_size` against the configured base URL; the absolute
   `X-Pagination-Next` URLs are never followed (they name the backend's own host).
-- GETs are retried with exponential backoff on `Unavailable`, bounded by `read_retries` and the
-  session deadline. Writes are never retried on failure; a write whose response is lost raises
+- Every call has a timeout, cut to what is left of the session deadline (at least 1 s).
+  GETs are retried with exponential backoff on `Unavailable`, bounded by `read_retries` and the
+  deadline. Writes are never retried on failure; a write whose response is lost raises
   `ResponseLost` so the caller can reconcile.
 - A 429 (which means nothing was applied) is slept through once via the injected `Clock` when
   `X-Throttle-Wait-Seconds` is at most `max_throttle_wait` and fits the deadline.
@@ -49,6 +50,7 @@ _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 8.0
 _MAX_PAGES = 10_000
 _DEFAULT_THROTTLE_WAIT = 60.0
+_MIN_CALL_SECONDS = 1.0
 _EXPIRED_SIGN_IN = "Your Taiga sign-in has expired; sign in to Taiga again."
 
 
@@ -275,6 +277,20 @@ class TaigaClient:
     def _fits(self, delay: float, deadline: float | None) -> bool:
         return deadline is None or self.clock.now() + delay <= deadline
 
+    def _timeout_before(self, deadline: float | None) -> httpx.Timeout:
+        """The per-call timeout, cut to what is left before `deadline` (at least
+        `_MIN_CALL_SECONDS`: the caller, not the client, decides what a passed deadline stops)."""
+        if deadline is None:
+            return self._timeout
+        left = max(deadline - self.clock.now(), _MIN_CALL_SECONDS)
+        full = self._timeout
+        return httpx.Timeout(
+            connect=min(full.connect or left, left),
+            read=min(full.read or left, left),
+            write=min(full.write or left, left),
+            pool=min(full.pool or left, left),
+        )
+
     async def request(
         self,
         method: str,
@@ -291,8 +307,11 @@ class TaigaClient:
         failures = 0
         throttled = False
         while True:
+            limits = self._timeout_before(deadline)
             try:
-                response = await self._send_once(method, path, params, json, headers, is_read)
+                response = await self._send_once(
+                    method, path, params, json, headers, is_read, limits
+                )
             except Unavailable as exc:
                 delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2**failures)
                 if not is_read or failures >= self.read_retries or not self._fits(delay, deadline):
@@ -318,11 +337,12 @@ class TaigaClient:
         json: Any,
         headers: dict[str, str],
         is_read: bool,
+        limits: httpx.Timeout,
     ) -> httpx.Response:
         url = self.base_url + path
         try:
             response = await self._http.request(
-                method, url, params=params, json=json, headers=headers, timeout=self._timeout
+                method, url, params=params, json=json, headers=headers, timeout=limits
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise Unavailable("Could not connect to Taiga; try again in a moment.") from exc

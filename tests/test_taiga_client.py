@@ -456,6 +456,30 @@ async def test_read_retries_stop_at_the_deadline(fake_taiga: FakeTaiga) -> None:
     assert clock.sleeps == [0.5]
 
 
+async def test_a_call_waits_for_taiga_no_longer_than_the_session_deadline_leaves() -> None:
+    """The per-call timeout shrinks to what is left of the deadline (a floor of 1 s: deciding
+    what a passed deadline stops is the caller's business)."""
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(200, json={"id": 6, "username": "alice", "full_name_display": "A"})
+
+    clock = FakeClock()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with http, TaigaClient("http://taiga.test/api/v1", http=http, clock=clock) as client:
+        session = client.session(TaigaTokens(auth_token="t"), deadline=clock.now() + 2.5)
+        await session.me()
+        clock.advance(3)
+        await session.me()
+        await client.session(TaigaTokens(auth_token="t")).me()
+    assert [(t["connect"], t["read"], t["write"], t["pool"]) for t in seen] == [
+        (2.5, 2.5, 2.5, 2.5),
+        (1.0, 1.0, 1.0, 1.0),
+        (10.0, 15.0, 15.0, 15.0),
+    ]
+
+
 async def test_writes_are_not_retried_on_5xx(fake_taiga: FakeTaiga) -> None:
     fake_taiga.fail_next(503, method="POST", path="/userstories")
     clock = FakeClock()
