@@ -228,3 +228,45 @@ async def test_a_slack_failure_while_reading_the_thread_is_told_privately(h: Har
     assert told.params["user"] == h.alice and told.params["thread_ts"] == parent
     assert "Something went wrong" in told.params["text"]
     assert "internal_error" not in told.params["text"]
+
+
+@pytest.mark.anyio
+async def test_each_person_mentioned_in_the_thread_is_looked_up_once(h: Harness) -> None:
+    parent = h.slack.add_message(h.channel, "Kickoff", user=h.alice)
+    for n in range(30):
+        h.slack.add_message(
+            h.channel, f"<@{h.bob}> takes item {n}", user=h.alice, thread_ts=parent
+        )
+    h.anthropic.script(TURN)
+
+    await h.event(h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6", user=h.alice, thread_ts=parent
+    ))
+    await h.wait_update(lambda p: has_button(p, "plan_approve"))
+
+    assert "@bob takes item 29" in model_prompt(h)
+    assert [c.params["user"] for c in h.slack.calls("users.info")] == [h.bob]
+
+
+@pytest.mark.anyio
+async def test_thread_minutes_over_the_limit_across_pages_are_refused(
+    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    async with running_harness(
+        tmp_path, fake_slack, fake_taiga, fake_anthropic, max_minutes_chars=1000
+    ) as h:
+        await h.link(h.alice, "alice")
+        await h.set_project()
+        parent = h.slack.add_message(h.channel, "Kickoff", user=h.alice)
+        for n in range(210):  # two pages of short notes, 1,000+ characters together
+            h.slack.add_message(h.channel, f"note {n}", user=h.bob, thread_ts=parent)
+
+        await h.event(h.slack.app_mention_event(
+            h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6", user=h.alice, thread_ts=parent
+        ))
+        told = await h.slack.wait_for("chat.postEphemeral", within=WAIT)
+        await h.settle()
+
+        assert "the limit is 1,000" in told.params["text"]
+        assert h.slack.call_count("conversations.replies") == 2
+        assert h.anthropic.requests == [] and await h.plans() == []

@@ -250,7 +250,8 @@ async def plan_from_mention(
         await tell(NO_PROJECT)
         return
     sprint = await readable(services.slack, sprint)
-    minutes = "\n\n".join([await readable(services.slack, part) for part in raw_minutes])
+    # One decode of the whole text: each person mentioned is looked up once, not per message.
+    minutes = await readable(services.slack, "\n\n".join(raw_minutes))
     problem = _too_long(services, minutes)
     if problem:
         await tell(problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -114,19 +115,23 @@ def is_bot_message(message: Json, bot_user_id: str | None) -> bool:
 
 
 async def user_names(slack: AsyncWebClient, text: str) -> dict[str, str]:
-    """Readable names (display name, else real name, else handle) of the users `text` mentions."""
-    names: dict[str, str] = {}
-    for user_id in sorted(slack_text.mentioned_user_ids(text)):
-        try:
-            user = (await slack.users_info(user=user_id))["user"]
-        except SlackApiError as error:
-            logger.info("users.info %s: %s", user_id, error.response.get("error"))
-            continue
-        profile = user.get("profile") or {}
-        names[user_id] = (
-            profile.get("display_name") or user.get("real_name") or user.get("name") or user_id
-        )
-    return names
+    """Readable names (display name, else real name, else handle) of the users `text` mentions,
+    looked up concurrently, once each."""
+    user_ids = sorted(slack_text.mentioned_user_ids(text))
+    names = await asyncio.gather(*(_user_name(slack, user_id) for user_id in user_ids))
+    return {user_id: name for user_id, name in zip(user_ids, names, strict=True) if name}
+
+
+async def _user_name(slack: AsyncWebClient, user_id: str) -> str | None:
+    try:
+        user = (await slack.users_info(user=user_id))["user"]
+    except SlackApiError as error:
+        logger.info("users.info %s: %s", user_id, error.response.get("error"))
+        return None
+    profile = user.get("profile") or {}
+    return str(
+        profile.get("display_name") or user.get("real_name") or user.get("name") or user_id
+    )
 
 
 async def readable(slack: AsyncWebClient, text: str) -> str:
