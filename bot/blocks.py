@@ -515,8 +515,7 @@ def result_blocks(result: ResultLike, *, approver_id: str | None = None) -> Slac
     if approver_id:
         tail.append(_context(f"Approved by {_mention(approver_id)}"))
     if result.failed:
-        retry = _button("Retry what is missing", ACTION_RETRY, result.plan_id, style="primary")
-        tail.append(ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=[retry]))
+        tail.append(_retry_button(result.plan_id))
 
     body: list[Block] = []
     if stories:
@@ -562,8 +561,17 @@ def expired_blocks(*, summary: str | None = None) -> SlackMessage:
     return _message("Sprint plan expired. Nothing was written to Taiga.", blocks)
 
 
-def error_blocks(message: str) -> SlackMessage:
-    """A plain sentence about what went wrong (never an exception's raw text)."""
+def _retry_button(plan_id: str) -> ActionsBlock:
+    retry = _button("Retry what is missing", ACTION_RETRY, plan_id, style="primary")
+    return ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=[retry])
+
+
+def error_blocks(message: str, *, retry_plan_id: str | None = None) -> SlackMessage:
+    """A plain sentence about what went wrong (never an exception's raw text); with
+    `retry_plan_id`, a Retry button that resumes that plan."""
     body = truncate(escape_mrkdwn(message.strip()), SECTION_TEXT_MAX - 10)
     body = body or "Something went wrong."
-    return _message(message or "Something went wrong.", [_section(f":x: {body}")])
+    blocks: list[Block] = [_section(f":x: {body}")]
+    if retry_plan_id:
+        blocks.append(_retry_button(retry_plan_id))
+    return _message(message or "Something went wrong.", blocks)

@@ -395,3 +395,11 @@ def test_rejected_expired_and_error_messages() -> None:
     for message in (rejected, forged, expired, error):
         _assert_within_limits(message)
         assert _buttons(message) == {}
+
+
+def test_an_error_after_approval_offers_retry_within_limits() -> None:
+    message = error_blocks("Taiga is not answering right now.", retry_plan_id=PLAN_ID)
+
+    _assert_within_limits(message)
+    assert _buttons(message)[ACTION_RETRY]["value"] == PLAN_ID
+    assert ACTION_RETRY not in _buttons(error_blocks("Taiga is not answering right now."))

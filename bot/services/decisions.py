@@ -41,8 +41,6 @@ async def _load(services: Services, plan_id: str) -> Plan | None:
     return await services.db.run(lambda s: repo.get_plan(s, plan_id))
 
 
-
-
 async def _open_proposal(services: Services, decision: Decision) -> Plan | None:
     """The plan if it still waits for a decision; otherwise tells the clicker why not."""
     plan = await _load(services, decision.plan_id)
@@ -246,10 +244,10 @@ async def _apply_failed(
     log_failure("applying the plan failed", error, plan_id=plan.id)
     sentence = explain(error, project=plan.project_slug)
     if plan.slack_message_ts:
-        message = blocks.error_blocks(sentence)
+        message = blocks.error_blocks(sentence, retry_plan_id=plan.id)
         await update(
             services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
-            text=message.text, blocks=[*message.blocks, _retry_button(plan.id)],
+            **message.as_kwargs(),
         )
     if is_link_expired(error):
         await tell_link_expired(services, user_id=decision.user_id, text=sentence)
@@ -266,18 +264,3 @@ async def _name(services: Services, user_id: str) -> str:
     names = await user_names(services.slack, f"<@{user_id}>")
     return "@" + names.get(user_id, user_id)
 
-
-def _retry_button(plan_id: str) -> dict[str, object]:
-    return {
-        "type": "actions",
-        "block_id": blocks.ACTIONS_BLOCK_ID,
-        "elements": [
-            {
-                "type": "button",
-                "action_id": blocks.ACTION_RETRY,
-                "value": plan_id,
-                "style": "primary",
-                "text": {"type": "plain_text", "text": "Retry what is missing"},
-            }
-        ],
-    }
