@@ -93,9 +93,7 @@ def _required(plan: Plan) -> frozenset[str]:
     return Proposal.model_validate(plan.proposal).required_permissions()
 
 
-async def _may_decide(
-    services: Services, plan: Plan, decision: Decision, *, needs_writes: bool
-) -> TaigaSession | None:
+async def _may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
     """A Taiga session for an allowed decider holding the permissions, else tells why not.
 
     PLAN_APPROVERS=requester: only the requester decides; =writers: anyone holding the write
@@ -105,8 +103,6 @@ async def _may_decide(
     if not is_requester and not writers:
         await decision.tell(f"Only <@{plan.requester_slack_id}> can approve this.")
         return None
-    if not needs_writes and is_requester:
-        return None if decision.link is None else taiga_session(services, decision.link)
     if decision.link is None:
         await decision.tell(NOT_LINKED)
         return None
@@ -132,24 +128,32 @@ async def _may_decide(
     return session
 
 
-async def approve(services: Services, decision: Decision) -> None:
-    plan = await _open_proposal(services, decision)
-    if plan is None:
-        return
-    session = await _may_decide(services, plan, decision, needs_writes=True)
-    if session is None:
-        return
+async def _decide(services: Services, plan: Plan, decision: Decision, to_state: str) -> bool:
+    """Move the proposal to `to_state` exactly once (compare-and-set); a clicker who lost the
+    race is told who decided first."""
     moved = await services.db.run(
         lambda s: repo.transition_plan(
-            s, plan_id=plan.id, from_states=["proposed"], to_state="approved",
+            s, plan_id=plan.id, from_states=["proposed"], to_state=to_state,
             decided_by=decision.user_id,
         )
     )
     if not moved:
         latest = await _load(services, plan.id)
         await decision.tell(_closed_sentence(services, latest or plan))
+        return False
+    logger.info("plan %s: %s by %s", plan.id, to_state, decision.user_id)
+    return True
+
+
+async def approve(services: Services, decision: Decision) -> None:
+    plan = await _open_proposal(services, decision)
+    if plan is None:
         return
-    logger.info("plan %s: approved by %s", plan.id, decision.user_id)
+    session = await _may_decide(services, plan, decision)
+    if session is None:
+        return
+    if not await _decide(services, plan, decision, "approved"):
+        return
     await _apply(services, plan, decision, session)
 
 
@@ -164,7 +168,7 @@ async def retry(services: Services, decision: Decision) -> None:
     if plan.state != "partial":
         await decision.tell("This plan is being applied right now.")
         return
-    session = await _may_decide(services, plan, decision, needs_writes=True)
+    session = await _may_decide(services, plan, decision)
     if session is None:
         return
     logger.info("plan %s: retry by %s", plan.id, decision.user_id)
@@ -176,19 +180,10 @@ async def reject(services: Services, decision: Decision) -> None:
     if plan is None:
         return
     if decision.user_id != plan.requester_slack_id:
-        if await _may_decide(services, plan, decision, needs_writes=True) is None:
+        if await _may_decide(services, plan, decision) is None:
             return
-    moved = await services.db.run(
-        lambda s: repo.transition_plan(
-            s, plan_id=plan.id, from_states=["proposed"], to_state="rejected",
-            decided_by=decision.user_id,
-        )
-    )
-    if not moved:
-        latest = await _load(services, plan.id)
-        await decision.tell(_closed_sentence(services, latest or plan))
+    if not await _decide(services, plan, decision, "rejected"):
         return
-    logger.info("plan %s: rejected by %s", plan.id, decision.user_id)
     if plan.slack_message_ts:
         message = blocks.rejected_blocks(decision.user_id, summary=_summary(plan))
         await update(

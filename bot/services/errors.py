@@ -51,20 +51,6 @@ class UserError(Exception):
         self.text = text
 
 
-class NotLinked(UserError):
-    def __init__(self) -> None:
-        super().__init__(NOT_LINKED)
-
-
-class NoProject(UserError):
-    def __init__(self) -> None:
-        super().__init__(NO_PROJECT)
-
-
-def minutes_empty() -> UserError:
-    return UserError("The minutes are empty: put them on the lines after the sprint name.")
-
-
 def minutes_too_long(length: int, limit: int) -> UserError:
     return UserError(
         f"The minutes are {length:,} characters long; the limit is {limit:,}. "
