@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
-from anthropic import AsyncAnthropic
+from anthropic import AsyncAnthropic, BadRequestError
 
 from agent.budgets import Budgets, StopReason
 from agent.loop import PlanningError, propose
@@ -740,3 +740,73 @@ async def test_bad_request_is_not_retried(fake_anthropic: FakeAnthropic) -> None
     with pytest.raises(PlanningError, match="no scripted turn left"):
         await _propose(fake_anthropic, StubTaiga(OWNER))
     assert len(fake_anthropic.requests) == 1
+
+
+# --- the fake refuses what the real API refuses ----------------------------------------------
+
+
+async def _send(fake: FakeAnthropic, messages: list[dict[str, Any]], **extra: Any) -> str:
+    client = _client(fake)
+    try:
+        await client.messages.create(
+            model="m",
+            max_tokens=10,
+            messages=messages,
+            **extra,  # type: ignore[arg-type]
+        )
+    except BadRequestError as exc:
+        return str(exc)
+    finally:
+        await client.close()
+    return "accepted"
+
+
+_ASK = {"role": "user", "content": "plan"}
+_CALL = {"role": "assistant", "content": [tool_use("taiga_list_members", {}, id="toolu_1")]}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("messages", "refusal"),
+    [
+        ([_ASK, _ASK], 'multiple "user" roles in a row'),
+        ([_ASK, {"role": "assistant", "content": [text("")]}, _ASK], "must be non-empty"),
+        ([_ASK, _CALL, {"role": "user", "content": "hi"}], "without `tool_result` blocks"),
+        (
+            [
+                _ASK,
+                {"role": "assistant", "content": "ok"},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "x"}],
+                },
+            ],
+            "unexpected `tool_use_id`",
+        ),
+    ],
+)
+async def test_fake_refuses_messages_the_api_refuses(
+    fake_anthropic: FakeAnthropic, messages: list[dict[str, Any]], refusal: str
+) -> None:
+    assert refusal in await _send(fake_anthropic, messages)
+    assert fake_anthropic.pending == 0  # no scripted turn was needed to refuse
+
+
+@pytest.mark.anyio
+async def test_fake_refuses_a_tool_schema_with_a_top_level_union(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    tool = {"name": "x", "input_schema": {"anyOf": [{"type": "object"}]}}
+    refusal = await _send(fake_anthropic, [_ASK], tools=[tool])
+    assert "Input should be 'object'" in refusal
+
+
+@pytest.mark.anyio
+async def test_fake_accepts_a_tool_result_right_after_its_tool_use(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.script(message(text("ok")))
+    answer = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "[]"}
+    assert await _send(fake_anthropic, [_ASK, _CALL, {"role": "user", "content": [answer]}]) == (
+        "accepted"
+    )

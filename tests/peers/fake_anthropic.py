@@ -9,7 +9,11 @@ Tests script the turns it answers with, in order:
     )
 
 Each scripted turn is a message dict (see `message`), an `ErrorTurn` (status, Anthropic's error
-JSON shape, headers), or a callable receiving the request JSON and returning either. Every request
+JSON shape, headers), or a callable receiving the request JSON and returning either. A request the
+real API would refuse (roles not alternating, an empty text block, a tool_use without its
+tool_result in the next message or a tool_result without its tool_use, a tool schema that is not
+an object or has a top-level anyOf/oneOf/allOf, more than 4 cache_control markers) gets the same
+400 `invalid_request_error` and uses no scripted turn. Every request
 is recorded whole (`.requests`: path, headers, body) so tests can assert exactly what the model was
 sent and which tools were offered. The real `anthropic.AsyncAnthropic(base_url=fake.base_url,
 api_key="test")` talks to it.
@@ -135,6 +139,137 @@ def tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:
     return [block for block in content if block.get("type") == "tool_result"]
 
 
+# --- what the real API refuses -----------------------------------------------------------
+
+
+def invalid_request(message: str) -> ErrorTurn:
+    return ErrorTurn(400, "invalid_request_error", message)
+
+
+_COMBINATORS = ("anyOf", "oneOf", "allOf")
+
+
+def request_problem(body: dict[str, Any]) -> str | None:
+    """The first reason the real Messages API would answer this request with a 400, if any."""
+    for check in (_check_top_level, _check_tools, _check_messages, _check_cache_control):
+        problem = check(body)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_top_level(body: dict[str, Any]) -> str | None:
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "model: Field required"
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        return "max_tokens: Field required and must be a positive integer"
+    system = body.get("system")
+    if isinstance(system, list):
+        for n, block in enumerate(system):
+            if block.get("type") != "text" or not block.get("text"):
+                return f"system.{n}: text content blocks must be non-empty"
+    return None
+
+
+def _check_tools(body: dict[str, Any]) -> str | None:
+    for n, tool in enumerate(body.get("tools") or []):
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return f"tools.{n}.custom.input_schema.type: Input should be 'object'"
+        if any(key in schema for key in _COMBINATORS):
+            return (
+                f"tools.{n}.custom.input_schema: input_schema does not support oneOf, allOf, or "
+                "anyOf at the top level"
+            )
+    return None
+
+
+def _check_messages(body: dict[str, Any]) -> str | None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    if messages[0].get("role") != "user":
+        return 'messages: first message must use the "user" role'
+    previous: dict[str, Any] | None = None
+    for n, msg in enumerate(messages):
+        if previous is not None and previous.get("role") == msg.get("role"):
+            return (
+                f'messages: roles must alternate between "user" and "assistant", but found '
+                f'multiple "{msg.get("role")}" roles in a row'
+            )
+        final_assistant = n == len(messages) - 1 and msg.get("role") == "assistant"
+        problem = _check_content(n, msg, final_assistant) or _check_pairing(n, previous, msg)
+        if problem is not None:
+            return problem
+        previous = msg
+    return _check_pairing(len(messages), previous, None)
+
+
+def _blocks(msg: dict[str, Any] | None) -> list[dict[str, Any]]:
+    content = (msg or {}).get("content")
+    return content if isinstance(content, list) else []
+
+
+def _check_content(n: int, msg: dict[str, Any], final_assistant: bool) -> str | None:
+    content = msg.get("content")
+    if not content and not final_assistant:
+        return (
+            f"messages.{n}: all messages must have non-empty content except for the optional "
+            "final assistant message"
+        )
+    for k, block in enumerate(_blocks(msg)):
+        if block.get("type") == "text" and not block.get("text"):
+            return f"messages.{n}.content.{k}.text: text content blocks must be non-empty"
+        if block.get("type") == "tool_result" and msg.get("role") != "user":
+            return f"messages.{n}.content.{k}: tool_result blocks are only allowed in user messages"
+    return None
+
+
+def _check_pairing(
+    n: int, previous: dict[str, Any] | None, msg: dict[str, Any] | None
+) -> str | None:
+    """Every tool_use is answered by a tool_result in the next message, and only those."""
+    asked = [b["id"] for b in _blocks(previous) if b.get("type") == "tool_use"]
+    if msg is None:  # the last message: a final tool_use is fine (nothing follows yet)
+        return None
+    answered = [b.get("tool_use_id") for b in _blocks(msg) if b.get("type") == "tool_result"]
+    unexpected = [i for i in answered if i not in asked]
+    if unexpected:
+        return (
+            f"messages.{n}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: "
+            f"{', '.join(map(str, unexpected))}. Each `tool_result` block must have a "
+            "corresponding `tool_use` block in the previous message."
+        )
+    missing = [i for i in asked if i not in answered]
+    if missing:
+        return (
+            f"messages.{n - 1}: `tool_use` ids were found without `tool_result` blocks "
+            f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+            "corresponding `tool_result` block in the next message."
+        )
+    blocks = _blocks(msg)
+    first_other = next((k for k, b in enumerate(blocks) if b.get("type") != "tool_result"), None)
+    if answered and first_other is not None and first_other < len(answered):
+        return f"messages.{n}: tool_result blocks must come first in the message content"
+    return None
+
+
+def _check_cache_control(body: dict[str, Any]) -> str | None:
+    marked: list[Any] = [t.get("cache_control") for t in body.get("tools") or []]
+    system = body.get("system")
+    if isinstance(system, list):
+        marked += [b.get("cache_control") for b in system]
+    for msg in body.get("messages") or []:
+        marked += [b.get("cache_control") for b in _blocks(msg)]
+    marked = [m for m in marked if m is not None]
+    if len(marked) > 4:
+        return f"A maximum of 4 blocks with cache_control may be provided. Found {len(marked)}."
+    if any(not isinstance(m, dict) or m.get("type") != "ephemeral" for m in marked):
+        return "cache_control.type: Input should be 'ephemeral'"
+    return None
+
+
 # --- the server --------------------------------------------------------------------------
 
 
@@ -220,6 +355,11 @@ class FakeAnthropic:
                     fake.requests.append(RecordedRequest("POST", self.path, headers, body, raw))
                 if self.path.split("?")[0] != "/v1/messages":
                     err = ErrorTurn(404, "not_found_error", f"Not found: {self.path}")
+                    self._send(err.status, err.body(), err.headers)
+                    return
+                problem = request_problem(body)
+                if problem is not None:  # refused like the real API: no scripted turn is used
+                    err = invalid_request(problem)
                     self._send(err.status, err.body(), err.headers)
                     return
                 turn = fake._next(body)
