@@ -407,3 +407,17 @@ async def test_slack_rate_limits_are_retried_by_the_web_client(h: Harness) -> No
 
     refused = [c for c in h.slack.calls("chat.postMessage") if c.status == 429]
     assert len(refused) == 1 and proposal_ts
+
+
+@pytest.mark.anyio
+async def test_plan_in_a_direct_message_between_people_says_to_use_a_channel(h: Harness) -> None:
+    await h.link(h.alice, "alice")
+    dm = "D0PEOPLEDM"  # a DM between two people: the bot can neither read nor post there
+    await h.set_project(dm)
+
+    _, form = await h.command(f"plan Sprint 6\n{MINUTES}", channel=dm)
+
+    post = await h.slack.wait_for_response_url(form["response_url"], within=WAIT)
+    assert "/invite" not in post.body["text"] and "channel" in post.body["text"]
+    await h.settle()
+    assert h.anthropic.requests == [] and await h.plans() == []

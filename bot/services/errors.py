@@ -38,6 +38,10 @@ NO_PROJECT = (
 NOT_IN_CHANNEL = (
     f"I am not in this channel. Invite me with /invite @{BOT_NAME} and try again."
 )
+NOT_IN_CONVERSATION = (
+    "I cannot post in this conversation. Run /taiga plan in a channel I am in, or mention me "
+    "there."
+)
 CLAUDE_UNAVAILABLE = "Claude is not available right now; please try again in a few minutes."
 TAIGA_UNAVAILABLE = "Taiga is not answering right now; please try again in a few minutes."
 SOMETHING_WENT_WRONG = "Something went wrong on my side; please try again. (It has been logged.)"
@@ -106,6 +110,11 @@ def explain(
 def is_link_expired(error: BaseException) -> bool:
     """The refresh hook's `LinkExpired` (by name: the identity module owns the type)."""
     return any(cls.__name__ == "LinkExpired" for cls in type(error).__mro__)
+
+
+def not_in_channel_sentence(channel_id: str) -> str:
+    """Why the bot cannot post in `channel_id`: a direct message (D…) cannot take an /invite."""
+    return NOT_IN_CONVERSATION if channel_id.startswith("D") else NOT_IN_CHANNEL
 
 
 def slack_error_code(error: SlackApiError) -> str:

@@ -25,12 +25,12 @@ from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
 from bot.services.errors import (
     NO_PROJECT,
-    NOT_IN_CHANNEL,
     NOT_LINKED,
     explain,
     is_link_expired,
     log_failure,
     minutes_too_long,
+    not_in_channel_sentence,
     slack_error_code,
 )
 from bot.services.parsing import MentionRequest, is_plan_command, parse_mention
@@ -134,7 +134,7 @@ async def plan_from_command(
         )
     except SlackApiError as error:
         if slack_error_code(error) in {"not_in_channel", "channel_not_found"}:
-            await tell(NOT_IN_CHANNEL)
+            await tell(not_in_channel_sentence(channel_id))
             return
         raise
     run = PlanRun(team_id, channel_id, root, user_id, sprint, minutes, project, link)
