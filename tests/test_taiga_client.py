@@ -383,7 +383,7 @@ async def test_list_tasks_by_story_and_by_sprint(fake_taiga: FakeTaiga) -> None:
 
 async def test_tasks_share_the_story_ref_sequence(fake_taiga: FakeTaiga) -> None:
     async with session_for(fake_taiga) as session:
-        story = await session.create_user_story(PROJECT_ID, "Story")
+        story = await session.create_user_story(PROJECT_ID, "Story", milestone_id=SPRINT5_ID)
         task = await session.create_task(
             PROJECT_ID, "Task", user_story_id=story.id, milestone_id=SPRINT5_ID, description="do it"
         )

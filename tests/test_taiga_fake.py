@@ -12,7 +12,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.peers.fake_taiga import BACKEND_ORIGIN, PROJECT_ID, FakeTaiga
+from tests.peers.fake_taiga import (
+    BACKEND_ORIGIN,
+    OTHER_PROJECT_ID,
+    PROJECT_ID,
+    SPRINT5_ID,
+    SPRINT6_ID,
+    FakeTaiga,
+)
 
 SAMPLES = Path(__file__).resolve().parent / "taiga_samples"
 
@@ -243,3 +250,86 @@ def test_state_helpers_build_and_read_projects(fake_taiga: FakeTaiga) -> None:
     assert [s["subject"] for s in fake_taiga.stories(pid)] == ["First"]
     assert fake_taiga.tasks(pid)[0]["user_story_extra_info"]["ref"] == 1
     assert fake_taiga.user("carol").id not in (5, 6, 7)
+
+
+def _post(fake: FakeTaiga, username: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    token = fake.login_tokens(username)["auth_token"]
+    with httpx.Client() as http:
+        return http.post(
+            f"{fake.api_url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+
+
+def other_projects_sprint_and_story(fake: FakeTaiga) -> tuple[int, int]:
+    """A sprint and a backlog story of project 2 (which alice cannot see)."""
+    sprint = fake.add_milestone(OTHER_PROJECT_ID, "Other sprint", "2024-05-01", "2024-05-14")
+    story = fake.add_story(OTHER_PROJECT_ID, "Other story")
+    return sprint["id"], story["id"]
+
+
+def test_a_story_in_another_projects_sprint_is_refused_like_taiga(fake_taiga: FakeTaiga) -> None:
+    """taiga-back's UserStoryViewSet.pre_conditions_on_save: 403 PermissionDenied."""
+    sprint_id, _ = other_projects_sprint_and_story(fake_taiga)
+    answer = _post(
+        fake_taiga, "alice", "/userstories",
+        {"project": PROJECT_ID, "subject": "x", "milestone": sprint_id},
+    )  # fmt: skip
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "_error_message": "You don't have permissions to set this sprint to this user story.",
+        "_error_type": "taiga.base.exceptions.PermissionDenied",
+    }
+
+
+def test_a_task_of_another_projects_story_or_sprint_is_refused_like_taiga(
+    fake_taiga: FakeTaiga,
+) -> None:
+    """taiga-back's TaskViewSet.pre_conditions_on_save: 400 WrongArguments, after the
+    permission check (a viewer still gets 403)."""
+    sprint_id, story_id = other_projects_sprint_and_story(fake_taiga)
+    wrong_story = _post(
+        fake_taiga,
+        "alice",
+        "/tasks",
+        {"project": PROJECT_ID, "subject": "x", "user_story": story_id},
+    )
+    wrong_sprint = _post(
+        fake_taiga,
+        "alice",
+        "/tasks",
+        {"project": PROJECT_ID, "subject": "x", "milestone": sprint_id},
+    )
+    viewer = _post(
+        fake_taiga, "bob", "/tasks", {"project": PROJECT_ID, "subject": "x", "user_story": story_id}
+    )
+    assert (wrong_story.status_code, wrong_sprint.status_code, viewer.status_code) == (
+        400,
+        400,
+        403,
+    )
+    assert wrong_story.json() == {
+        "_error_message": "You don't have permissions to set this user story to this task.",
+        "_error_type": "taiga.base.exceptions.WrongArguments",
+    }
+    assert wrong_sprint.json()["_error_message"] == (
+        "You don't have permissions to set this sprint to this task."
+    )
+    assert fake_taiga.tasks(OTHER_PROJECT_ID) == [] and len(fake_taiga.tasks(PROJECT_ID)) == 4
+
+
+def test_a_task_of_a_story_lands_in_the_storys_sprint_whatever_milestone_is_sent(
+    fake_taiga: FakeTaiga,
+) -> None:
+    """taiga-back's TaskViewSet.pre_save: `obj.milestone = obj.user_story.milestone`."""
+    backlog_story = fake_taiga.add_story(PROJECT_ID, "In the backlog")
+    in_sprint5 = _post(
+        fake_taiga, "alice", "/tasks",
+        {"project": PROJECT_ID, "subject": "a", "user_story": 1, "milestone": SPRINT6_ID},
+    )  # fmt: skip
+    in_backlog = _post(
+        fake_taiga, "alice", "/tasks",
+        {"project": PROJECT_ID, "subject": "b", "user_story": backlog_story["id"],
+         "milestone": SPRINT6_ID},
+    )  # fmt: skip
+    assert (in_sprint5.status_code, in_sprint5.json()["milestone"]) == (201, SPRINT5_ID)
+    assert (in_backlog.status_code, in_backlog.json()["milestone"]) == (201, None)

@@ -1657,19 +1657,30 @@ class FakeTaiga:
         )
         return self._visible_story(request, story)
 
-    def _milestone_in_project(
-        self,
-        milestone_id: int | None,
-        project_id: int | None,
-        field_name: str,
-        errors: dict[str, list[str]],
-    ) -> None:
-        if milestone_id is None or project_id is None:
-            return
-        if self._milestones[milestone_id]["project"] != project_id:
-            errors[field_name] = [
-                "You don't have permissions to set this sprint to this user story."
-            ]
+    def _story_preconditions(self, project_id: int, milestone_id: int | None) -> None:
+        """UserStoryViewSet.pre_conditions_on_save: another project's sprint is a 403."""
+        if milestone_id is not None and self._milestones[milestone_id]["project"] != project_id:
+            raise _Reply(
+                403,
+                {
+                    **PERMISSION_DENIED,
+                    "_error_message": "You don't have permissions to set this sprint to this "
+                    "user story.",
+                },
+            )
+
+    def _task_sprint(
+        self, project_id: int, story_id: int | None, milestone_id: int | None
+    ) -> int | None:
+        """TaskViewSet.pre_save then pre_conditions_on_save: a task of a story takes the story's
+        sprint whatever was sent; another project's sprint or story is a 400 WrongArguments."""
+        if story_id is not None:
+            milestone_id = self._stories[story_id]["milestone"]
+        if milestone_id is not None and self._milestones[milestone_id]["project"] != project_id:
+            raise _Reply(400, _wrong_arguments("set this sprint to this task"))
+        if story_id is not None and self._stories[story_id]["project"] != project_id:
+            raise _Reply(400, _wrong_arguments("set this user story to this task"))
+        return milestone_id
 
     @staticmethod
     def _tags(payload: dict[str, Any]) -> list[str]:
@@ -1687,11 +1698,11 @@ class FakeTaiga:
         project_id = self._pk(payload, "project", self._projects, errors)
         subject = self._text(payload, "subject", errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
-        self._milestone_in_project(milestone_id, project_id, "milestone", errors)
         if errors:
             raise _Reply(400, errors)
         assert project_id is not None
         self._check(self._projects[project_id], user, "add_us")
+        self._story_preconditions(project_id, milestone_id)
         story = self._create_story(
             project_id, subject, user.id, milestone_id, str(payload.get("description") or ""),
             self._tags(payload),
@@ -1712,9 +1723,10 @@ class FakeTaiga:
             raise _Reply(400, {"version": "The version doesn't match with the current one"})
         errors: dict[str, list[str]] = {}
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
-        self._milestone_in_project(milestone_id, story["project"], "milestone", errors)
         if errors:
             raise _Reply(400, errors)
+        if "milestone" in payload:
+            self._story_preconditions(story["project"], milestone_id)
         for key in ("subject", "description"):
             if key in payload:
                 story[key] = str(payload[key])
@@ -1804,17 +1816,11 @@ class FakeTaiga:
         subject = self._text(payload, "subject", errors)
         story_id = self._pk(payload, "user_story", self._stories, errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
-        self._milestone_in_project(milestone_id, project_id, "milestone", errors)
-        if (
-            story_id is not None
-            and project_id is not None
-            and self._stories[story_id]["project"] != project_id
-        ):
-            errors["user_story"] = ["Invalid user story id."]
         if errors:
             raise _Reply(400, errors)
         assert project_id is not None
         self._check(self._projects[project_id], user, "add_task")
+        milestone_id = self._task_sprint(project_id, story_id, milestone_id)
         task = self._create_task(
             project_id,
             subject,
@@ -1854,6 +1860,13 @@ class FakeTaiga:
             if candidate.project == project_id and role in (candidate.id, candidate.name):
                 return candidate
         raise KeyError(f"no role {role!r} in fake Taiga project {project_id}")
+
+
+def _wrong_arguments(what: str) -> dict[str, str]:
+    return {
+        "_error_message": f"You don't have permissions to {what}.",
+        "_error_type": "taiga.base.exceptions.WrongArguments",
+    }
 
 
 def _html(text: str) -> str:
