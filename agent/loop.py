@@ -148,6 +148,7 @@ class _Run:
         self.model_summary = ""
         self.stories: list[ProposedStory] = []
         self.tasks_for_existing: list[ProposedTask] = []
+        self.messages: list[dict[str, Any]] = []
         self.can_plan = False
 
     # --- set-up: permissions, the target sprint, what the model may do --------------------
@@ -228,50 +229,58 @@ class _Run:
 
     async def loop(self, minutes: str) -> None:
         params = t.anthropic_tool_params(list(self.offered.values()))
-        messages: list[dict[str, Any]] = [
-            {
-                "role": "user",
-                "content": first_message(
-                    context=self._context(),
-                    notes=self.warnings,
-                    sprint_name=self.sprint_name,
-                    minutes=minutes,
-                ),
-            }
-        ]
+        first = first_message(
+            context=self._context(),
+            notes=self.warnings,
+            sprint_name=self.sprint_name,
+            minutes=minutes,
+        )
+        self.messages = [{"role": "user", "content": first}]
         try:
-            while True:
-                self.tracker.begin_step()
-                await self.notify(f"Asking Claude to plan (step {self.tracker.steps})…")
-                response = await self._create(messages, params)
-                self._count(response)
-                messages.append({"role": "assistant", "content": _assistant_content(response)})
-                reason = response.stop_reason
-                if reason == "tool_use":
-                    results = await self._run_tools(response)
-                    if all(r.get("is_error") is None for r in results) and self._all_writes(
-                        response
-                    ):
-                        # Every call was a proposed write and all were recorded: the plan is
-                        # complete without another model call (the turn's text is its summary).
-                        self.model_summary = _last_line(response)
-                        return
-                    messages.append({"role": "user", "content": results})
-                    continue
-                if reason == "pause_turn":
-                    continue
-                if reason in ("max_tokens", "model_context_window_exceeded"):
-                    raise BudgetExceeded(StopReason.MAX_TOKENS)
-                if reason == "refusal":
-                    raise BudgetExceeded(StopReason.REFUSAL)
-                self.model_summary = _last_line(response)
-                return
+            while not await self._step(params):
+                pass
         except BudgetExceeded as stop:
             self.stopped = stop.reason
             self.warnings.append(self.tracker.budgets.describe(stop.reason))
 
-    def _all_writes(self, response: Any) -> bool:
-        calls = [b for b in response.content if b.type == "tool_use"]
+    async def _step(self, params: list[dict[str, Any]]) -> bool:
+        """One model call and the tool calls it makes; True when the run is finished."""
+        self.tracker.begin_step()
+        await self.notify(f"Asking Claude to plan (step {self.tracker.steps})…")
+        response = await self._create(self.messages, params)
+        self._count(response)
+        self._add_assistant_turn(response)
+        reason = response.stop_reason
+        if reason == "pause_turn":  # the API paused a long turn: send it back to continue it
+            return False
+        if reason in ("max_tokens", "model_context_window_exceeded"):
+            raise BudgetExceeded(StopReason.MAX_TOKENS)
+        if reason == "refusal":
+            raise BudgetExceeded(StopReason.REFUSAL)
+        calls = [block for block in response.content if block.type == "tool_use"]
+        if reason == "tool_use" and calls:
+            results = await self._run_tools(calls)
+            if all(r.get("is_error") is None for r in results) and self._all_writes(calls):
+                # Every call was a proposed write and all were recorded: the plan is complete
+                # without another model call (the turn's text is its summary).
+                self.model_summary = _last_line(response)
+                return True
+            self.messages.append({"role": "user", "content": results})
+            return False
+        self.model_summary = _last_line(response)  # end_turn, stop_sequence: the model is done
+        return True
+
+    def _add_assistant_turn(self, response: Any) -> None:
+        """Append the answer; a continued (paused) turn extends the assistant message it
+        continues, so roles keep alternating."""
+        content = _assistant_content(response)
+        last = self.messages[-1]
+        if last["role"] == "assistant":
+            last["content"] = [*last["content"], *content]
+        elif content:
+            self.messages.append({"role": "assistant", "content": content})
+
+    def _all_writes(self, calls: list[Any]) -> bool:
         return bool(calls) and all(
             (spec := self.offered.get(c.name)) is not None and spec.kind == "write" for c in calls
         )
@@ -320,8 +329,7 @@ class _Run:
                 await self.tracker.clock.sleep(wait)
                 attempt += 1
 
-    async def _run_tools(self, response: Any) -> list[dict[str, Any]]:
-        calls = [block for block in response.content if block.type == "tool_use"]
+    async def _run_tools(self, calls: list[Any]) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(calls)
         reads: list[tuple[int, t.ToolSpec, BaseModel]] = []
         for i, call in enumerate(calls):
@@ -630,7 +638,8 @@ def _assistant_content(response: Any) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for block in response.content:
         if block.type == "text":
-            blocks.append({"type": "text", "text": block.text})
+            if block.text:  # the API refuses an empty text block sent back to it
+                blocks.append({"type": "text", "text": block.text})
         elif block.type == "tool_use":
             blocks.append(
                 {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}

@@ -742,6 +742,63 @@ async def test_bad_request_is_not_retried(fake_anthropic: FakeAnthropic) -> None
     assert len(fake_anthropic.requests) == 1
 
 
+# --- odd model answers ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_empty_text_block_from_the_model_is_not_sent_back(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.script(
+        message(text(""), tool_use("taiga_list_members", {})),
+        message(text("1 story."), _story_call(1)),
+    )
+    proposal = await _propose(fake_anthropic, StubTaiga(OWNER))
+    assert [s.key for s in proposal.stories] == ["new-story-1"]
+    assert fake_anthropic.bodies[1]["messages"][1]["content"][0]["type"] == "tool_use"
+
+
+@pytest.mark.anyio
+async def test_a_paused_turn_is_continued_in_the_same_assistant_message(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.script(
+        message(text("Reading the sprint first."), stop_reason="pause_turn"),
+        message(tool_use("taiga_list_members", {})),
+        message(text("1 story."), _story_call(1)),
+    )
+    proposal = await _propose(fake_anthropic, StubTaiga(OWNER))
+    assert proposal.summary == "1 story."
+    roles = [m["role"] for m in fake_anthropic.bodies[2]["messages"]]
+    assert roles == ["user", "assistant", "user"]
+    assert [b["type"] for b in fake_anthropic.bodies[2]["messages"][1]["content"]] == [
+        "text",
+        "tool_use",
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_tool_use_stop_without_any_call_ends_the_run(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.script(message(text("Nothing to plan."), stop_reason="tool_use"))
+    proposal = await _propose(fake_anthropic, StubTaiga(OWNER))
+    assert proposal.stopped is None
+    assert proposal.summary == "Nothing to plan."
+    assert len(fake_anthropic.requests) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stop", ["end_turn", "stop_sequence"])
+async def test_a_text_only_answer_is_the_summary_of_an_empty_plan(
+    fake_anthropic: FakeAnthropic, stop: str
+) -> None:
+    fake_anthropic.script(message(text("The minutes hold no work.\n"), stop_reason=stop))
+    proposal = await _propose(fake_anthropic, StubTaiga(OWNER))
+    assert proposal.is_empty and proposal.stopped is None
+    assert proposal.summary == "The minutes hold no work."
+
+
 # --- the fake refuses what the real API refuses ----------------------------------------------
 
 
