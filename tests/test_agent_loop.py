@@ -742,6 +742,31 @@ async def test_bad_request_is_not_retried(fake_anthropic: FakeAnthropic) -> None
     assert len(fake_anthropic.requests) == 1
 
 
+@pytest.mark.anyio
+async def test_the_sdk_own_retries_are_off_even_on_a_client_built_with_them(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    clock = FakeClock()
+    fake_anthropic.script(server_error(), message(text("1 story."), _story_call(1)))
+    client = AsyncAnthropic(base_url=fake_anthropic.base_url, api_key="k", max_retries=5)
+    try:
+        proposal = await propose(
+            anthropic=client,
+            model="m",
+            taiga=StubTaiga(OWNER),  # type: ignore[arg-type]
+            project_ref=1,
+            sprint_name="Sprint 6",
+            minutes=MINUTES,
+            budgets=Budgets(),
+            clock=clock,
+        )
+    finally:
+        await client.close()
+    assert proposal.summary == "1 story."
+    assert [r.headers["x-stainless-retry-count"] for r in fake_anthropic.requests] == ["0", "0"]
+    assert len(clock.sleeps) == 1  # the one retry was ours, on the injected clock
+
+
 # --- odd model answers ----------------------------------------------------------------------
 
 
