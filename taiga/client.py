@@ -11,8 +11,9 @@ Behaviour worth knowing:
   `ResponseLost` so the caller can reconcile.
 - A 429 (which means nothing was applied) is slept through once via the injected `Clock` when
   `X-Throttle-Wait-Seconds` is at most `max_throttle_wait` and fits the deadline.
-- A 401 on a session call triggers the session's `on_refresh` hook once (one refresh per session
-  even under concurrency), then the call is repeated once.
+- A 401 `token_not_valid` (expired or invalid JWT) on a session call triggers the session's
+  `on_refresh` hook once (one refresh per session even under concurrency), then the call is
+  repeated once. Other 401s (no token arrived) are raised without spending the refresh token.
 """
 
 from __future__ import annotations
@@ -179,6 +180,15 @@ def error_for(response: httpx.Response, *, not_found: str | None = None) -> Taig
     if status == 404:
         return NotFound(_sentence(not_found or words or "Taiga could not find that"), status=404)
     return TaigaError(_sentence(words or f"Taiga answered HTTP {status}"), status=status)
+
+
+def _token_rejected(response: httpx.Response) -> bool:
+    """A 401 for an expired or invalid JWT (`token_not_valid`), which a refresh can cure; not
+    Taiga's NotAuthenticated (no bearer token arrived) nor a proxy's own 401."""
+    if response.status_code != 401:
+        return False
+    body = _body(response)
+    return isinstance(body, dict) and body.get("code") == "token_not_valid"
 
 
 def _parse(model: type[M], data: Any) -> M:
@@ -436,7 +446,7 @@ class TaigaSession:
         response = await self.client.request(
             method, path, params=params, json=json, token=tokens.auth_token, deadline=self.deadline
         )
-        if response.status_code == 401 and self._on_refresh is not None:
+        if self._on_refresh is not None and _token_rejected(response):
             fresh = await self._refreshed(tokens)
             response = await self.client.request(
                 method,

@@ -643,6 +643,30 @@ async def test_a_second_401_after_refreshing_raises_unauthorized(fake_taiga: Fak
     assert len(calls) == 1
 
 
+async def test_a_401_without_a_token_error_does_not_spend_the_refresh_token() -> None:
+    """Taiga's NotAuthenticated 401 means no bearer token arrived (e.g. a proxy dropped the
+    header): refreshing cannot help and would rotate the stored pair for nothing."""
+    hook_calls: list[TaigaTokens] = []
+
+    async def hook(stale: TaigaTokens) -> TaigaTokens:
+        hook_calls.append(stale)
+        return TaigaTokens(auth_token="fresh", refresh="fresh-refresh")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {
+            "_error_message": "Authentication credentials were not provided.",
+            "_error_type": "taiga.base.exceptions.NotAuthenticated",
+        }
+        return httpx.Response(401, json=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with http, TaigaClient("http://taiga.test/api/v1", http=http) as client:
+        session = client.session(TaigaTokens(auth_token="t", refresh="r"), on_refresh=hook)
+        with pytest.raises(Unauthorized, match="credentials were not provided"):
+            await session.me()
+    assert hook_calls == []
+
+
 async def test_a_rejected_refresh_raises_unauthorized(fake_taiga: FakeTaiga) -> None:
     async with taiga_client(fake_taiga) as client:
         store = TokenStore(client, tokens_for(fake_taiga, "alice"))
