@@ -16,7 +16,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anthropic as anthropic_sdk
 from pydantic import BaseModel
@@ -32,7 +32,7 @@ from agent.proposal import (
     ProposedTask,
     Usage,
 )
-from taiga.errors import NotFound, TaigaError
+from taiga.errors import NotFound, TaigaError, Unavailable
 from taiga.models import Milestone, Project, UserStory
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], Awaitable[None]]
+T = TypeVar("T")
 
 DEFAULT_MAX_TOKENS = 16_000
 DEFAULT_SPRINT_DAYS = 14
@@ -91,7 +92,15 @@ async def propose(
         max_tokens=max_tokens,
     )
     await run.notify("Reading the project in Taiga…")
-    project, milestones, sprint_stories = await _prefetch(taiga, project_ref, sprint_name)
+    try:
+        project, milestones, sprint_stories = await run.in_time(
+            _prefetch(taiga, project_ref, sprint_name)
+        )
+    except BudgetExceeded:
+        raise Unavailable(
+            f"Taiga did not answer within the planning time limit of "
+            f"{budgets.deadline_seconds:g} s."
+        ) from None
     run.start(project, milestones, sprint_stories, sprint_name, today or date.today())
     if run.can_plan:
         await run.loop(minutes)
@@ -227,6 +236,14 @@ class _Run:
         except Exception:  # progress is cosmetic; never let it break planning
             log.warning("progress callback failed", exc_info=True)
 
+    async def in_time(self, awaitable: Awaitable[T]) -> T:
+        """Await a Taiga read, but not past the run's deadline (the session may have none)."""
+        try:
+            async with asyncio.timeout(max(self.tracker.remaining(), 0.0)):
+                return await awaitable
+        except TimeoutError:
+            raise BudgetExceeded(StopReason.DEADLINE) from None
+
     async def loop(self, minutes: str) -> None:
         params = t.anthropic_tool_params(list(self.offered.values()))
         first = first_message(
@@ -347,7 +364,9 @@ class _Run:
                 results[i] = _result(call.id, await self._record(spec.name, args))
             except t.ToolError as exc:
                 results[i] = _result(call.id, str(exc), error=True)
-        outcomes = await asyncio.gather(*(self._read(spec.name, args) for _, spec, args in reads))
+        outcomes = await self.in_time(
+            asyncio.gather(*(self._read(spec.name, args) for _, spec, args in reads))
+        )
         for (i, _, _), (content, is_error) in zip(reads, outcomes, strict=True):
             results[i] = _result(calls[i].id, content, error=is_error)
         self.tracker.check_deadline()
@@ -490,7 +509,7 @@ class _Run:
         story = self.known_stories.get(story_id)
         if story is None:
             try:
-                story = await self.taiga.get_user_story(story_id)
+                story = await self.in_time(self.taiga.get_user_story(story_id))
             except NotFound:
                 story = None
             except TaigaError as exc:

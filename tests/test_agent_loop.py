@@ -18,7 +18,7 @@ from anthropic import AsyncAnthropic, BadRequestError
 from agent.budgets import Budgets, StopReason
 from agent.loop import PlanningError, propose
 from agent.proposal import Proposal
-from taiga.errors import NotFound
+from taiga.errors import NotFound, Unavailable
 from taiga.models import Member, Milestone, MilestoneRef, Project, UserStory
 from tests.peers.clock import FakeClock
 from tests.peers.fake_anthropic import (
@@ -102,6 +102,7 @@ class StubTaiga:
             else []
         )
         self.calls: list[str] = []
+        self.stalled: set[str] = set()  # reads that never answer (bounded by the test)
         self._together: set[str] = set()
         self._arrived = 0
         self._all_arrived = anyio.Event()
@@ -118,6 +119,9 @@ class StubTaiga:
 
     async def _enter(self, name: str) -> None:
         self.calls.append(name)
+        if name in self.stalled:
+            with anyio.fail_after(5):
+                await anyio.Event().wait()
         if name in self._together:
             self._arrived += 1
             if self._arrived == len(self._together):
@@ -765,6 +769,33 @@ async def test_the_sdk_own_retries_are_off_even_on_a_client_built_with_them(
     assert proposal.summary == "1 story."
     assert [r.headers["x-stainless-retry-count"] for r in fake_anthropic.requests] == ["0", "0"]
     assert len(clock.sleeps) == 1  # the one retry was ours, on the injected clock
+
+
+@pytest.mark.anyio
+async def test_a_stalled_taiga_read_stops_the_run_at_the_deadline(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    taiga = StubTaiga(OWNER)
+    taiga.stalled = {"get_milestone_by_name"}  # not part of the prefetch
+    fake_anthropic.script(
+        message(_story_call(1), tool_use("taiga_get_milestone_by_name", {"name": "Sprint 5"})),
+    )
+    budgets = Budgets(deadline_seconds=0.2)
+    proposal = await _propose(fake_anthropic, taiga, budgets=budgets, project_ref=1)
+    assert proposal.stopped is StopReason.DEADLINE
+    assert [s.key for s in proposal.stories] == ["new-story-1"]  # what was recorded stays
+    assert len(fake_anthropic.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_a_stalled_prefetch_is_a_taiga_error_at_the_deadline(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    taiga = StubTaiga(OWNER)
+    taiga.stalled = {"list_milestones"}
+    with pytest.raises(Unavailable, match=r"within the planning time limit of 0\.2 s"):
+        await _propose(fake_anthropic, taiga, budgets=Budgets(deadline_seconds=0.2))
+    assert fake_anthropic.requests == []
 
 
 # --- odd model answers ----------------------------------------------------------------------
