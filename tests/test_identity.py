@@ -13,6 +13,7 @@ from storage import repositories as repo
 from storage.crypto import TokenCipher
 from storage.db import Database
 from taiga.client import TaigaClient
+from taiga.errors import RateLimited
 from taiga.models import TaigaTokens
 from tests.peers.clock import FakeClock
 from tests.peers.fake_taiga import ALICE_ID, FakeTaiga
@@ -231,3 +232,22 @@ async def test_tokens_never_show_in_reprs(
     shown = repr(tokens) + repr(await replica.refresher.stored(TEAM, USER))
 
     assert raw["auth_token"] not in shown and raw["refresh"] not in shown
+
+
+@pytest.mark.anyio
+async def test_a_tripped_login_fail_throttle_is_rate_limited_not_a_dead_link(
+    replica: Replica, cipher: TokenCipher, fake_taiga: FakeTaiga
+) -> None:
+    """Taiga throttles /auth/refresh after login failures (e.g. other replicas' lost races):
+    that says nothing about this user's refresh token, so the link must stay usable."""
+    old = await link_alice(replica.db, cipher, fake_taiga)
+    fake_taiga.expire_access_tokens("alice")
+    fake_taiga.limit_login_failures(0)
+    session = await replica.refresher.session_for(TEAM, USER)
+
+    with pytest.raises(RateLimited):
+        await session.me()
+
+    assert (await stored(replica.db, cipher)).refresh_token == old["refresh"]
+    fake_taiga.clear_faults()
+    assert (await (await replica.refresher.session_for(TEAM, USER)).me()).username == "alice"

@@ -333,3 +333,23 @@ def test_a_task_of_a_story_lands_in_the_storys_sprint_whatever_milestone_is_sent
     )  # fmt: skip
     assert (in_sprint5.status_code, in_sprint5.json()["milestone"]) == (201, SPRINT5_ID)
     assert (in_backlog.status_code, in_backlog.json()["milestone"]) == (201, None)
+
+
+def test_login_failures_trip_the_login_fail_throttle_for_auth_and_refresh_only(
+    fake_taiga: FakeTaiga,
+) -> None:
+    """Taiga counts 400/401 answers on /auth and /auth/refresh; once tripped even the right
+    password and a good refresh token get 429 (samples 90 and 91), other endpoints do not."""
+    good = fake_taiga.login_tokens("alice")
+    fake_taiga.limit_login_failures(2, wait_seconds=60)
+    with httpx.Client(base_url=fake_taiga.api_url) as http:
+        wrong = http.post("/auth", json={"type": "normal", "username": "alice", "password": "x"})
+        reused = http.post("/auth/refresh", json={"refresh": "garbage"})
+        login = http.post(
+            "/auth", json={"type": "normal", "username": "alice", "password": "alice123"}
+        )
+        refresh = http.post("/auth/refresh", json={"refresh": good["refresh"]})
+        me = http.get("/users/me", headers={"Authorization": f"Bearer {good['auth_token']}"})
+    assert [r.status_code for r in (wrong, reused, login, refresh, me)] == [401, 401, 429, 429, 200]
+    assert login.headers["X-Throttle-Wait-Seconds"] == "60" and "retry-after" not in login.headers
+    assert login.json()["_error_type"] == "taiga.base.exceptions.Throttled"

@@ -31,7 +31,7 @@ Helpers (all thread-safe):
   faults:    set_latency(seconds); fail_next(status, nth=, times=, method=, path=);
              throttle_next(count, wait_seconds=, method=, path=);
              lose_next_response(method=, path=)  (the write IS applied, then the socket closes);
-             clear_faults()
+             limit_login_failures(count, wait_seconds=)  (the `login-fail` scope); clear_faults()
 `path` filters are shell-style globs on the path after `/api/v1`, e.g. "/userstories*".
 """
 
@@ -109,6 +109,7 @@ DEFAULT_ROLES = (
 )
 
 PAGINATE_BY, MAX_PAGINATE_BY = 30, 1000
+LOGIN_PATHS = frozenset({"/auth", "/auth/refresh"})  # the `login-fail` throttle scope
 BAD_PAGE = "Page is not 'last', nor can it be converted to an int."
 REQUIRED = "This field is required."
 
@@ -352,6 +353,9 @@ class FakeTaiga:
         self._requests: list[RecordedRequest] = []
         self._faults: list[_Fault] = []
         self._latency = 0.0
+        self._login_fail_limit: int | None = None
+        self._login_fail_wait = 60.0
+        self._login_failures = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -720,10 +724,23 @@ class FakeTaiga:
         with self._lock:
             self._faults.append(_Fault("lose", method, path))
 
+    def limit_login_failures(self, count: int, *, wait_seconds: float = 60) -> None:
+        """Taiga's `login-fail` throttle scope: once `count` POSTs to /auth or /auth/refresh have
+        been answered 400 or 401 (from now), every later one gets 429, even with the right
+        password or a good refresh token, until `clear_faults()`."""
+        with self._lock:
+            self._login_fail_limit, self._login_fail_wait = count, wait_seconds
+            self._login_failures = 0
+
+    def _login_fail_tripped(self) -> bool:
+        limit = self._login_fail_limit
+        return limit is not None and self._login_failures >= limit
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._latency = 0.0
+            self._login_fail_limit = None
 
     def _take_fault(self, request: RecordedRequest) -> _Fault | None:
         for fault in self._faults:
@@ -753,18 +770,16 @@ class FakeTaiga:
             if fault is not None and fault.kind == "fail":
                 return self._render(_Reply(fault.status, html=_html_error(fault.status)))
             if fault is not None and fault.kind == "throttle":
-                wait = fault.wait
-                body = {
-                    **THROTTLED,
-                    "_error_message": THROTTLED["_error_message"].format(
-                        wait=max(0, math.ceil(wait) - 1)
-                    ),
-                }
-                return self._render(_Reply(429, body, {"X-Throttle-Wait-Seconds": f"{wait:g}"}))
+                return self._render(_throttled(fault.wait))
+            login = request.method == "POST" and request.path in LOGIN_PATHS
+            if login and self._login_fail_tripped():
+                return self._render(_throttled(self._login_fail_wait))
             try:
                 reply = self._route(request, raw_path)
             except _Reply as exc:
                 reply = exc
+            if login and reply.status in (400, 401):
+                self._login_failures += 1
             if fault is not None and fault.kind == "lose":
                 return _LOSE
             return self._render(reply)
@@ -1860,6 +1875,13 @@ class FakeTaiga:
             if candidate.project == project_id and role in (candidate.id, candidate.name):
                 return candidate
         raise KeyError(f"no role {role!r} in fake Taiga project {project_id}")
+
+
+def _throttled(wait: float) -> _Reply:
+    message = THROTTLED["_error_message"].format(wait=max(0, math.ceil(wait) - 1))
+    return _Reply(
+        429, {**THROTTLED, "_error_message": message}, {"X-Throttle-Wait-Seconds": f"{wait:g}"}
+    )
 
 
 def _wrong_arguments(what: str) -> dict[str, str]:
