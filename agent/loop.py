@@ -48,6 +48,7 @@ T = TypeVar("T")
 DEFAULT_MAX_TOKENS = 16_000
 DEFAULT_SPRINT_DAYS = 14
 MAX_MODEL_RETRIES = 4
+MAX_REQUEST_SECONDS = 600.0  # one model call, when the deadline leaves more than that
 MAX_LISTED_STORIES = 300
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
@@ -319,6 +320,7 @@ class _Run:
             remaining = self.tracker.remaining()
             if remaining <= 0:
                 raise BudgetExceeded(StopReason.DEADLINE)
+            timeout = min(remaining, MAX_REQUEST_SECONDS)
             try:
                 return await self.client.messages.create(
                     model=self.model,
@@ -332,19 +334,27 @@ class _Run:
                     ],
                     tools=tool_params,  # type: ignore[arg-type]
                     messages=messages,  # type: ignore[arg-type]
-                    timeout=min(remaining, 600.0),
+                    timeout=timeout,
                 )
-            except anthropic_sdk.APIError as exc:
-                if not _retryable(exc) or attempt >= MAX_MODEL_RETRIES:
-                    raise PlanningError(_describe_api_error(exc)) from exc
-                wait = _retry_after(exc)
-                if wait is None:
-                    wait = min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
-                if wait >= self.tracker.remaining():
+            except anthropic_sdk.APITimeoutError as exc:
+                if timeout >= remaining:  # the call was cut to the deadline, which has passed
                     raise BudgetExceeded(StopReason.DEADLINE) from exc
-                log.info("Anthropic API %s; retrying in %.1f s", _status(exc), wait)
-                await self.tracker.clock.sleep(wait)
-                attempt += 1
+                await self._before_retry(exc, attempt)
+            except anthropic_sdk.APIError as exc:
+                await self._before_retry(exc, attempt)
+            attempt += 1
+
+    async def _before_retry(self, exc: anthropic_sdk.APIError, attempt: int) -> None:
+        """Wait before the next attempt, or raise: not retryable, out of attempts, or no time."""
+        if not _retryable(exc) or attempt >= MAX_MODEL_RETRIES:
+            raise PlanningError(_describe_api_error(exc)) from exc
+        wait = _retry_after(exc)
+        if wait is None:
+            wait = min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
+        if wait >= self.tracker.remaining():
+            raise BudgetExceeded(StopReason.DEADLINE) from exc
+        log.info("Anthropic API %s; retrying in %.1f s", _status(exc), wait)
+        await self.tracker.clock.sleep(wait)
 
     async def _run_tools(self, calls: list[Any]) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(calls)

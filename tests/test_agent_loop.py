@@ -8,6 +8,7 @@ client against the fake Taiga server.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -796,6 +797,27 @@ async def test_a_stalled_prefetch_is_a_taiga_error_at_the_deadline(
     with pytest.raises(Unavailable, match=r"within the planning time limit of 0\.2 s"):
         await _propose(fake_anthropic, taiga, budgets=Budgets(deadline_seconds=0.2))
     assert fake_anthropic.requests == []
+
+
+@pytest.mark.anyio
+async def test_a_model_call_that_outlasts_the_deadline_stops_the_run_without_a_retry(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    answered = threading.Event()
+
+    def never_in_time(request: dict[str, Any]) -> dict[str, Any]:
+        answered.wait(10)  # released when the test ends
+        return message(text("late"))
+
+    fake_anthropic.script(never_in_time, never_in_time)
+    try:
+        proposal = await _propose(
+            fake_anthropic, StubTaiga(OWNER), budgets=Budgets(deadline_seconds=0.8)
+        )
+    finally:
+        answered.set()
+    assert proposal.stopped is StopReason.DEADLINE
+    assert len(fake_anthropic.requests) == 1  # the timeout was the deadline: nothing to retry
 
 
 # --- odd model answers ----------------------------------------------------------------------
