@@ -529,6 +529,12 @@ class _Run:
                 f"There is no story with id {story_id} in project {self.project.name}."
             )
         self.known_stories[story.id] = story
+        target = self.milestone.existing_id if self.milestone is not None else None
+        if target is None or story.milestone != target:
+            raise t.ToolError(
+                f"Story #{story.ref} (id {story.id}) is not in {self.sprint_name}; this plan only "
+                "adds tasks to stories in its own sprint. Propose a new story instead."
+            )
         return story
 
     def _record_milestone(self, args: t.CreateMilestoneInput) -> Any:

@@ -96,8 +96,8 @@ class CreateUserStoryInput(ToolInput):
 class CreateTaskInput(ToolInput):
     user_story: int | StoryReference = Field(
         description=(
-            "The parent story: the numeric id of an existing story, or the reference of a "
-            "story proposed in this run (e.g. 'new-story-1')."
+            "The parent story: the numeric id of a story already in the target sprint, or the "
+            "reference of a story proposed in this run (e.g. 'new-story-1')."
         )
     )
     subject: Subject = Field(description="Short imperative task title.")
@@ -196,8 +196,9 @@ _SPECS = (
     ToolSpec(
         name="taiga_create_task",
         description=(
-            "Propose one task under an existing story (its numeric id) or under a story "
-            "proposed in this run (its reference, e.g. 'new-story-1'). Prefer putting tasks "
+            "Propose one task under a story already in the target sprint (its numeric id) or "
+            "under a story proposed in this run (its reference, e.g. 'new-story-1'). Prefer "
+            "putting tasks "
             "in taiga_create_user_story. Recorded for approval; nothing is written now."
         ),
         input_model=CreateTaskInput,

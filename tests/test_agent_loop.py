@@ -78,6 +78,10 @@ class StubTaiga:
             _story(11, 1, "As a user, I can log workouts", 2),
             _story(12, 2, "As a coach, I can see progress", 2),
             _story(13, 3, "Backlog idea", None),
+            _story(14, 4, "Last sprint's story", 1),
+            UserStory(
+                id=15, ref=9, subject="Elsewhere", project=2, milestone=2, created_date=CREATED
+            ),
         ]
         self.milestones = (
             [
@@ -416,7 +420,7 @@ async def test_tasks_go_under_proposed_references_and_existing_stories(
         message(
             text("Story plus tasks."),
             tool_use("taiga_create_task", {"user_story": "new-story-1", "subject": "Extra"}),
-            tool_use("taiga_create_task", {"user_story": 13, "subject": "Groom it"}),
+            tool_use("taiga_create_task", {"user_story": 12, "subject": "Chart it"}),
             tool_use("taiga_create_task", {"user_story": 11, "subject": "Speed up"}),
         ),
     )
@@ -430,12 +434,12 @@ async def test_tasks_go_under_proposed_references_and_existing_stories(
         "new-story-1/task-2",
     ]
     assert [t.key for t in proposal.tasks_for_existing] == [
-        "existing-13/task-1",
+        "existing-12/task-1",
         "existing-11/task-1",
     ]
     assert proposal.tasks_for_existing[1].user_story_ref == 1
     assert [a.key for a in proposal.actions()][-2:] == [
-        "task:existing-13/task-1",
+        "task:existing-12/task-1",
         "task:existing-11/task-1",
     ]
 
@@ -456,6 +460,42 @@ async def test_task_under_unknown_story_or_reference_is_an_error(
     assert "no story with id 999" in errors[0]["content"]
     assert "No story new-story-4 was proposed" in errors[1]["content"]
     assert proposal.is_empty
+
+
+@pytest.mark.anyio
+async def test_task_under_a_story_of_another_sprint_or_project_is_refused(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.script(
+        message(tool_use("taiga_list_user_stories", {})),  # the model has seen them all
+        message(
+            tool_use("taiga_create_task", {"user_story": 13, "subject": "backlog"}),
+            tool_use("taiga_create_task", {"user_story": 14, "subject": "sprint 5"}),
+            tool_use("taiga_create_task", {"user_story": 15, "subject": "project 2"}),
+        ),
+        message(text("None.")),
+    )
+    proposal = await _propose(fake_anthropic, StubTaiga(OWNER))
+    errors = tool_results(fake_anthropic.requests[2].body)
+    assert [e.get("is_error") for e in errors] == [True, True, True]
+    assert "Story #3 (id 13) is not in Sprint 6" in errors[0]["content"]
+    assert "Story #4 (id 14) is not in Sprint 6" in errors[1]["content"]
+    assert "no story with id 15 in project Peer Client Test" in errors[2]["content"]
+    assert proposal.tasks_for_existing == []
+
+
+@pytest.mark.anyio
+async def test_a_new_sprint_takes_no_task_under_an_existing_story(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.script(
+        message(tool_use("taiga_create_task", {"user_story": 11, "subject": "x"})),
+        message(text("None.")),
+    )
+    proposal = await _propose(fake_anthropic, StubTaiga(OWNER), sprint="Sprint 7")
+    error = tool_results(fake_anthropic.requests[1].body)[0]
+    assert "is not in Sprint 7" in error["content"]
+    assert proposal.tasks_for_existing == []
 
 
 # --- the target sprint ---------------------------------------------------------------------
