@@ -195,10 +195,8 @@ def create_api(
             ],
             "requestBody": {
                 "required": True,
-                "content": {
-                    "application/json": {"schema": AgentRunRequest.model_json_schema()}
-                },
-            }
+                "content": {"application/json": {"schema": AgentRunRequest.model_json_schema()}},
+            },
         },
     )
     async def agent_run(request: Request) -> AgentRunResponse | JSONResponse:
@@ -215,9 +213,7 @@ def create_api(
         tokens = RequestTokens(runtime.taiga, _taiga_tokens(body))
         try:
             async with asyncio.timeout(state.request_timeout):
-                return await _run_once(
-                    runtime, body, tokens, state.request_timeout, idempotency
-                )
+                return await _run_once(runtime, body, tokens, state.request_timeout, idempotency)
         except TimeoutError:
             error = ApiError(
                 504,
@@ -373,7 +369,7 @@ async def _run(
     try:
         project = await session.get_project(body.project_id)
         sprint_name = await _target_sprint(session, project, body)
-        minutes = await _minutes_with_story_hint(session, project, body)
+        minutes = await _minutes_with_story_hint(session, project, body, sprint_name)
         proposal = await propose(
             anthropic=runtime.anthropic,
             model=settings.anthropic_model,
@@ -523,7 +519,10 @@ def sprint_from_prompt(prompt: str, milestone_names: Sequence[str]) -> str | Non
     return max(mentions)[2]
 
 
-async def _minutes_with_story_hint(session: Any, project: Project, body: AgentRunRequest) -> str:
+async def _minutes_with_story_hint(
+    session: Any, project: Project, body: AgentRunRequest, sprint_name: str
+) -> str:
+    """The prompt, plus which existing story it concerns (one of the target sprint's)."""
     if body.user_story_id is None:
         return body.prompt
     try:
@@ -531,12 +530,18 @@ async def _minutes_with_story_hint(session: Any, project: Project, body: AgentRu
     except NotFound:
         raise ApiError(422, f"user_story_id {body.user_story_id} was not found in Taiga.") from None
     if story.project != project.id:
+        raise ApiError(422, f"user_story_id {body.user_story_id} is not in project {project.id}.")
+    wanted = normalise_name(sprint_name)
+    sprint = next((m for m in project.milestones if normalise_name(m.name) == wanted), None)
+    if sprint is None or story.milestone != sprint.id:
         raise ApiError(
-            422, f"user_story_id {body.user_story_id} is not in project {project.id}."
+            422,
+            f"user_story_id {body.user_story_id} is not in {sprint_name}; a plan adds tasks only "
+            "to stories of the sprint it plans.",
         )
     return (
         f"{body.prompt}\n\n(The request concerns the existing user story #{story.ref} "
-        f"\"{story.subject}\" (id {story.id}); add tasks to it where they belong.)"
+        f'"{story.subject}" (id {story.id}); add tasks to it where they belong.)'
     )
 
 
@@ -599,8 +604,9 @@ def _existing_story_artifacts(
                 else None,
                 existing=True,
             )
-        story.tasks.append(created.get(f"task:{task.key}") or TaskArtifact(id=None,
-                                                                          subject=task.subject))
+        story.tasks.append(
+            created.get(f"task:{task.key}") or TaskArtifact(id=None, subject=task.subject)
+        )
     return list(grouped.values())
 
 
@@ -635,7 +641,7 @@ def _applied_response(
     stories += _existing_story_artifacts(proposal, settings, task_artifacts)
     for failed in result.failed:
         label = {"milestone": "sprint", "story": "user story", "task": "task"}[failed.kind]
-        warnings.append(f"Not created: {label} \"{failed.subject}\" ({failed.reason}).")
+        warnings.append(f'Not created: {label} "{failed.subject}" ({failed.reason}).')
     return AgentRunResponse(
         summary=_summary(result),
         artifacts=Artifacts(

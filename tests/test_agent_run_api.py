@@ -163,9 +163,10 @@ async def test_the_default_app_reads_settings_and_connects_nothing_until_asked(
     app = create_api()
     transport = httpx.ASGITransport(app=app)
 
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=transport, base_url="http://api"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://api") as http,
+    ):
         health = await http.get("/health")
         off = await http.post("/agent/run", json={})
 
@@ -228,7 +229,8 @@ async def test_the_owner_gets_the_plan_created_in_taiga(
     assert response.status_code == 200, response.text
     data = response.json()
     story = next(
-        s for s in fake_taiga.stories(PROJECT_ID)
+        s
+        for s in fake_taiga.stories(PROJECT_ID)
         if s["subject"] == "As a coach, I can export a plan as PDF"
     )
     tasks = {
@@ -570,6 +572,33 @@ async def test_an_unknown_milestone_id_is_422(api: Api, fake_taiga: FakeTaiga) -
     response = await api.run(body_for(fake_taiga, milestone_id=999))
 
     assert response.status_code == 422
+
+
+@pytest.mark.anyio
+async def test_a_user_story_id_of_the_sprint_is_named_to_the_model(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    story = next(s for s in fake_taiga.stories(PROJECT_ID) if s["subject"] == "Export report")
+    fake_anthropic.script(PLAN_TURN)
+
+    response = await api.run(body_for(fake_taiga, user_story_id=story["id"]))
+
+    assert response.status_code == 200
+    first = fake_anthropic.bodies[0]["messages"][0]["content"]
+    assert f'"Export report" (id {story["id"]})' in first
+
+
+@pytest.mark.anyio
+async def test_a_user_story_id_of_another_sprint_is_422_and_calls_no_model(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    story = next(s for s in fake_taiga.stories(PROJECT_ID) if s["milestone"] != SPRINT6_ID)
+
+    response = await api.run(body_for(fake_taiga, user_story_id=story["id"]))
+
+    assert response.status_code == 422
+    assert "is not in Sprint 6" in response.json()["detail"]
+    assert fake_anthropic.requests == []
 
 
 @pytest.mark.anyio
