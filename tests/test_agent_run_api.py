@@ -602,6 +602,33 @@ async def test_a_user_story_id_of_another_sprint_is_422_and_calls_no_model(
 
 
 @pytest.mark.anyio
+async def test_a_project_taiga_does_not_know_is_404(api: Api, fake_taiga: FakeTaiga) -> None:
+    response = await api.run(body_for(fake_taiga, project_id=987654))
+
+    assert response.status_code == 404
+    assert response.json()["detail"].startswith("Taiga: ")
+
+
+@pytest.mark.anyio
+async def test_agent_run_is_503_in_a_plain_sentence_when_the_database_is_unreachable(
+    open_api: Callable[..., Any],
+    tmp_path: Any,
+    fake_taiga: FakeTaiga,
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    api = await open_api(database_url=f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    fake_anthropic.script(PLAN_TURN)
+
+    response = await api.run(body_for(fake_taiga))
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "The planner's database is unavailable; try again shortly."
+    }
+    assert fake_taiga.requests_to("POST", "*") == []
+
+
+@pytest.mark.anyio
 async def test_a_token_taiga_refuses_is_401_with_taigas_reason(
     api: Api, fake_taiga: FakeTaiga
 ) -> None:
