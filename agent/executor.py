@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -533,13 +534,14 @@ async def _story_phase(run: _Run, stories: Sequence[_Action]) -> None:
     counter = _Counter(sum(1 for s in stories if _is_done(run, s)))
 
     async def create(action: _Action) -> _Outcome:
-        story = await run.taiga.create_user_story(
-            run.project_id,
-            action.subject,
-            description=action.description,
-            milestone_id=run.milestone_id,
-            tags=list(action.tags) or None,
-        )
+        async with _sprint_must_exist(run):
+            story = await run.taiga.create_user_story(
+                run.project_id,
+                action.subject,
+                description=action.description,
+                milestone_id=run.milestone_id,
+                tags=list(action.tags) or None,
+            )
         return _Outcome(id=story.id, ref=story.ref)
 
     async def find(actions: Sequence[_Action]) -> dict[str, _Outcome]:
@@ -579,13 +581,14 @@ async def _task_phase(run: _Run, tasks: Sequence[_Action]) -> None:
         return action.user_story_id
 
     async def create(action: _Action) -> _Outcome:
-        task = await run.taiga.create_task(
-            run.project_id,
-            action.subject,
-            user_story_id=story_id(action),
-            milestone_id=run.milestone_id,
-            description=action.description,
-        )
+        async with _sprint_must_exist(run):
+            task = await run.taiga.create_task(
+                run.project_id,
+                action.subject,
+                user_story_id=story_id(action),
+                milestone_id=run.milestone_id,
+                description=action.description,
+            )
         return _Outcome(id=task.id, ref=task.ref)
 
     async def find(actions: Sequence[_Action]) -> dict[str, _Outcome]:
@@ -611,6 +614,20 @@ async def _task_phase(run: _Run, tasks: Sequence[_Action]) -> None:
 
     await run.report(f"Creating {total} {_plural(total, 'task', 'tasks')}…")
     await run.run_phase(ready, create, find, on_done)
+
+
+@asynccontextmanager
+async def _sprint_must_exist(run: _Run) -> AsyncIterator[None]:
+    """Taiga's 'Invalid pk' for the sprint (deleted since the plan was made) as a plain error."""
+    try:
+        yield
+    except ValidationFailed as error:
+        if "milestone" not in error.fields or run.proposal.milestone is None:
+            raise
+        name = run.proposal.milestone.name
+        raise NotFound(
+            f"sprint {name}: it was deleted in Taiga after the plan was made, so plan again."
+        ) from None
 
 
 @dataclass
@@ -651,9 +668,13 @@ def describe_error(error: Exception) -> str:
     return "Taiga error: " + (message or type(error).__name__)
 
 
-def _build_result(run: _Run, sprint: _Action | None, stories: Sequence[_Action],
-                  tasks: Sequence[_Action], state: Literal["done", "partial", "executing"]
-                  ) -> ExecutionResult:
+def _build_result(
+    run: _Run,
+    sprint: _Action | None,
+    stories: Sequence[_Action],
+    tasks: Sequence[_Action],
+    state: Literal["done", "partial", "executing"],
+) -> ExecutionResult:
     project_slug = run.proposal.project.slug
     created: list[CreatedItem] = []
     failed: list[FailedItem] = []

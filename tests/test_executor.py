@@ -244,6 +244,28 @@ async def test_tasks_for_existing_stories_go_to_that_story_in_the_sprint(
 
 
 @pytest.mark.anyio
+async def test_a_sprint_deleted_in_taiga_since_the_plan_is_one_plain_error_per_item(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan = proposal(stories=1, tasks=1, existing_story_tasks=1)
+    assert plan.milestone is not None
+    plan.milestone.existing_id = 987  # the proposal's sprint no longer exists in Taiga
+    plan_id = await store_plan(sqlite_database, plan)
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.state == "partial" and result.created == []
+    reasons = {item.action_key: item.reason for item in result.failed}
+    gone = (
+        "Taiga could not find sprint Sprint 6: it was deleted in Taiga after the plan was made, "
+        "so plan again."
+    )
+    assert reasons["story:new-story-1"] == gone
+    assert reasons["task:existing-3/task-1"] == gone
+    assert "Invalid pk" not in " ".join(reasons.values())
+
+
+@pytest.mark.anyio
 async def test_applying_twice_writes_once(
     sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
 ) -> None:
