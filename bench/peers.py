@@ -21,7 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlmodel import Session
 
 from storage.db import Database
-from tests.peers.fake_anthropic import FakeAnthropic, message, text, tool_use
+from tests.peers.fake_anthropic import message, text, tool_use
 from tests.peers.fake_taiga import FakeTaiga, RecordedRequest
 
 Json = dict[str, Any]
@@ -91,16 +91,6 @@ def running_taiga(latency: float) -> Iterator[TimedTaiga]:
     fake.set_latency(latency)
     with fake.running():
         yield fake
-
-
-@contextlib.contextmanager
-def running_anthropic() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.close()
 
 
 class TimedDatabase(Database):

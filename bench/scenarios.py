@@ -29,7 +29,6 @@ from bench.peers import (
     has_button,
     minutes,
     plan_turn,
-    running_anthropic,
     running_taiga,
     signed_headers,
     slow,
@@ -120,7 +119,7 @@ async def bench_propose(latencies: Sequence[float], runs: int) -> Table:
             "proposed",
         ],
     )
-    with running_anthropic() as fake_anthropic:
+    with FakeAnthropic() as fake_anthropic:
         async with AsyncAnthropic(
             api_key="bench", base_url=fake_anthropic.base_url, max_retries=0
         ) as anthropic:
@@ -169,7 +168,7 @@ async def bench_propose(latencies: Sequence[float], runs: int) -> Table:
 
 async def make_big_plan() -> Proposal:
     """The 20 x 5 plan into a new sprint, proposed by the real loop at 0 ms."""
-    with running_anthropic() as fake_anthropic, running_taiga(0.0) as taiga:
+    with FakeAnthropic() as fake_anthropic, running_taiga(0.0) as taiga:
         async with (
             AsyncAnthropic(
                 api_key="bench", base_url=fake_anthropic.base_url, max_retries=0
@@ -281,7 +280,7 @@ async def bench_agent_run(latencies: Sequence[float], runs: int) -> Table:
     )
     for latency in latencies:
         with (
-            running_anthropic() as fake_anthropic,
+            FakeAnthropic() as fake_anthropic,
             running_taiga(latency) as taiga,
             temp_database() as db,
         ):
@@ -370,7 +369,7 @@ async def _slack_ack_runs(
     shown: list[float] = []
     early = 0
     with (
-        running_anthropic() as fake_anthropic,
+        FakeAnthropic() as fake_anthropic,
         running_taiga(0.0) as taiga,
         temp_database() as db,
     ):

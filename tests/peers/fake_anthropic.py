@@ -311,6 +311,13 @@ class FakeAnthropic:
         self._server.server_close()
         self._thread.join(timeout=5)
 
+    def __enter__(self) -> FakeAnthropic:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def _next(self, body: dict[str, Any]) -> dict[str, Any] | ErrorTurn:
         with self._lock:
             turn = self._turns.popleft() if self._turns else None
@@ -374,9 +381,5 @@ class FakeAnthropic:
 
 @pytest.fixture
 def fake_anthropic() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    fake.start()
-    try:
+    with FakeAnthropic() as fake:
         yield fake
-    finally:
-        fake.close()
