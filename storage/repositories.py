@@ -361,9 +361,12 @@ def transition_plan(
     plan_id: str,
     from_states: Collection[str],
     to_state: str,
+    expected_version: int | None = None,
     **changes: Any,
 ) -> bool:
-    """Move the plan to `to_state` only if it is in one of `from_states`; True iff it moved.
+    """Move the plan to `to_state` only if it is in one of `from_states` (and, with
+    `expected_version`, still at that version: nobody touched it since it was read); True iff it
+    moved.
 
     One conditional UPDATE (a compare-and-set), so among concurrent callers - other threads,
     other replicas - exactly one wins. Bumps `version`; `changes` are applied in the same UPDATE.
@@ -381,10 +384,55 @@ def transition_plan(
         .values(state=to_state, version=Plan.version + 1, **changes)
         .execution_options(synchronize_session=False)
     )
+    if expected_version is not None:
+        statement = statement.where(Plan.version == expected_version)  # type: ignore[arg-type]
     moved = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
     if moved:
         _reload(session, Plan, plan_id)
     return moved
+
+
+def plans_to_sweep(
+    session: Session,
+    *,
+    approved_before: datetime,
+    executing_before: datetime,
+    expired_by: datetime,
+    interrupted_error: str | None = None,
+    limit: int = 20,
+) -> list[Plan]:
+    """The Slack plans a recovery sweep must act on, least recently touched first, at most
+    `limit`:
+
+    - `approved` and not touched since `approved_before` (its apply never started),
+    - `executing` and not touched since `executing_before` (its run died),
+    - `partial` with error `interrupted_error`, not touched since `approved_before` (a shutdown
+      cancelled its run before it could show anything),
+    - `proposed` whose `expires_at` is at or before `expired_by`.
+
+    Plans without a Slack message (HTTP API, CLI) are never included.
+    """
+    due = [
+        sa.and_(Plan.state == "approved", Plan.updated_at < approved_before),
+        sa.and_(Plan.state == "executing", Plan.updated_at < executing_before),
+        sa.and_(Plan.state == "proposed", Plan.expires_at <= expired_by),  # type: ignore[operator]
+    ]
+    if interrupted_error is not None:
+        due.append(
+            sa.and_(
+                Plan.state == "partial",
+                Plan.error == interrupted_error,
+                Plan.updated_at < approved_before,
+            )
+        )
+    statement = (
+        select(Plan)
+        .where(Plan.slack_message_ts.is_not(None), sa.or_(*due))  # type: ignore[union-attr]
+        .order_by(Plan.updated_at, Plan.id)  # type: ignore[arg-type]
+        .limit(max(0, limit))
+        .execution_options(populate_existing=True)
+    )
+    return list(session.exec(statement).all())
 
 
 def update_plan(session: Session, *, plan_id: str, **changes: Any) -> bool:

@@ -631,6 +631,63 @@ def test_update_of_a_missing_plan_is_false(database: Database) -> None:
     assert database.run_sync(lambda s: repo.update_plan(s, plan_id="missing", error="x")) is False
 
 
+
+def test_transition_plan_with_an_expected_version_refuses_a_plan_touched_since(
+    database: Database,
+) -> None:
+    plan = _plan(database, state="executing")
+    database.run_sync(lambda s: repo.update_plan(s, plan_id=plan.id, error=None))  # version 2
+
+    def park(version: int) -> bool:
+        return database.run_sync(
+            lambda s: repo.transition_plan(
+                s, plan_id=plan.id, from_states=["executing"], to_state="partial",
+                expected_version=version,
+            )
+        )
+
+    assert park(1) is False
+    assert park(2) is True
+
+
+def test_plans_to_sweep_picks_due_slack_plans_oldest_first_and_bounded(
+    database: Database,
+) -> None:
+    old, recent = NOW - timedelta(hours=1), NOW - timedelta(seconds=30)
+    interrupted = "Interrupted: CancelledError"
+
+    def plan(state: str, updated_at: datetime, **fields: object) -> str:
+        fields.setdefault("slack_message_ts", "1712345678.000200")
+        return _plan(database, state=state, updated_at=updated_at, **fields).id
+
+    stale_executing = plan("executing", old - timedelta(minutes=1))
+    approved = plan("approved", old)
+    cancelled = plan("partial", old + timedelta(minutes=1), error=interrupted)
+    expired = plan("proposed", recent, expires_at=NOW - timedelta(seconds=1))
+    for state, updated_at, fields in [
+        ("approved", recent, {}),  # within the grace period
+        ("executing", recent, {}),  # its run may still be alive
+        ("partial", old, {"error": "2 item(s) not created."}),  # waits for a human Retry
+        ("proposed", old, {"expires_at": NOW + timedelta(hours=1)}),
+        ("approved", old, {"slack_message_ts": None}),  # HTTP API / CLI plan
+        ("done", old, {}),
+    ]:
+        plan(state, updated_at, **fields)
+
+    def sweep(limit: int) -> list[str]:
+        return database.run_sync(
+            lambda s: [
+                p.id for p in repo.plans_to_sweep(
+                    s, approved_before=NOW - timedelta(minutes=2),
+                    executing_before=NOW - timedelta(minutes=15), expired_by=NOW,
+                    interrupted_error=interrupted, limit=limit,
+                )
+            ]
+        )
+
+    assert sweep(20) == [stale_executing, approved, cancelled, expired]
+    assert sweep(2) == [stale_executing, approved]
+
 # --- write ledger ------------------------------------------------------------------------------
 
 
