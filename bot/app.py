@@ -28,6 +28,7 @@ from bot.listeners import register_listeners
 from bot.middleware import attach_identity, attach_services
 from bot.services.core import Services, utcnow
 from bot.services.errors import SOMETHING_WENT_WRONG, log_failure
+from bot.services.recovery import RecoverySweep
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +113,18 @@ async def on_error(error: Exception, body: dict[str, Any], respond: Any = None) 
 
 @dataclass(eq=False)
 class SlackBot:
-    """The Bolt app and the services its listeners use."""
+    """The Bolt app, the services its listeners use, and the recovery sweep (started by
+    `start()`, which whoever serves the bot calls; tests run its rounds themselves)."""
 
     app: AsyncApp
     services: Services
+    recovery: RecoverySweep
+
+    def start(self) -> None:
+        self.recovery.start()
 
     async def aclose(self) -> None:
+        await self.recovery.aclose()
         await self.services.cancel_all()
 
 
@@ -134,7 +141,9 @@ def build_bot(
         now=now,
         status_interval=status_interval,
     )
-    return SlackBot(app=build_app(services), services=services)
+    return SlackBot(
+        app=build_app(services), services=services, recovery=RecoverySweep(services)
+    )
 
 
 def mount_slack_events(api: FastAPI, get_bot: Callable[[], SlackBot]) -> None:

@@ -37,6 +37,7 @@ async def serve(settings: Settings, *, host: str = HOST) -> None:
     runtime = build_runtime(settings)
     bot = build_bot(runtime)
     api = create_api(settings, runtime=runtime, slack=bot)
+    bot.start()  # the recovery sweep: resumes applies a restart interrupted, expires proposals
     try:
         if settings.socket_mode:
             await serve_socket_mode(settings, bot, api, host=host)

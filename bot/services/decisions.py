@@ -7,6 +7,7 @@ retries and several replicas still decide and apply a plan once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.executor import ExecutionResult, apply_plan
@@ -26,6 +27,10 @@ from taiga.client import TaigaSession
 from taiga.errors import TaigaError
 
 logger = logging.getLogger(__name__)
+
+# Retry resumes a partly applied plan; on an approved or executing one the executor decides
+# (another run active: "being applied right now"; a run that died: it takes over).
+RETRYABLE_STATES = frozenset({"partial", "approved", "executing"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +53,11 @@ async def _open_proposal(services: Services, decision: Decision) -> Plan | None:
         await decision.tell("This plan no longer exists.")
         return None
     if plan.state == "proposed" and plan.expires_at and services.now() >= plan.expires_at:
-        await _expire(services, plan)
+        await expire_proposal(services, plan)
         plan = await _load(services, decision.plan_id)
         assert plan is not None
     if plan.state != "proposed":
+        await show_stored_result(services, plan)
         await decision.tell(_closed_sentence(services, plan))
         return None
     return plan
@@ -72,7 +78,8 @@ def _closed_sentence(services: Services, plan: Plan) -> str:
     return "This proposal can no longer be decided."
 
 
-async def _expire(services: Services, plan: Plan) -> None:
+async def expire_proposal(services: Services, plan: Plan) -> None:
+    """Move a proposal past its time to `expired` (once) and show that in its message."""
     moved = await services.db.run(
         lambda s: repo.transition_plan(
             s, plan_id=plan.id, from_states=["proposed"], to_state="expired"
@@ -163,16 +170,17 @@ async def retry(services: Services, decision: Decision) -> None:
         await decision.tell("This plan no longer exists.")
         return
     if plan.state == "done":
+        await show_stored_result(services, plan)
         await decision.tell("Everything in this plan has been created already.")
         return
-    if plan.state != "partial":
-        await decision.tell("This plan is being applied right now.")
+    if plan.state not in RETRYABLE_STATES:
+        await decision.tell(_closed_sentence(services, plan))
         return
     session = await _may_decide(services, plan, decision)
     if session is None:
         return
     logger.info("plan %s: retry by %s", plan.id, decision.user_id)
-    await _apply(services, plan, decision, session)
+    await _apply(services, plan, decision, session, retrying=True)
 
 
 async def reject(services: Services, decision: Decision) -> None:
@@ -192,16 +200,56 @@ async def reject(services: Services, decision: Decision) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ApplyRun:
+    """Who applies a plan and what its message shows while and after it is applied.
+
+    `actor`'s Taiga session writes (a dead link is told to them by direct message); `approver`
+    is named in the result; `first_line` heads the status, shown at once with `show_at_once`,
+    else with the executor's first progress (so a run that finds the plan busy changes nothing);
+    `explain_failure` is the plain sentence shown with Retry when the apply fails."""
+
+    actor: str
+    approver: str
+    first_line: str
+    explain_failure: Callable[[Exception], str]
+    show_at_once: bool = True
+
+
 async def _apply(
-    services: Services, plan: Plan, decision: Decision, session: TaigaSession
+    services: Services, plan: Plan, decision: Decision, session: TaigaSession,
+    *, retrying: bool = False,
 ) -> None:
+    """Apply and show the result; a Retry shows its status only once the executor writes, so a
+    Retry of a plan another run holds leaves the message (and its button) as it is."""
+    run = ApplyRun(
+        actor=decision.user_id,
+        approver=decision.user_id,
+        first_line=f"Approved by {await display_name(services, decision.user_id)}; "
+        "writing to Taiga…",
+        explain_failure=lambda error: explain(error, project=plan.project_slug),
+        show_at_once=not retrying,
+    )
+    result = await apply_and_show(services, plan, session, run)
+    if result is not None and result.state == "executing":
+        await decision.tell("This plan is being applied right now.")
+
+
+async def apply_and_show(
+    services: Services, plan: Plan, session: TaigaSession, run: ApplyRun
+) -> ExecutionResult | None:
+    """Apply the plan through the executor (exactly once) with a status in the plan's message,
+    then show the result there. Returns the result (state `executing`: another run holds the
+    plan and nothing was shown), or None after a failure shown with Retry."""
     assert plan.slack_message_ts is not None
     status = StatusMessage(
         services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
         title=f"Applying the plan of {plan.target_sprint} in Taiga",
         clock=services.clock, interval=services.status_interval,
+        steps=() if run.show_at_once else (run.first_line,),
     )
-    await status.step(f"Approved by {await _name(services, decision.user_id)}; writing to Taiga…")
+    if run.show_at_once:
+        await status.step(run.first_line)
     try:
         result = await apply_plan(
             db=services.db, plan_id=plan.id, taiga=session,
@@ -209,17 +257,26 @@ async def _apply(
         )
     except Exception as error:
         await status.close()
-        await _apply_failed(services, plan, decision, error)
-        return
+        await _apply_failed(services, plan, run, error)
+        return None
     await status.close()
-    if result.state == "executing":
-        await decision.tell("This plan is being applied right now.")
-        return
-    await _show_result(services, plan, result, decision.user_id)
+    if result.state != "executing":
+        await _show_result(services, plan, result, run.approver)
+    return result
+
+
+async def show_stored_result(services: Services, plan: Plan) -> bool:
+    """Show a finished plan's stored result in its message again (the first post may have
+    failed, or the process stopped before it); True if there was one to show."""
+    if plan.state not in {"done", "partial"} or plan.result is None or not plan.slack_message_ts:
+        return False
+    result = ExecutionResult.model_validate(plan.result)
+    await _show_result(services, plan, result, plan.decided_by or plan.requester_slack_id)
+    return True
 
 
 async def _show_result(
-    services: Services, plan: Plan, result: ExecutionResult, approver: str
+    services: Services, plan: Plan, result: ExecutionResult, approver: str | None
 ) -> None:
     assert plan.slack_message_ts is not None
     message = blocks.result_blocks(result, approver_id=approver)
@@ -233,19 +290,22 @@ async def _show_result(
     )
 
 
-async def _apply_failed(
-    services: Services, plan: Plan, decision: Decision, error: Exception
-) -> None:
+async def _apply_failed(services: Services, plan: Plan, run: ApplyRun, error: Exception) -> None:
     log_failure("applying the plan failed", error, plan_id=plan.id)
-    sentence = explain(error, project=plan.project_slug)
     if plan.slack_message_ts:
-        message = blocks.error_blocks(sentence, retry_plan_id=plan.id)
-        await update(
-            services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
-            **message.as_kwargs(),
-        )
+        await show_retry(services, plan, run.explain_failure(error))
     if is_link_expired(error):
-        await tell_link_expired(services, user_id=decision.user_id, text=sentence)
+        await tell_link_expired(services, user_id=run.actor, text=explain(error))
+
+
+async def show_retry(services: Services, plan: Plan, sentence: str) -> None:
+    """The plan's message becomes `sentence` with a Retry button."""
+    assert plan.slack_message_ts is not None
+    message = blocks.error_blocks(sentence, retry_plan_id=plan.id)
+    await update(
+        services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
+        **message.as_kwargs(),
+    )
 
 
 def _summary(plan: Plan) -> str | None:
@@ -255,7 +315,8 @@ def _summary(plan: Plan) -> str | None:
     return proposal.count_summary()
 
 
-async def _name(services: Services, user_id: str) -> str:
+async def display_name(services: Services, user_id: str) -> str:
+    """"@name" of a Slack user, for plain text."""
     names = await user_names(services.slack, f"<@{user_id}>")
     return "@" + names.get(user_id, user_id)
 

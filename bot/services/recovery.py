@@ -1,0 +1,179 @@
+"""The recovery sweep: finishes what a restart interrupted and expires forgotten proposals.
+
+Every `interval` (60 s) one round, at most `batch` plans, least recently touched first:
+- an `approved` plan untouched for `approved_grace` (its apply never started), an `executing`
+  plan idle for the executor's takeover age (its run died) and a `partial` plan that a shutdown
+  cancelled mid-apply are applied again with the Taiga link of the person who approved them;
+  the result replaces "Applying the plan…" in the thread. Each resume goes through `apply_plan`,
+  whose compare-and-set lets exactly one run write, so replicas sweeping at once write once.
+- an approver whose link is gone (or dead) gets the message turned into a Retry with a plain
+  sentence naming who must retry; the plan becomes `partial`, so the sweep leaves it alone.
+- a `proposed` plan past `expires_at` is expired and its message says so.
+A failure is logged with the plan id and never stops the round or the sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from agent.executor import DEFAULT_STALE_AFTER
+from bot.middleware import taiga_session
+from bot.services import decisions
+from bot.services.core import Services
+from bot.services.errors import explain, is_link_expired, log_failure
+from storage import repositories as repo
+from storage.models import Plan
+from taiga.client import Clock
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_SECONDS = 60.0
+# An approved plan's apply starts within a second; one still `approved` after this never started.
+DEFAULT_APPROVED_GRACE = timedelta(minutes=2)
+DEFAULT_BATCH = 20
+# What `agent.executor.apply_plan` stores when its run is cancelled (a shutdown): the plan is
+# `partial` but its message still says "Applying the plan…" with no Retry.
+INTERRUPTED_BY_SHUTDOWN = "Interrupted: CancelledError"
+RESTARTED = "Taiga Planner restarted while applying this plan and could not finish it"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPolicy:
+    interval: float = DEFAULT_INTERVAL_SECONDS
+    approved_grace: timedelta = DEFAULT_APPROVED_GRACE
+    stale_after: timedelta = DEFAULT_STALE_AFTER
+    batch: int = DEFAULT_BATCH
+
+
+@dataclass(slots=True)
+class SweepReport:
+    """Plan ids by what one round did with them."""
+
+    resumed: list[str] = field(default_factory=list)  # applied by this round (done or partial)
+    busy: list[str] = field(default_factory=list)  # another run holds it: nothing written here
+    parked: list[str] = field(default_factory=list)  # shown with Retry (link gone or apply failed)
+    expired: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # logged; tried again next round
+
+
+class RecoverySweep:
+    """One per process; `start()` runs rounds every `policy.interval` on `clock` (the runtime's)."""
+
+    def __init__(
+        self, services: Services, policy: SweepPolicy | None = None, *, clock: Clock | None = None
+    ) -> None:
+        self.services = services
+        self.policy = policy or SweepPolicy()
+        self.clock = clock or services.clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the periodic sweep (idempotent); the first round runs at once."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run_forever(), name="recovery-sweep")
+
+    async def aclose(self) -> None:
+        """Stop the sweep; a resume it was running is interrupted and resumed after restart."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_round()
+            except Exception as error:  # e.g. the database is unreachable for a moment
+                log_failure("recovery sweep round failed", error)
+            await self.clock.sleep(self.policy.interval)
+
+    async def run_round(self) -> SweepReport:
+        """One bounded round over the plans due now."""
+        report = SweepReport()
+        for plan in await self._due():
+            try:
+                await self._handle(plan, report)
+            except Exception as error:
+                log_failure("recovery sweep could not handle the plan", error, plan_id=plan.id)
+                report.failed.append(plan.id)
+        return report
+
+    async def _due(self) -> list[Plan]:
+        now, policy = self.services.now(), self.policy
+        return await self.services.db.run(
+            lambda s: repo.plans_to_sweep(
+                s,
+                approved_before=now - policy.approved_grace,
+                executing_before=now - policy.stale_after,
+                expired_by=now,
+                interrupted_error=INTERRUPTED_BY_SHUTDOWN,
+                limit=policy.batch,
+            )
+        )
+
+    async def _handle(self, plan: Plan, report: SweepReport) -> None:
+        if plan.state == "proposed":
+            await decisions.expire_proposal(self.services, plan)
+            report.expired.append(plan.id)
+        else:
+            await self._resume(plan, report)
+
+    async def _resume(self, plan: Plan, report: SweepReport) -> None:
+        approver = plan.decided_by or plan.requester_slack_id or ""
+        name = await decisions.display_name(self.services, approver) if approver else "someone"
+        link = await self._link(plan.slack_team_id, approver) if approver else None
+        if link is None:
+            await self._park(plan, f"{name} is no longer linked to Taiga", name, report)
+            return
+        logger.info("plan %s: resuming (%s) after a restart", plan.id, plan.state)
+        run = decisions.ApplyRun(
+            actor=approver,
+            approver=approver,
+            first_line=f"Resuming after a restart (approved by {name}); writing to Taiga…",
+            explain_failure=lambda error: _failure_sentence(error, name, plan.project_slug),
+            show_at_once=False,  # a replica that loses the race leaves the message alone
+        )
+        session = taiga_session(self.services, link)
+        result = await decisions.apply_and_show(self.services, plan, session, run)
+        if result is None:
+            report.parked.append(plan.id)
+        elif result.state == "executing":
+            logger.info("plan %s: another run is applying it; left to that run", plan.id)
+            report.busy.append(plan.id)
+        else:
+            report.resumed.append(plan.id)
+
+    async def _link(self, team_id: str, user_id: str) -> repo.TaigaLinkView | None:
+        cipher = self.services.cipher
+        return await self.services.db.run(
+            lambda s: repo.get_link(s, cipher=cipher, team_id=team_id, user_id=user_id)
+        )
+
+    async def _park(self, plan: Plan, why: str, name: str, report: SweepReport) -> None:
+        """Move the plan (still as read) to `partial` and show who must retry; a plan that
+        someone touched meanwhile is left to them."""
+        moved = await self.services.db.run(
+            lambda s: repo.transition_plan(
+                s, plan_id=plan.id, from_states=[plan.state], to_state="partial",
+                expected_version=plan.version, error=f"Not resumed: {why}.",
+            )
+        )
+        if not moved:
+            report.busy.append(plan.id)
+            return
+        logger.warning("plan %s: not resumed after a restart: the approver's link is gone", plan.id)
+        await decisions.show_retry(self.services, plan, _retry_sentence(why, name))
+        report.parked.append(plan.id)
+
+
+def _retry_sentence(why: str, name: str) -> str:
+    return f"{RESTARTED}: {why}. {name} must link Taiga again with /taiga login, then press Retry."
+
+
+def _failure_sentence(error: Exception, name: str, project: str) -> str:
+    if is_link_expired(error):
+        return _retry_sentence(f"the Taiga link of {name} has expired", name)
+    return f"{RESTARTED}. {explain(error, project=project)} {name} can press Retry."
