@@ -154,6 +154,8 @@ def create_api(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if state.owns_slack and settings.slack_bot_token and not settings.socket_mode:
+            state.get_bot().start()  # the recovery sweep (`uvicorn bot.server:api`, the Procfile)
         yield
         await state.aclose()
 

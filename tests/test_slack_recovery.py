@@ -19,9 +19,12 @@ import pytest
 from agent.executor import apply_plan
 from agent.proposal import Proposal
 from bot.middleware import taiga_session
+from bot.server import create_api
 from bot.services.decisions import show_retry
 from bot.services.recovery import INTERRUPTED_BY_SHUTDOWN, RecoverySweep, SweepReport
 from storage import repositories as repo
+from storage.crypto import generate_key
+from storage.db import Database
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PROJECT_ID, FakeTaiga
@@ -368,3 +371,39 @@ async def test_retry_on_a_plan_whose_run_died_lets_the_executor_take_it_over(
     await h.wait_update(lambda p: p["ts"] == ts and "Sprint plan applied" in block_text(p))
     await h.settle()
     assert_each_item_once(h)
+
+
+# --------------------------------------------------------------------------- the served app
+
+
+@pytest.mark.anyio
+async def test_uvicorn_serving_the_api_in_http_mode_runs_the_sweep(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_slack: FakeSlack,
+    sqlite_database: Database,
+) -> None:
+    """`uvicorn bot.server:api` (the Procfile) starts the sweep with the app's lifespan."""
+    channel = fake_slack.add_channel("planning")
+    ts = fake_slack.add_message(channel, "Proposed sprint plan", user=fake_slack.bot_user_id)
+    await sqlite_database.run(
+        lambda s: repo.create_plan(
+            s, slack_team_id=fake_slack.team_id, slack_channel_id=channel, slack_thread_ts=ts,
+            slack_message_ts=ts, requester_slack_id="U1", project_id=1, project_slug="p",
+            target_sprint="Sprint 6", minutes_digest="0" * 64, state="proposed",
+            expires_at=datetime.now(UTC) - timedelta(hours=1),
+        )
+    )
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name, value in {
+        "DATABASE_URL": sqlite_database.url.render_as_string(hide_password=False),
+        "SLACK_BOT_TOKEN": fake_slack.bot_token, "SLACK_SIGNING_SECRET": "secret",
+        "SLACK_API_URL": fake_slack.api_url, "SLACK_APP_TOKEN": "",
+        "TOKEN_ENCRYPTION_KEYS": generate_key(),
+    }.items():
+        monkeypatch.setenv(name, value)
+    app = create_api()
+
+    async with app.router.lifespan_context(app):
+        update = await fake_slack.wait_for("chat.update", within=WAIT)
+
+    assert update.params["ts"] == ts
+    assert "expired" in block_text(update.params)
