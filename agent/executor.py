@@ -48,6 +48,10 @@ from taiga.errors import (
 
 log = logging.getLogger(__name__)
 
+_INTERRUPTED = "Interrupted: {}"
+# Stored as the plan's error when a shutdown cancels an apply; the bot's sweep resumes those.
+INTERRUPTED_BY_SHUTDOWN = _INTERRUPTED.format(asyncio.CancelledError.__name__)
+
 Progress = Callable[[str], Awaitable[None]]
 Now = Callable[[], datetime]
 ItemKind = Literal["milestone", "story", "task"]
@@ -845,7 +849,7 @@ async def apply_plan(
         result = await _execute(run, *_actions(proposal))
     except BaseException as error:  # never leave the plan stuck in executing
         await _transition(
-            db, plan_id, ["executing"], "partial", error=f"Interrupted: {type(error).__name__}"
+            db, plan_id, ["executing"], "partial", error=_INTERRUPTED.format(type(error).__name__)
         )
         raise
     stored = await _transition(

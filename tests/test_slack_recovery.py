@@ -16,12 +16,12 @@ from typing import Any
 import anyio
 import pytest
 
-from agent.executor import apply_plan
+from agent.executor import INTERRUPTED_BY_SHUTDOWN, apply_plan
 from agent.proposal import Proposal
 from bot.middleware import taiga_session
 from bot.server import create_api
 from bot.services.decisions import show_retry
-from bot.services.recovery import INTERRUPTED_BY_SHUTDOWN, RecoverySweep, SweepReport
+from bot.services.recovery import RecoverySweep, SweepReport
 from storage import repositories as repo
 from storage.crypto import generate_key
 from storage.db import Database

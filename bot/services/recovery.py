@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from agent.executor import DEFAULT_STALE_AFTER
+from agent.executor import DEFAULT_STALE_AFTER, INTERRUPTED_BY_SHUTDOWN
 from bot.middleware import taiga_session
 from bot.services import decisions
 from bot.services.core import Services
@@ -34,9 +34,6 @@ DEFAULT_INTERVAL_SECONDS = 60.0
 # An approved plan's apply starts within a second; one still `approved` after this never started.
 DEFAULT_APPROVED_GRACE = timedelta(minutes=2)
 DEFAULT_BATCH = 20
-# What `agent.executor.apply_plan` stores when its run is cancelled (a shutdown): the plan is
-# `partial` but its message still says "Applying the plan…" with no Retry.
-INTERRUPTED_BY_SHUTDOWN = "Interrupted: CancelledError"
 RESTARTED = "Taiga Planner restarted while applying this plan and could not finish it"
 
 
