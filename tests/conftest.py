@@ -9,3 +9,4 @@ pytest_plugins += ["tests.peers.fake_taiga"]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+pytest_plugins += ["tests.peers.slack_harness"]

@@ -7,20 +7,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from storage import repositories as repo
-from tests.peers.fake_anthropic import FakeAnthropic
-from tests.peers.fake_slack import FakeSlack
-from tests.peers.fake_taiga import OTHER_PROJECT_ID, OTHER_PROJECT_SLUG, PROJECT_ID, FakeTaiga
-from tests.test_slack_support import (
+from tests.peers.fake_taiga import OTHER_PROJECT_ID, OTHER_PROJECT_SLUG, PROJECT_ID
+from tests.peers.slack_harness import (
     WAIT,
     Harness,
     block_text,
     has_button,
-    running_harness,
     story_turn,
 )
 
@@ -38,13 +34,11 @@ SENT = ("chat.postMessage", "chat.update", "chat.postEphemeral")
 
 
 @pytest.fixture
-async def h(
-    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
-) -> AsyncIterator[Harness]:
-    async with running_harness(tmp_path, fake_slack, fake_taiga, fake_anthropic) as harness:
-        yield harness
-        await harness.settle()
-        assert_no_internals(harness)
+async def h(h: Harness) -> AsyncIterator[Harness]:
+    """Every test here ends by checking that nothing Slack received shows our internals."""
+    yield h
+    await h.settle()
+    assert_no_internals(h)
 
 
 def assert_no_internals(h: Harness) -> None:

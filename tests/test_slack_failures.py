@@ -3,7 +3,6 @@ and its Retry, and approvers without the Taiga permissions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from tests.peers.fake_anthropic import FakeAnthropic, overloaded
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PROJECT_ID, FakeTaiga
-from tests.test_slack_support import (
+from tests.peers.slack_harness import (
     WAIT,
     Harness,
     block_text,
@@ -25,13 +24,11 @@ TURN = story_turn(("Export plans as CSV", ["Write the CSV writer", "Add the butt
 
 
 @pytest.fixture
-async def h(
-    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
-) -> AsyncIterator[Harness]:
-    async with running_harness(tmp_path, fake_slack, fake_taiga, fake_anthropic) as harness:
-        await harness.link(harness.alice, "alice")
-        await harness.set_project()
-        yield harness
+async def h(h: Harness) -> Harness:
+    """Alice is linked to Taiga and the channel plans in the recorded project."""
+    await h.link(h.alice, "alice")
+    await h.set_project()
+    return h
 
 
 @pytest.mark.anyio

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -18,7 +17,7 @@ from storage.models import TaigaLink
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PROJECT_ID, FakeTaiga
-from tests.test_slack_support import (
+from tests.peers.slack_harness import (
     WAIT,
     Gate,
     Harness,
@@ -35,12 +34,6 @@ STORIES = (
 )
 
 
-@pytest.fixture
-async def h(
-    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
-) -> AsyncIterator[Harness]:
-    async with running_harness(tmp_path, fake_slack, fake_taiga, fake_anthropic) as harness:
-        yield harness
 
 
 async def linked(h: Harness) -> None:

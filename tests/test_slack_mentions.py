@@ -4,7 +4,6 @@ and Slack's re-deliveries."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from storage.models import SlackEvent
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import FakeTaiga
-from tests.test_slack_support import (
+from tests.peers.slack_harness import (
     WAIT,
     Harness,
     block_text,
@@ -28,13 +27,11 @@ TURN = story_turn(("Export plans as CSV", ["Write the CSV writer"]))
 
 
 @pytest.fixture
-async def h(
-    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
-) -> AsyncIterator[Harness]:
-    async with running_harness(tmp_path, fake_slack, fake_taiga, fake_anthropic) as harness:
-        await harness.link(harness.alice, "alice")
-        await harness.set_project()
-        yield harness
+async def h(h: Harness) -> Harness:
+    """Alice is linked to Taiga and the channel plans in the recorded project."""
+    await h.link(h.alice, "alice")
+    await h.set_project()
+    return h
 
 
 def model_prompt(h: Harness) -> str:

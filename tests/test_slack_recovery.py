@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,13 @@ from bot.services.recovery import RecoverySweep, SweepReport
 from storage import repositories as repo
 from storage.crypto import generate_key
 from storage.db import Database
-from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
-from tests.peers.fake_taiga import PROJECT_ID, FakeTaiga
-from tests.test_slack_support import (
+from tests.peers.fake_taiga import PROJECT_ID
+from tests.peers.slack_harness import (
     WAIT,
     Harness,
     block_text,
     has_button,
-    running_harness,
     story_turn,
 )
 
@@ -51,13 +48,11 @@ AFTER_CRASH = {"approved": timedelta(minutes=3), "executing": timedelta(minutes=
 
 
 @pytest.fixture
-async def h(
-    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
-) -> AsyncIterator[Harness]:
-    async with running_harness(tmp_path, fake_slack, fake_taiga, fake_anthropic) as harness:
-        await harness.link(harness.alice, "alice")
-        await harness.set_project()
-        yield harness
+async def h(h: Harness) -> Harness:
+    """Alice is linked to Taiga and the channel plans in the recorded project."""
+    await h.link(h.alice, "alice")
+    await h.set_project()
+    return h
 
 
 async def propose(h: Harness) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from bot.serve import serve_socket_mode
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import FakeTaiga
-from tests.test_slack_support import WAIT, running_harness
+from tests.peers.slack_harness import WAIT, running_harness
 
 
 @pytest.mark.anyio
