@@ -335,10 +335,10 @@ async def bench_agent_run(latencies: Sequence[float], runs: int) -> Table:
             max(calls),
         )
     table.notes = [
-        "Taiga reqs/run: GET project (API) + GET project, sprints, sprint stories (propose) + "
-        "3 story POSTs + 6 task POSTs.",
-        "depth: GET project (API) -> GET project (propose) -> sprints | sprint stories -> "
-        "3 stories -> 6 tasks at c=4 (2 round trips); the project is read twice.",
+        "Taiga reqs/run: GET project (read once, handed to propose) + sprints, sprint stories "
+        "(propose) + GET users/me (apply: who sends the writes) + 3 story POSTs + 6 task POSTs.",
+        "depth: GET project -> sprints | sprint stories -> users/me -> 3 stories -> "
+        "6 tasks at c=4 (2 round trips).",
     ]
     return table
 
