@@ -10,3 +10,4 @@ pytest_plugins += ["tests.peers.fake_taiga"]
 def anyio_backend() -> str:
     return "asyncio"
 pytest_plugins += ["tests.peers.slack_harness"]
+pytest_plugins += ["tests.peers.cli_env"]
