@@ -293,7 +293,7 @@ class _Run:
     used_ids: dict[ItemKind, set[int]] = field(default_factory=dict)
     milestone_id: int | None = None
     milestone_slug: str | None = None
-    _me_id: int | None = None
+    actor_id: int | None = None  # the acting Taiga user, when the caller knows it
     _me_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # ----- helpers
@@ -311,10 +311,11 @@ class _Run:
             log.warning("progress callback failed", exc_info=True)
 
     async def me_id(self) -> int:
+        """The acting Taiga user: as the caller passed it, else asked of Taiga once."""
         async with self._me_lock:
-            if self._me_id is None:
-                self._me_id = (await self.taiga.me()).id
-            return self._me_id
+            if self.actor_id is None:
+                self.actor_id = (await self.taiga.me()).id
+            return self.actor_id
 
     def remember(self, action: _Action, outcome: _Outcome) -> None:
         self.outcomes[action.key] = outcome
@@ -808,8 +809,12 @@ async def apply_plan(
     now: Now = _utcnow,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
+    actor_id: int | None = None,
 ) -> ExecutionResult:
     """Apply the plan's stored proposal with the acting user's Taiga session, exactly once.
+
+    `actor_id` is that session's Taiga user id when the caller knows it (a Slack link stores
+    it); without it the executor asks Taiga (`users/me`) once, when it first needs it.
 
     Returns the stored result when the plan is already done, and a result in state `executing`
     (writing nothing) when another apply of the same plan is running. Raises `PlanNotFound`, or
@@ -845,6 +850,7 @@ async def apply_plan(
             now=now,
             clock_skew=clock_skew,
             progress=progress,
+            actor_id=actor_id,
         )
         result = await _execute(run, *_actions(proposal))
     except BaseException as error:  # never leave the plan stuck in executing

@@ -244,6 +244,25 @@ async def test_a_double_approve_writes_each_item_once(h: Harness) -> None:
 
 
 @pytest.mark.anyio
+async def test_approve_writes_as_the_linked_taiga_user_without_asking_taiga_who_that_is(
+    h: Harness,
+) -> None:
+    await linked(h)
+    proposal_ts = await propose(h)
+    h.taiga.clear_requests()
+
+    await h.click("plan_approve", proposal_ts)
+    await h.wait_update(lambda p: "applied" in str(p.get("text")))
+    await h.settle()
+
+    assert h.taiga.requests_to("GET", "/users/me") == []
+    plan = (await h.plans())[0]
+    ledger = await h.db.run(lambda s: repo.ledger_for_plan(s, plan.id))
+    assert len(ledger) == 5
+    assert {row.actor_taiga_id for row in ledger.values()} == {h.taiga.user("alice").id}
+
+
+@pytest.mark.anyio
 async def test_an_expired_proposal_says_so_and_writes_nothing(h: Harness) -> None:
     await linked(h)
     proposal_ts = await propose(h)

@@ -204,12 +204,14 @@ async def reject(services: Services, decision: Decision) -> None:
 class ApplyRun:
     """Who applies a plan and what its message shows while and after it is applied.
 
-    `actor`'s Taiga session writes (a dead link is told to them by direct message); `approver`
-    is named in the result; `first_line` heads the status, shown at once with `show_at_once`,
+    `actor`'s Taiga session writes (a dead link is told to them by direct message) as the Taiga
+    user `actor_taiga_id` (from their link, so the executor need not ask Taiga); `approver` is
+    named in the result; `first_line` heads the status, shown at once with `show_at_once`,
     else with the executor's first progress (so a run that finds the plan busy changes nothing);
     `explain_failure` is the plain sentence shown with Retry when the apply fails."""
 
     actor: str
+    actor_taiga_id: int
     approver: str
     first_line: str
     explain_failure: Callable[[Exception], str]
@@ -222,8 +224,10 @@ async def _apply(
 ) -> None:
     """Apply and show the result; a Retry shows its status only once the executor writes, so a
     Retry of a plan another run holds leaves the message (and its button) as it is."""
+    assert decision.link is not None  # `_may_decide` gave a session, so the clicker is linked
     run = ApplyRun(
         actor=decision.user_id,
+        actor_taiga_id=decision.link.taiga_user_id,
         approver=decision.user_id,
         first_line=f"Approved by {await display_name(services, decision.user_id)}; "
         "writing to Taiga…",
@@ -254,6 +258,7 @@ async def apply_and_show(
         result = await apply_plan(
             db=services.db, plan_id=plan.id, taiga=session,
             web_url=services.settings.taiga_web_url, progress=status.step, now=services.now,
+            actor_id=run.actor_taiga_id,
         )
     except Exception as error:
         await status.close()

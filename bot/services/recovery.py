@@ -128,6 +128,7 @@ class RecoverySweep:
         logger.info("plan %s: resuming (%s) after a restart", plan.id, plan.state)
         run = decisions.ApplyRun(
             actor=approver,
+            actor_taiga_id=link.taiga_user_id,
             approver=approver,
             first_line=f"Resuming after a restart (approved by {name}); writing to Taiga…",
             explain_failure=lambda error: _failure_sentence(error, name, plan.project_slug),
