@@ -8,6 +8,7 @@ import math
 import anthropic
 from slack_sdk.errors import SlackApiError
 
+from agent.identity import LinkExpired
 from agent.loop import PlanningError
 from taiga.errors import (
     BadCredentials,
@@ -108,8 +109,8 @@ def explain(
 
 
 def is_link_expired(error: BaseException) -> bool:
-    """The refresh hook's `LinkExpired` (by name: the identity module owns the type)."""
-    return any(cls.__name__ == "LinkExpired" for cls in type(error).__mro__)
+    """The refresh hook's `LinkExpired`: the stored Taiga link can no longer be renewed."""
+    return isinstance(error, LinkExpired)
 
 
 def not_in_channel_sentence(channel_id: str) -> str:
