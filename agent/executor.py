@@ -317,6 +317,13 @@ class _Run:
                 self.actor_id = (await self.taiga.me()).id
             return self.actor_id
 
+    def recorded(self, action: _Action) -> _Outcome | None:
+        """What the ledger says a done action created, or None."""
+        entry = self.ledger.get(action.key)
+        if entry is None or entry.state != "done" or entry.taiga_id is None:
+            return None
+        return _Outcome(id=entry.taiga_id, ref=entry.taiga_ref)
+
     def remember(self, action: _Action, outcome: _Outcome) -> None:
         self.outcomes[action.key] = outcome
         self.used_ids.setdefault(action.kind, set()).add(outcome.id)
@@ -386,9 +393,8 @@ class _Run:
         on_done: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         for action in actions:
-            entry = self.ledger.get(action.key)
-            if entry is not None and entry.state == "done" and entry.taiga_id is not None:
-                self.remember(action, _Outcome(id=entry.taiga_id, ref=entry.taiga_ref))
+            if (outcome := self.recorded(action)) is not None:
+                self.remember(action, outcome)
         unknown = [a for a in actions if self._is_pending(a)]
         fresh = [a for a in actions if a.key not in self.ledger]
         if not unknown and not fresh:
@@ -472,7 +478,21 @@ class _Run:
             and _aware(candidate.created_date) >= since
         )
 
-    def adopt(self, action: _Action, candidates: Sequence[Any], me: int) -> _Outcome | None:
+    def adopt_all(
+        self,
+        actions: Sequence[_Action],
+        candidates_of: Callable[[_Action], Sequence[Any]],
+        me: int,
+    ) -> dict[str, _Outcome]:
+        """Each action's match among its candidates, by action key (unmatched ones left out)."""
+        found: dict[str, _Outcome] = {}
+        for action in actions:
+            outcome = self._adopt(action, candidates_of(action), me)
+            if outcome is not None:
+                found[action.key] = outcome
+        return found
+
+    def _adopt(self, action: _Action, candidates: Sequence[Any], me: int) -> _Outcome | None:
         """The first matching candidate not yet claimed by another action of this plan."""
         used = self.used_ids.setdefault(action.kind, set())
         for candidate in sorted(candidates, key=lambda c: c.id):
@@ -554,12 +574,7 @@ async def _story_phase(run: _Run, stories: Sequence[_Action]) -> None:
         existing = await run.taiga.list_user_stories(
             run.project_id, milestone_id=run.milestone_id, backlog=run.milestone_id is None
         )
-        found: dict[str, _Outcome] = {}
-        for action in actions:
-            outcome = run.adopt(action, existing, me)
-            if outcome is not None:
-                found[action.key] = outcome
-        return found
+        return run.adopt_all(actions, lambda _action: existing, me)
 
     async def on_done() -> None:
         await run.report(f"Created {counter.bump()}/{total} stories…")
@@ -606,13 +621,9 @@ async def _task_phase(run: _Run, tasks: Sequence[_Action]) -> None:
             existing = []
             for sid in {story_id(a) for a in actions}:
                 existing += await run.taiga.list_tasks(user_story_id=sid)
-        found: dict[str, _Outcome] = {}
-        for action in actions:
-            same_story = [t for t in existing if t.user_story == story_id(action)]
-            outcome = run.adopt(action, same_story, me)
-            if outcome is not None:
-                found[action.key] = outcome
-        return found
+        return run.adopt_all(
+            actions, lambda action: [t for t in existing if t.user_story == story_id(action)], me
+        )
 
     async def on_done() -> None:
         await run.report(f"Created {counter.bump()}/{total} tasks…")
@@ -924,11 +935,10 @@ async def _not_applied(
         run.milestone_slug = proposal.milestone.slug
     sprint, stories, tasks = _actions(proposal)
     for action in [*([sprint] if sprint else []), *stories, *tasks]:
-        entry = run.ledger.get(action.key)
-        if entry is not None and entry.state == "done" and entry.taiga_id is not None:
-            run.remember(action, _Outcome(id=entry.taiga_id, ref=entry.taiga_ref))
+        if (outcome := run.recorded(action)) is not None:
+            run.remember(action, outcome)
             if action.kind == "milestone":
-                run.milestone_id = entry.taiga_id
+                run.milestone_id = outcome.id
         else:
             run.fail(action, "in progress: another apply of this plan is running", skipped=True)
     return _build_result(run, sprint, stories, tasks, "executing")
