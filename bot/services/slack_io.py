@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_text
+from bot.services.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,13 @@ Respond = Callable[..., Awaitable[Any]]
 Json = dict[str, Any]
 
 REPLIES_PAGE = 200
+# 10,000 messages: far more than minutes within MAX_MINUTES_CHARS can hold; a cursor that never
+# ends (a Slack bug) must not page forever.
+MAX_REPLY_PAGES = 50
+THREAD_TOO_LONG = (
+    "This thread is too long for me to read as minutes. Mention me in a new message with the "
+    "minutes in it: @Taiga Planner plan <sprint name>, then the minutes on the next lines."
+)
 
 
 def tell_by_response_url(respond: Respond) -> Tell:
@@ -83,7 +91,7 @@ async def thread_messages(slack: AsyncWebClient, *, channel: str, thread_ts: str
     """Every message of a thread (conversations.replies, all pages), oldest first."""
     messages: list[Json] = []
     cursor: str | None = None
-    while True:
+    for _page in range(MAX_REPLY_PAGES):
         kwargs: Json = {"cursor": cursor} if cursor else {}
         page = await slack.conversations_replies(
             channel=channel, ts=thread_ts, limit=REPLIES_PAGE, **kwargs
@@ -92,6 +100,7 @@ async def thread_messages(slack: AsyncWebClient, *, channel: str, thread_ts: str
         cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
         if not cursor:
             return messages
+    raise UserError(THREAD_TOO_LONG)
 
 
 # Subtypes of what people write; every other subtype (a deleted parent's `tombstone`, joins,
