@@ -47,7 +47,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -406,6 +406,12 @@ class FakeTaiga:
         counter = self._ids.setdefault(kind, itertools.count(at_least))
         return next(counter)
 
+    def _claim_id(self, kind: str, chosen: int | None) -> int:
+        """`chosen` (or the next id of `kind`), which later generated ids stay above."""
+        used = chosen if chosen is not None else self._next_id(kind)
+        self._bump(kind, used)
+        return used
+
     def _bump(self, kind: str, used: int) -> None:
         """Make the next generated id of `kind` larger than an explicitly chosen one."""
         current = self._ids.get(kind)
@@ -425,8 +431,7 @@ class FakeTaiga:
         gravatar_id: str = "",
     ) -> int:
         with self._lock:
-            uid = user_id if user_id is not None else self._next_id("user")
-            self._bump("user", uid)
+            uid = self._claim_id("user", user_id)
             self._users[uid] = _User(
                 id=uid,
                 username=username,
@@ -453,8 +458,7 @@ class FakeTaiga:
         """A project with Taiga's scrum-template roles; the owner joins as an admin member."""
         with self._lock:
             owner_user = self.user(owner)
-            pid = project_id if project_id is not None else self._next_id("project")
-            self._bump("project", pid)
+            pid = self._claim_id("project", project_id)
             self._projects[pid] = _Project(
                 id=pid,
                 name=name,
@@ -479,8 +483,7 @@ class FakeTaiga:
         role_id: int | None = None,
     ) -> int:
         with self._lock:
-            rid = role_id if role_id is not None else self._next_id("role")
-            self._bump("role", rid)
+            rid = self._claim_id("role", role_id)
             self._roles[rid] = _Role(rid, project_id, name, list(permissions), order, computable)
             return rid
 
@@ -508,8 +511,7 @@ class FakeTaiga:
     ) -> dict[str, Any]:
         with self._lock:
             project = self._projects[project_id]
-            mid = milestone_id if milestone_id is not None else self._next_id("milestone")
-            self._bump("milestone", mid)
+            mid = self._claim_id("milestone", milestone_id)
             now = timestamp()
             self._milestones[mid] = {
                 "id": mid,
@@ -538,7 +540,7 @@ class FakeTaiga:
     ) -> dict[str, Any]:
         """Create a user story directly (no HTTP); returns its API body."""
         with self._lock:
-            owner_id = self.user(owner).id if owner else self._projects[project_id].owner
+            owner_id = self._owner_id(project_id, owner)
             return self._story_body(
                 self._create_story(project_id, subject, owner_id, milestone_id, description, tags),
                 detail=True,
@@ -555,11 +557,15 @@ class FakeTaiga:
         owner: str | None = None,
     ) -> dict[str, Any]:
         with self._lock:
-            owner_id = self.user(owner).id if owner else self._projects[project_id].owner
+            owner_id = self._owner_id(project_id, owner)
             task = self._create_task(
                 project_id, subject, owner_id, user_story_id, milestone_id, description
             )
             return self._task_body(task, detail=True)
+
+    def _owner_id(self, project_id: int, owner: str | None) -> int:
+        """The named user, or else the project's owner."""
+        return self.user(owner).id if owner else self._projects[project_id].owner
 
     def seed_recorded(self) -> None:
         """Reproduce the data the samples were recorded against (ids included)."""
@@ -619,19 +625,13 @@ class FakeTaiga:
     def stories(self, project_id: int) -> list[dict[str, Any]]:
         """Every user story of the project (detail bodies), by id."""
         with self._lock:
-            return [
-                self._story_body(s, detail=True)
-                for s in sorted(self._stories.values(), key=lambda s: s["id"])
-                if s["project"] == project_id
-            ]
+            rows = _of_projects(self._stories, {project_id})
+            return [self._story_body(s, detail=True) for s in rows]
 
     def tasks(self, project_id: int) -> list[dict[str, Any]]:
         with self._lock:
-            return [
-                self._task_body(t, detail=True)
-                for t in sorted(self._tasks.values(), key=lambda t: t["id"])
-                if t["project"] == project_id
-            ]
+            rows = _of_projects(self._tasks, {project_id})
+            return [self._task_body(t, detail=True) for t in rows]
 
     def milestones(self, project_id: int) -> list[dict[str, Any]]:
         """The project's sprints as GET /milestones lists them (newest first)."""
@@ -666,18 +666,17 @@ class FakeTaiga:
 
     def expire_access_tokens(self, username: str) -> None:
         """Every access token issued so far to the user stops working (refresh still works)."""
-        with self._lock:
-            uid = self.user(username).id
-            for token, (owner, _) in list(self._access.items()):
-                if owner == uid:
-                    self._access[token] = (owner, True)
+        self._expire(self._access, username)
 
     def expire_refresh_tokens(self, username: str) -> None:
+        self._expire(self._refresh, username)
+
+    def _expire(self, tokens: dict[str, tuple[int, bool]], username: str) -> None:
         with self._lock:
             uid = self.user(username).id
-            for token, (owner, _) in list(self._refresh.items()):
+            for token, (owner, _) in list(tokens.items()):
                 if owner == uid:
-                    self._refresh[token] = (owner, True)
+                    tokens[token] = (owner, True)
 
     def _issue(self, user_id: int) -> dict[str, str]:
         access = f"fake-access.{user_id}.{secrets.token_urlsafe(24)}"
@@ -1137,8 +1136,7 @@ class FakeTaiga:
             key=lambda s: (s["sprint_order"], s["id"]),
         )
         return {
-            "project": milestone["project"],
-            "project_extra_info": self._project_extra(milestone["project"]),
+            **self._in_project(milestone),
             "id": milestone["id"],
             "name": milestone["name"],
             "slug": milestone["slug"],
@@ -1155,21 +1153,55 @@ class FakeTaiga:
             "closed_points": None,
         }
 
+    # Fields that story, task and sprint bodies share, in Taiga's order (spread into each body).
+
+    def _in_project(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "project": item["project"],
+            "project_extra_info": self._project_extra(item["project"]),
+        }
+
+    def _status(self, item: dict[str, Any], kind: str) -> dict[str, Any]:
+        return {
+            "status": item["status"],
+            "status_extra_info": self._status_info(item["status"], kind),
+        }
+
+    def _people(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "assigned_to": None,
+            "assigned_to_extra_info": None,
+            "owner": item["owner"],
+            "owner_extra_info": self._user_extra(item["owner"]),
+            "is_watcher": False,
+            "total_watchers": 0,
+            "is_voter": False,
+            "total_voters": 0,
+        }
+
+    @staticmethod
+    def _described(item: dict[str, Any]) -> dict[str, Any]:
+        """The detail-only description fields."""
+        return {
+            "blocked_note_html": "",
+            "description": item["description"],
+            "description_html": _html(item["description"]),
+        }
+
+    def _sprint_of(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        return self._milestones.get(item["milestone"]) if item["milestone"] else None
+
     def _status_info(self, status_id: int, kind: str) -> dict[str, Any]:
         status = next(s for s in PROJECT_VALUES[kind] if s["id"] == status_id)
         return {"name": status["name"], "color": status["color"], "is_closed": status["is_closed"]}
 
     def _embedded_story(self, story: dict[str, Any]) -> dict[str, Any]:
         return {
-            "due_date": None,
-            "due_date_reason": "",
-            "due_date_status": "not_set",
+            **_DUE_DATE,
             "assigned_to": None,
             "assigned_to_extra_info": None,
-            "status": story["status"],
-            "status_extra_info": self._status_info(story["status"], "us_statuses"),
-            "project": story["project"],
-            "project_extra_info": self._project_extra(story["project"]),
+            **self._status(story, "us_statuses"),
+            **self._in_project(story),
             "id": story["id"],
             "ref": story["ref"],
             "milestone": story["milestone"],
@@ -1200,26 +1232,15 @@ class FakeTaiga:
     def _story_body(
         self, story: dict[str, Any], *, detail: bool, neighbors: bool = False
     ) -> dict[str, Any]:
-        milestone = self._milestones.get(story["milestone"]) if story["milestone"] else None
+        milestone = self._sprint_of(story)
         body: dict[str, Any] = {
-            "due_date": None,
-            "due_date_reason": "",
-            "due_date_status": "not_set",
+            **_DUE_DATE,
             "total_comments": 0,
             "tags": [[tag, None] for tag in story["tags"]],
             "attachments": [],
-            "status": story["status"],
-            "status_extra_info": self._status_info(story["status"], "us_statuses"),
-            "assigned_to": None,
-            "assigned_to_extra_info": None,
-            "owner": story["owner"],
-            "owner_extra_info": self._user_extra(story["owner"]),
-            "is_watcher": False,
-            "total_watchers": 0,
-            "is_voter": False,
-            "total_voters": 0,
-            "project": story["project"],
-            "project_extra_info": self._project_extra(story["project"]),
+            **self._status(story, "us_statuses"),
+            **self._people(story),
+            **self._in_project(story),
             "id": story["id"],
             "ref": story["ref"],
             "milestone": story["milestone"],
@@ -1257,35 +1278,22 @@ class FakeTaiga:
             "assigned_users": [],
         }
         if detail:
-            body["blocked_note_html"] = ""
-            body["description"] = story["description"]
-            body["description_html"] = _html(story["description"])
+            body.update(self._described(story))
         if neighbors:
             body["neighbors"] = {"previous": None, "next": None}
         return body
 
     def _task_body(self, task: dict[str, Any], *, detail: bool) -> dict[str, Any]:
-        milestone = self._milestones.get(task["milestone"]) if task["milestone"] else None
+        milestone = self._sprint_of(task)
         story = self._stories.get(task["user_story"]) if task["user_story"] else None
         body: dict[str, Any] = {
-            "due_date": None,
-            "due_date_reason": "",
-            "due_date_status": "not_set",
+            **_DUE_DATE,
             "total_comments": 0,
             "tags": [],
             "attachments": [],
-            "project": task["project"],
-            "project_extra_info": self._project_extra(task["project"]),
-            "status": task["status"],
-            "status_extra_info": self._status_info(task["status"], "task_statuses"),
-            "assigned_to": None,
-            "assigned_to_extra_info": None,
-            "owner": task["owner"],
-            "owner_extra_info": self._user_extra(task["owner"]),
-            "is_watcher": False,
-            "total_watchers": 0,
-            "is_voter": False,
-            "total_voters": 0,
+            **self._in_project(task),
+            **self._status(task, "task_statuses"),
+            **self._people(task),
             "id": task["id"],
             "user_story": task["user_story"],
             "ref": task["ref"],
@@ -1313,9 +1321,7 @@ class FakeTaiga:
         if detail:
             body["comment"] = ""
             body["generated_user_stories"] = None
-            body["blocked_note_html"] = ""
-            body["description"] = task["description"]
-            body["description_html"] = _html(task["description"])
+            body.update(self._described(task))
         return body
 
     # -- creation (callers hold the lock)
@@ -1329,28 +1335,11 @@ class FakeTaiga:
         description: str,
         tags: list[str] | tuple[str, ...],
     ) -> dict[str, Any]:
-        project = self._projects[project_id]
-        sid = self._next_id("story")
-        now = timestamp()
         order = _order_value()
-        story = {
-            "id": sid,
-            "ref": next(project.refs),
-            "project": project_id,
-            "subject": subject,
-            "description": description,
-            "milestone": milestone_id,
-            "owner": owner_id,
-            "tags": list(dict.fromkeys(str(t).lower() for t in tags)),
-            "status": 1,
-            "version": 1,
-            "created_date": now,
-            "modified_date": now,
-            "backlog_order": order,
-            "sprint_order": order,
-            "kanban_order": order,
-        }
-        self._stories[sid] = story
+        story = self._new_item("story", project_id, subject, description, milestone_id, owner_id)
+        story["tags"] = list(dict.fromkeys(str(t).lower() for t in tags))
+        story |= {"backlog_order": order, "sprint_order": order, "kanban_order": order}
+        self._stories[story["id"]] = story
         return story
 
     def _create_task(
@@ -1362,28 +1351,37 @@ class FakeTaiga:
         milestone_id: int | None,
         description: str,
     ) -> dict[str, Any]:
-        project = self._projects[project_id]
-        tid = self._next_id("task")
-        now = timestamp()
         order = _order_value() // 1000
-        task = {
-            "id": tid,
+        task = self._new_item("task", project_id, subject, description, milestone_id, owner_id)
+        task |= {"user_story": user_story_id, "us_order": order, "taskboard_order": order}
+        self._tasks[task["id"]] = task
+        return task
+
+    def _new_item(
+        self,
+        kind: str,
+        project_id: int,
+        subject: str,
+        description: str,
+        milestone_id: int | None,
+        owner_id: int,
+    ) -> dict[str, Any]:
+        """The fields a new story and a new task share: the next id and the project's next ref."""
+        project = self._projects[project_id]
+        now = timestamp()
+        return {
+            "id": self._next_id(kind),
             "ref": next(project.refs),
             "project": project_id,
             "subject": subject,
             "description": description,
-            "user_story": user_story_id,
             "milestone": milestone_id,
             "owner": owner_id,
             "status": 1,
             "version": 1,
             "created_date": now,
             "modified_date": now,
-            "us_order": order,
-            "taskboard_order": order,
         }
-        self._tasks[tid] = task
-        return task
 
     # -- pagination
 
@@ -1446,6 +1444,31 @@ class FakeTaiga:
             errors[name] = [f"Invalid pk '{value}' - object does not exist."]
             return None
         return value
+
+    def _required_pk(
+        self,
+        payload: dict[str, Any],
+        name: str,
+        table: dict[int, Any],
+        errors: dict[str, list[str]],
+    ) -> int | None:
+        if name not in payload:
+            errors[name] = [REQUIRED]
+        return self._pk(payload, name, table, errors)
+
+    def _valid_project(
+        self,
+        errors: dict[str, list[str]],
+        project_id: int | None,
+        user: _User,
+        permission: str,
+    ) -> int:
+        """The 400 of the collected field errors, else the project once `user` may `permission`."""
+        if errors:
+            raise _Reply(400, errors)
+        assert project_id is not None
+        self._check(self._projects[project_id], user, permission)
+        return project_id
 
     @staticmethod
     def _text(payload: dict[str, Any], name: str, errors: dict[str, list[str]]) -> str:
@@ -1590,9 +1613,7 @@ class FakeTaiga:
         user = self._require_user(request)
         payload = self._payload(request)
         errors: dict[str, list[str]] = {}
-        project_id = self._pk(payload, "project", self._projects, errors)
-        if "project" not in payload:
-            errors["project"] = [REQUIRED]
+        project_id = self._required_pk(payload, "project", self._projects, errors)
         name = self._text(payload, "name", errors)
         dates: dict[str, str] = {}
         for key in ("estimated_start", "estimated_finish"):
@@ -1612,10 +1633,7 @@ class FakeTaiga:
             m["project"] == project_id and m["name"] == name for m in self._milestones.values()
         ):
             errors["name"] = ["Duplicated name"]
-        if errors:
-            raise _Reply(400, errors)
-        assert project_id is not None
-        self._check(self._projects[project_id], user, "add_milestone")
+        project_id = self._valid_project(errors, project_id, user, "add_milestone")
         body = self.add_milestone(
             project_id,
             name,
@@ -1629,11 +1647,7 @@ class FakeTaiga:
         user = self._current_user(request)
         visible = self._visible_projects(user, "view_us")
         query = request.query
-        found = [
-            s
-            for s in sorted(self._stories.values(), key=lambda s: s["id"])
-            if s["project"] in visible
-        ]
+        found = _of_projects(self._stories, visible)
         if "project" in query:
             found = [s for s in found if str(s["project"]) == query["project"]]
         backlog = query.get("milestone") == "null" or query.get("milestone__isnull") == "true"
@@ -1708,15 +1722,10 @@ class FakeTaiga:
         user = self._require_user(request)
         payload = self._payload(request)
         errors: dict[str, list[str]] = {}
-        if "project" not in payload:
-            errors["project"] = [REQUIRED]
-        project_id = self._pk(payload, "project", self._projects, errors)
+        project_id = self._required_pk(payload, "project", self._projects, errors)
         subject = self._text(payload, "subject", errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
-        if errors:
-            raise _Reply(400, errors)
-        assert project_id is not None
-        self._check(self._projects[project_id], user, "add_us")
+        project_id = self._valid_project(errors, project_id, user, "add_us")
         self._story_preconditions(project_id, milestone_id)
         story = self._create_story(
             project_id, subject, user.id, milestone_id, str(payload.get("description") or ""),
@@ -1757,15 +1766,10 @@ class FakeTaiga:
         user = self._require_user(request)
         payload = self._payload(request)
         errors: dict[str, list[str]] = {}
-        if "project_id" not in payload:
-            errors["project_id"] = [REQUIRED]
-        project_id = self._pk(payload, "project_id", self._projects, errors)
+        project_id = self._required_pk(payload, "project_id", self._projects, errors)
         if not payload.get("bulk_stories"):
             errors["bulk_stories"] = [REQUIRED]
-        if errors:
-            raise _Reply(400, errors)
-        assert project_id is not None
-        self._check(self._projects[project_id], user, "add_us")
+        project_id = self._valid_project(errors, project_id, user, "add_us")
         subjects = [
             line.strip() for line in str(payload["bulk_stories"]).splitlines() if line.strip()
         ]
@@ -1782,10 +1786,7 @@ class FakeTaiga:
                 errors[key] = [REQUIRED]
         project_id = self._pk(payload, "project_id", self._projects, errors)
         milestone_id = self._pk(payload, "milestone_id", self._milestones, errors)
-        if errors:
-            raise _Reply(400, errors)
-        assert project_id is not None
-        self._check(self._projects[project_id], user, "modify_us")
+        project_id = self._valid_project(errors, project_id, user, "modify_us")
         for entry in payload["bulk_stories"]:
             story = self._stories.get(entry.get("us_id"))
             if story is not None and story["project"] == project_id:
@@ -1797,11 +1798,7 @@ class FakeTaiga:
         user = self._current_user(request)
         visible = self._visible_projects(user, "view_tasks")
         query = request.query
-        found = [
-            t
-            for t in sorted(self._tasks.values(), key=lambda t: t["id"])
-            if t["project"] in visible
-        ]
+        found = _of_projects(self._tasks, visible)
         for key in ("project", "milestone", "user_story"):
             if key in query:
                 wanted = query[key]
@@ -1825,16 +1822,11 @@ class FakeTaiga:
         user = self._require_user(request)
         payload = self._payload(request)
         errors: dict[str, list[str]] = {}
-        if "project" not in payload:
-            errors["project"] = [REQUIRED]
-        project_id = self._pk(payload, "project", self._projects, errors)
+        project_id = self._required_pk(payload, "project", self._projects, errors)
         subject = self._text(payload, "subject", errors)
         story_id = self._pk(payload, "user_story", self._stories, errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
-        if errors:
-            raise _Reply(400, errors)
-        assert project_id is not None
-        self._check(self._projects[project_id], user, "add_task")
+        project_id = self._valid_project(errors, project_id, user, "add_task")
         milestone_id = self._task_sprint(project_id, story_id, milestone_id)
         task = self._create_task(
             project_id,
@@ -1856,10 +1848,7 @@ class FakeTaiga:
         project_id = self._pk(payload, "project_id", self._projects, errors)
         milestone_id = self._pk(payload, "milestone_id", self._milestones, errors)
         story_id = self._pk(payload, "us_id", self._stories, errors)
-        if errors:
-            raise _Reply(400, errors)
-        assert project_id is not None
-        self._check(self._projects[project_id], user, "add_task")
+        project_id = self._valid_project(errors, project_id, user, "add_task")
         subjects = [
             line.strip() for line in str(payload["bulk_tasks"]).splitlines() if line.strip()
         ]
@@ -1875,6 +1864,14 @@ class FakeTaiga:
             if candidate.project == project_id and role in (candidate.id, candidate.name):
                 return candidate
         raise KeyError(f"no role {role!r} in fake Taiga project {project_id}")
+
+
+_DUE_DATE: dict[str, Any] = {"due_date": None, "due_date_reason": "", "due_date_status": "not_set"}
+
+
+def _of_projects(rows: dict[int, dict[str, Any]], projects: Container[int]) -> list[dict[str, Any]]:
+    """The rows of a table (stories, tasks) that belong to one of `projects`, by id."""
+    return [r for r in sorted(rows.values(), key=lambda r: r["id"]) if r["project"] in projects]
 
 
 def _throttled(wait: float) -> _Reply:
