@@ -81,10 +81,11 @@ class Artifacts(BaseModel):
 
 
 class RefreshedTokens(BaseModel):
-    """The new Taiga token pair, returned only when the request's access token was refreshed."""
+    """The new Taiga token pair, returned only when the request's access token was refreshed.
+    Plain strings, since the caller must receive them, but never shown in reprs (or logs)."""
 
-    auth_token: str
-    refresh: str | None = None
+    auth_token: str = Field(repr=False)
+    refresh: str | None = Field(default=None, repr=False)
 
 
 class AgentRunResponse(BaseModel):
