@@ -9,7 +9,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import accounts, planner
 from bot.services.core import Services
@@ -35,15 +34,12 @@ def register(app: AsyncApp) -> None:
 async def taiga_command(
     ack: AsyncAck,
     command: dict[str, Any],
-    client: AsyncWebClient,
     respond: AsyncRespond,
     context: AsyncBoltContext,
 ) -> None:
     sub = parse_subcommand(str(command.get("text") or ""))
     handler = SUBCOMMANDS.get(sub.name, show_usage)
-    await handler(
-        ack=ack, command=command, client=client, respond=respond, context=context, sub=sub
-    )
+    await handler(ack=ack, command=command, respond=respond, context=context, sub=sub)
 
 
 async def open_login(
