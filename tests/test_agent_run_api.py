@@ -90,6 +90,13 @@ class Api:
             headers["Idempotency-Key"] = idempotency_key
         return await self.http.post("/agent/run", json=body, headers=headers)
 
+    async def ok(self, body: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """The JSON of a run that must answer 200."""
+        response = await self.run(body, **options)
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
 
 @pytest.fixture
 async def open_api(
@@ -210,9 +217,7 @@ async def test_any_configured_key_is_accepted(
     api = await open_api(agent_api_keys=["old-key", KEY])
     fake_anthropic.script(PLAN_TURN)
 
-    response = await api.run(body_for(fake_taiga, dry_run=True), key="old-key")
-
-    assert response.status_code == 200
+    await api.ok(body_for(fake_taiga, dry_run=True), key="old-key")
 
 
 # --------------------------------------------------------------------------- the run
@@ -224,10 +229,8 @@ async def test_the_owner_gets_the_plan_created_in_taiga(
 ) -> None:
     fake_anthropic.script(PLAN_TURN)
 
-    response = await api.run(body_for(fake_taiga))
+    data = await api.ok(body_for(fake_taiga))
 
-    assert response.status_code == 200, response.text
-    data = response.json()
     story = next(
         s
         for s in fake_taiga.stories(PROJECT_ID)
@@ -266,10 +269,9 @@ async def test_milestone_id_names_the_sprint(
     fake_anthropic.script(PLAN_TURN)
     body = body_for(fake_taiga, milestone_id=SPRINT6_ID, prompt="Export as PDF was decided.")
 
-    response = await api.run(body | {"dry_run": True})
+    data = await api.ok(body | {"dry_run": True})
 
-    assert response.status_code == 200, response.text
-    assert response.json()["artifacts"]["milestone_id"] == SPRINT6_ID
+    assert data["artifacts"]["milestone_id"] == SPRINT6_ID
 
 
 @pytest.mark.anyio
@@ -279,10 +281,8 @@ async def test_a_viewer_claiming_product_owner_is_offered_no_write_tools_and_wri
     fake_anthropic.script(PLAN_TURN, PLAN_TURN)
     context = {"id": 7, "username": "bob", "roles": ["Product Owner"]}
 
-    response = await api.run(body_for(fake_taiga, "bob", user_context=context))
+    data = await api.ok(body_for(fake_taiga, "bob", user_context=context))
 
-    assert response.status_code == 200, response.text
-    data = response.json()
     assert fake_taiga.requests_to("POST", "*") == []
     for request in fake_anthropic.requests:
         assert not [name for name in request.tool_names if "create" in name]
@@ -298,10 +298,8 @@ async def test_dry_run_only_proposes(
 ) -> None:
     fake_anthropic.script(PLAN_TURN)
 
-    response = await api.run(body_for(fake_taiga, dry_run=True))
+    data = await api.ok(body_for(fake_taiga, dry_run=True))
 
-    assert response.status_code == 200
-    data = response.json()
     [us] = data["artifacts"]["user_stories"]
     assert us["id"] is None and [t["id"] for t in us["tasks"]] == [None, None]
     assert data["dry_run"] is True
@@ -315,9 +313,8 @@ async def test_the_project_is_read_once_per_run(
 ) -> None:
     fake_anthropic.script(PLAN_TURN)
 
-    response = await api.run(body_for(fake_taiga, dry_run=True))
+    await api.ok(body_for(fake_taiga, dry_run=True))
 
-    assert response.status_code == 200
     assert len(fake_taiga.requests_to("GET", "/projects/*")) == 1
 
 
@@ -330,10 +327,8 @@ async def test_an_expired_token_is_refreshed_and_the_new_pair_returned(
     fake_anthropic.script(PLAN_TURN)
     body = {"project_id": PROJECT_ID, "prompt": MINUTES} | tokens
 
-    response = await api.run(body)
+    new = (await api.ok(body))["tokens"]
 
-    assert response.status_code == 200, response.text
-    new = response.json()["tokens"]
     assert new["auth_token"] != tokens["auth_token"] and new["refresh"] != tokens["refresh"]
     assert len(fake_taiga.requests_to("POST", "/auth/refresh")) == 1
     latest = fake_taiga.requests_to("POST", "/tasks")[-1]
@@ -363,10 +358,8 @@ async def test_a_partial_apply_is_reported_with_what_is_missing(
     fake_anthropic.script(PLAN_TURN)
     fake_taiga.fail_next(500, method="POST", path="/tasks")
 
-    response = await api.run(body_for(fake_taiga))
+    data = await api.ok(body_for(fake_taiga))
 
-    assert response.status_code == 200
-    data = response.json()
     assert data["complete"] is False
     assert [t["id"] is None for t in data["artifacts"]["user_stories"][0]["tasks"]].count(True) == 1
     assert any(w.startswith("Not created: task") for w in data["warnings"])
@@ -581,9 +574,8 @@ async def test_a_user_story_id_of_the_sprint_is_named_to_the_model(
     story = next(s for s in fake_taiga.stories(PROJECT_ID) if s["subject"] == "Export report")
     fake_anthropic.script(PLAN_TURN)
 
-    response = await api.run(body_for(fake_taiga, user_story_id=story["id"]))
+    await api.ok(body_for(fake_taiga, user_story_id=story["id"]))
 
-    assert response.status_code == 200
     first = fake_anthropic.bodies[0]["messages"][0]["content"]
     assert f'"Export report" (id {story["id"]})' in first
 
