@@ -19,6 +19,13 @@ def _section(i: int) -> dict[str, object]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": f"block {i}"}}
 
 
+def minutes_by_ada(fake_slack: FakeSlack, text: str) -> tuple[str, str, str]:
+    """A #planning channel where Ada posted `text`: (channel id, Ada's user id, the message ts)."""
+    channel = fake_slack.add_channel("planning")
+    user = fake_slack.add_user("Ada Lovelace")
+    return channel, user, fake_slack.add_message(channel, text, user=user)
+
+
 async def test_auth_test_answers_with_the_bot_identity(
     fake_slack: FakeSlack, slack_client: AsyncWebClient
 ) -> None:
@@ -49,9 +56,7 @@ async def test_a_bad_or_missing_token_is_invalid_auth(fake_slack: FakeSlack) -> 
 async def test_post_message_is_stored_and_recorded_with_decoded_blocks(
     fake_slack: FakeSlack, slack_client: AsyncWebClient
 ) -> None:
-    channel = fake_slack.add_channel("planning")
-    user = fake_slack.add_user("Ada Lovelace")
-    parent = fake_slack.add_message(channel, "minutes…", user=user)
+    channel, _, parent = minutes_by_ada(fake_slack, "minutes…")
 
     first = await slack_client.chat_postMessage(
         channel=channel, thread_ts=parent, text="working", blocks=[_section(1)]
@@ -444,9 +449,7 @@ async def test_view_submission_payload_carries_the_typed_values(
 async def test_app_mention_event_is_stored_in_the_thread(
     fake_slack: FakeSlack, slack_client: AsyncWebClient
 ) -> None:
-    channel = fake_slack.add_channel("planning")
-    user = fake_slack.add_user("Ada Lovelace")
-    parent = fake_slack.add_message(channel, "minutes", user=user)
+    channel, user, parent = minutes_by_ada(fake_slack, "minutes")
 
     envelope = fake_slack.app_mention_event(
         channel, f"<@{fake_slack.bot_user_id}> plan sprint 6", user=user, thread_ts=parent
@@ -462,9 +465,7 @@ async def test_app_mention_event_is_stored_in_the_thread(
 async def test_reactions_and_permalinks(
     fake_slack: FakeSlack, slack_client: AsyncWebClient
 ) -> None:
-    channel = fake_slack.add_channel("planning")
-    user = fake_slack.add_user("Ada Lovelace")
-    ts = fake_slack.add_message(channel, "minutes", user=user)
+    channel, _, ts = minutes_by_ada(fake_slack, "minutes")
 
     await slack_client.reactions_add(channel=channel, timestamp=ts, name="eyes")
     with pytest.raises(SlackApiError) as twice:
