@@ -461,7 +461,12 @@ class _Run:
             if on_done is not None:
                 await on_done()
 
-        await asyncio.gather(*(one(action) for action in actions))
+        # Let every write of the phase settle before an unexpected failure propagates: a sibling
+        # still on the wire would otherwise land after the plan is marked partial, unrecorded.
+        sends = (one(action) for action in actions)
+        for outcome in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
         return lost
 
     # ----- candidate matching for reconciliation

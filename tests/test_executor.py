@@ -655,3 +655,40 @@ async def test_when_taiga_cannot_say_who_is_acting_nothing_is_sent(
     assert [(f.kind, f.skipped) for f in result.failed] == [("story", False), ("task", True)]
     assert "500" in result.failed[0].reason
     assert fake_taiga.requests_to("POST", "*") == []
+
+
+# --------------------------------------------------------------------------- interrupted
+
+
+class BrokenOnOneStory:
+    """The acting user's session, except that one story's write dies outside Taiga (as a
+    refresh hook or a database error would), after its siblings were sent."""
+
+    def __init__(self, session: TaigaSession, subject: str) -> None:
+        self._session = session
+        self._subject = subject
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def create_user_story(self, project_id: int, subject: str, **kwargs: Any) -> Any:
+        if subject == self._subject:
+            raise RuntimeError("the link died")
+        return await self._session.create_user_story(project_id, subject, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_a_non_taiga_failure_waits_for_the_other_writes_before_giving_up(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=3, tasks=0))
+    fake_taiga.set_latency(0.2)  # the siblings are still on the wire when the failure happens
+    broken = BrokenOnOneStory(alice, "Story 1")
+
+    with pytest.raises(RuntimeError):
+        await apply(sqlite_database, plan_id, broken)  # type: ignore[arg-type]
+
+    ledger = await sqlite_database.run(lambda s: repo.ledger_for_plan(s, plan_id))
+    created = {s["subject"] for s in fake_taiga.stories(1)} & {"Story 2", "Story 3"}
+    assert created == {"Story 2", "Story 3"}
+    assert ledger["story:new-story-2"].done and ledger["story:new-story-3"].done
