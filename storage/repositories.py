@@ -108,6 +108,22 @@ def _insert_or_existing(session: Session, row: Any, read: Callable[[], T | None]
     return None
 
 
+def _upsert(session: Session, row: T, find: Callable[[], T | None], changes: dict[str, Any]) -> T:
+    """Insert `row`, or apply `changes` to the row its unique key already names (race-safe:
+    a concurrent insert makes ours fail inside a SAVEPOINT, and we update theirs)."""
+    existing = find()
+    if existing is None:
+        existing = _insert_or_existing(session, row, find)
+    if existing is None:
+        session.flush()
+        return row
+    for name, value in changes.items():
+        setattr(existing, name, value)
+    session.add(existing)
+    session.flush()
+    return existing
+
+
 def _link_row(session: Session, team_id: str, user_id: str) -> TaigaLink | None:
     statement = (
         select(TaigaLink)
@@ -174,30 +190,21 @@ def save_link(
 ) -> TaigaLinkView:
     """Create or replace the user's link; the tokens are stored encrypted only."""
     now = utcnow()
-    auth_enc = cipher.encrypt(tokens.auth_token)
-    refresh_enc = cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None
-    row = TaigaLink(
-        slack_team_id=team_id,
-        slack_user_id=user_id,
-        taiga_user_id=taiga_user_id,
-        taiga_username=taiga_username,
-        auth_token_enc=auth_enc,
-        refresh_token_enc=refresh_enc,
-        created_at=now,
-        updated_at=now,
+    changes: dict[str, Any] = {
+        "taiga_user_id": taiga_user_id,
+        "taiga_username": taiga_username,
+        "auth_token_enc": cipher.encrypt(tokens.auth_token),
+        "refresh_token_enc": (
+            cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None
+        ),
+        "updated_at": now,
+    }
+    row = _upsert(
+        session,
+        TaigaLink(slack_team_id=team_id, slack_user_id=user_id, created_at=now, **changes),
+        lambda: _link_row(session, team_id, user_id),
+        changes,
     )
-    existing = _link_row(session, team_id, user_id)
-    if existing is None:
-        existing = _insert_or_existing(session, row, lambda: _link_row(session, team_id, user_id))
-    if existing is not None:
-        existing.taiga_user_id = taiga_user_id
-        existing.taiga_username = taiga_username
-        existing.auth_token_enc = auth_enc
-        existing.refresh_token_enc = refresh_enc
-        existing.updated_at = now
-        session.add(existing)
-        row = existing
-    session.flush()
     return _link_view(row, cipher)
 
 
@@ -285,30 +292,19 @@ def set_channel_project(
 ) -> ChannelProject:
     """Set (or replace) the channel's default project."""
     now = utcnow()
-    row = ChannelProject(
-        slack_team_id=team_id,
-        slack_channel_id=channel_id,
-        project_id=project_id,
-        project_slug=project_slug,
-        project_name=project_name,
-        set_by=set_by,
-        updated_at=now,
+    changes: dict[str, Any] = {
+        "project_id": project_id,
+        "project_slug": project_slug,
+        "project_name": project_name,
+        "set_by": set_by,
+        "updated_at": now,
+    }
+    return _upsert(
+        session,
+        ChannelProject(slack_team_id=team_id, slack_channel_id=channel_id, **changes),
+        lambda: _channel_row(session, team_id, channel_id),
+        changes,
     )
-    existing = _channel_row(session, team_id, channel_id)
-    if existing is None:
-        existing = _insert_or_existing(
-            session, row, lambda: _channel_row(session, team_id, channel_id)
-        )
-    if existing is not None:
-        existing.project_id = project_id
-        existing.project_slug = project_slug
-        existing.project_name = project_name
-        existing.set_by = set_by
-        existing.updated_at = now
-        session.add(existing)
-        row = existing
-    session.flush()
-    return row
 
 
 def get_channel_project(
