@@ -30,9 +30,10 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from agent.proposal import Proposal
+from agent.wording import plural
 from storage import repositories as repo
 from storage.db import Database
-from storage.models import Plan
+from storage.models import Plan, utcnow
 from taiga import links
 from taiga.client import TaigaSession
 from taiga.errors import (
@@ -584,7 +585,7 @@ async def _story_phase(run: _Run, stories: Sequence[_Action]) -> None:
     async def on_done() -> None:
         await run.report(f"Created {counter.bump()}/{total} stories…")
 
-    await run.report(f"Creating {total} {_plural(total, 'story', 'stories')}…")
+    await run.report(f"Creating {total} {plural(total, 'story', 'stories')}…")
     await run.run_phase(stories, create, find, on_done)
 
 
@@ -633,7 +634,7 @@ async def _task_phase(run: _Run, tasks: Sequence[_Action]) -> None:
     async def on_done() -> None:
         await run.report(f"Created {counter.bump()}/{total} tasks…")
 
-    await run.report(f"Creating {total} {_plural(total, 'task', 'tasks')}…")
+    await run.report(f"Creating {total} {plural(total, 'task', 'tasks')}…")
     await run.run_phase(ready, create, find, on_done)
 
 
@@ -664,9 +665,6 @@ def _is_done(run: _Run, action: _Action) -> bool:
     entry = run.ledger.get(action.key)
     return entry is not None and entry.state == "done"
 
-
-def _plural(n: int, one: str, many: str) -> str:
-    return one if n == 1 else many
 
 
 # --------------------------------------------------------------------------- results
@@ -810,10 +808,6 @@ async def record_approved_plan(
     return await db.run(store)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 async def apply_plan(
     *,
     db: Database,
@@ -822,7 +816,7 @@ async def apply_plan(
     web_url: str,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
-    now: Now = _utcnow,
+    now: Now = utcnow,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     actor_id: int | None = None,

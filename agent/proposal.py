@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.budgets import StopReason
+from agent.wording import plural
 
 SUBJECT_MAX = 500
 DESCRIPTION_MAX = 10_000
@@ -152,13 +153,10 @@ class Proposal(_Model):
         n_stories = len(self.stories)
         if n_stories:
             where = f" in {self.milestone.name}" if self.milestone is not None else ""
-            parts.append(f"{n_stories} user {_plural(n_stories, 'story', 'stories')}{where}")
+            parts.append(f"{n_stories} user {plural(n_stories, 'story', 'stories')}{where}")
         if self.task_count:
-            parts.append(f"{self.task_count} {_plural(self.task_count, 'task', 'tasks')}")
+            parts.append(f"{self.task_count} {plural(self.task_count, 'task', 'tasks')}")
         if not parts:
             return "Nothing to create."
         return "Proposed: " + ", ".join(parts) + "."
 
-
-def _plural(n: int, one: str, many: str) -> str:
-    return one if n == 1 else many

@@ -26,9 +26,10 @@ from agent.runtime import Runtime
 from agent.settings import Settings
 from bot.listeners import register_listeners
 from bot.middleware import attach_identity, attach_services
-from bot.services.core import Services, utcnow
+from bot.services.core import Services
 from bot.services.errors import SOMETHING_WENT_WRONG, log_failure
 from bot.services.recovery import RecoverySweep
+from storage.models import utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ from slack_sdk.models.blocks import (
 )
 
 from agent.proposal import Proposal, ProposedStory, ProposedTask
+from agent.wording import counted
 from bot.slack_text import ELLIPSIS, escape_mrkdwn, one_line, truncate
 from taiga.links import sprint_url
 
@@ -162,10 +163,6 @@ def _link(url: str | None, label: str) -> str:
     return f"<{safe}|{label}>"
 
 
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def _day(value: date | None) -> str:
     return f"{value.day} {value:%b %Y}" if value else "?"
 
@@ -270,7 +267,7 @@ def _pack(chunks: Sequence[str], max_sections: int) -> tuple[list[str], int]:
 def _with_more(sections: list[str], omitted: int, noun: tuple[str, str]) -> list[str]:
     if omitted <= 0:
         return sections
-    line = f"_{ELLIPSIS}and {_plural(omitted, 'more ' + noun[0], 'more ' + noun[1])}_"
+    line = f"_{ELLIPSIS}and {counted(omitted, 'more ' + noun[0], 'more ' + noun[1])}_"
     if not sections:
         return [line]
     return [*sections[:-1], truncate(sections[-1], SECTION_TEXT_MAX - len(line) - 2) + "\n" + line]
@@ -302,7 +299,7 @@ def status_blocks(step_lines: Sequence[str], title: str) -> SlackMessage:
         kept.insert(0, line)
         used += len(line) + 1
     if len(kept) < len(lines):
-        earlier = _plural(len(lines) - len(kept), "earlier step", "earlier steps")
+        earlier = counted(len(lines) - len(kept), "earlier step", "earlier steps")
         kept.insert(0, f"_{ELLIPSIS}{earlier}_")
     blocks: list[Block] = [_section(f"*{_esc(title, 500)}*")]
     if kept:
@@ -333,8 +330,8 @@ def _sprint_line(proposal: Proposal, web_url: str | None) -> str:
 
 
 def _counts(proposal: Proposal) -> str:
-    stories = _plural(len(proposal.stories), "story", "stories")
-    return f"{stories}, {_plural(proposal.task_count, 'task', 'tasks')}"
+    stories = counted(len(proposal.stories), "story", "stories")
+    return f"{stories}, {counted(proposal.task_count, 'task', 'tasks')}"
 
 
 def _story_chunk(number: int, story: ProposedStory, level: int) -> str:
@@ -349,7 +346,7 @@ def _story_chunk(number: int, story: ProposedStory, level: int) -> str:
         lines.append(f"_{_esc(description, limit)}_")
     if level >= 3:
         if story.tasks:
-            lines.append(f"      {_plural(len(story.tasks), 'task', 'tasks')}")
+            lines.append(f"      {counted(len(story.tasks), 'task', 'tasks')}")
         return "\n".join(lines)
     task_max = _TASK_MAX if level <= 1 else _TASK_COMPACT_MAX
     tasks = [f"      • {_esc(task.subject, task_max)}" for task in story.tasks]
@@ -375,8 +372,8 @@ def _usage_line(proposal: Proposal, requester_id: str, model: str | None) -> str
     parts = [f"Requested by {_mention(requester_id)}"]
     if model:
         parts.append(_esc(model, 80))
-    parts.append(_plural(usage.model_calls, "model call", "model calls"))
-    parts.append(_plural(usage.tool_calls, "tool call", "tool calls"))
+    parts.append(counted(usage.model_calls, "model call", "model calls"))
+    parts.append(counted(usage.tool_calls, "tool call", "tool calls"))
     parts.append(f"{usage.input_tokens:,} input / {usage.output_tokens:,} output tokens")
     if usage.cache_read_tokens:
         parts.append(f"{usage.cache_read_tokens:,} cached")
@@ -461,7 +458,7 @@ def _created_story_chunk(story: CreatedLike, tasks: Sequence[CreatedLike], level
     if not tasks:
         return head
     if level >= 1:
-        return f"{head}  _{_plural(len(tasks), 'task', 'tasks')}_"
+        return f"{head}  _{counted(len(tasks), 'task', 'tasks')}_"
     lines = [f"      ◦ {_created_label(task)}" for task in tasks]
     return head + "\n" + _bullets(lines, _SECTION_FILL - len(head), ("task", "tasks"))
 
@@ -496,7 +493,7 @@ def result_blocks(result: ResultLike, *, approver_id: str | None = None) -> Slac
         emoji, title = ":x:", "Sprint plan not applied"
     n_tasks = sum(item.kind == "task" for item in created)
     counts = (
-        f"{_plural(len(stories), 'story', 'stories')} and {_plural(n_tasks, 'task', 'tasks')}"
+        f"{counted(len(stories), 'story', 'stories')} and {counted(n_tasks, 'task', 'tasks')}"
         " created"
     )
     lines = [f"{emoji} *{title}*: {counts}"]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from anthropic import AsyncAnthropic
@@ -19,16 +19,13 @@ from bot.services.errors import explain, log_failure
 from bot.services.slack_io import Tell, esc
 from storage.crypto import TokenCipher
 from storage.db import Database
+from storage.models import utcnow
 from taiga.client import Clock, TaigaClient
 
 logger = logging.getLogger(__name__)
 
 # Slack gives 3 s for an answer; a sign-in from the login modal must fit well inside.
 LOGIN_TIMEOUT_SECONDS = 2.2
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(eq=False)
