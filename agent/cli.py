@@ -25,6 +25,7 @@ from anthropic import AsyncAnthropic
 from pydantic import SecretStr, ValidationError
 
 from agent.budgets import Budgets
+from agent.errors import PlanningError, explain_failure
 from agent.executor import (
     ExecutionResult,
     PlanNotApproved,
@@ -32,7 +33,7 @@ from agent.executor import (
     apply_plan,
     record_approved_plan,
 )
-from agent.loop import PlanningError, propose
+from agent.loop import propose
 from agent.proposal import Proposal
 from agent.settings import MissingSettingError, Settings
 from storage.db import Database
@@ -106,7 +107,7 @@ def main(
         first = exc.errors()[0]
         return _fail(f"Invalid setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}")
     except TaigaError as exc:
-        return _fail(f"Taiga: {exc.message or type(exc).__name__}")
+        return _fail(explain_failure(exc).api_detail)
     except KeyboardInterrupt:
         return _fail("Interrupted.", code=130)
     return 2  # pragma: no cover - argparse requires a command

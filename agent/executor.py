@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from agent.errors import GoneSinceProposal, describe
 from agent.proposal import Proposal
 from agent.wording import plural
 from storage import repositories as repo
@@ -37,13 +38,8 @@ from storage.models import Plan, utcnow
 from taiga import links
 from taiga.client import TaigaSession
 from taiga.errors import (
-    Forbidden,
-    NotFound,
-    RateLimited,
     ResponseLost,
     TaigaError,
-    Unauthorized,
-    Unavailable,
     ValidationFailed,
 )
 
@@ -404,7 +400,7 @@ class _Run:
             actor = await self.me_id()  # recorded on each claim: Taiga makes them the owner
         except TaigaError as error:
             for action in [*unknown, *fresh]:
-                self.fail(action, describe_error(error))
+                self.fail(action, describe(error))
             return
         missing = await self._reconcile(unknown, find) if unknown else []
         ours, others = await self.claim_all(fresh, missing, actor)
@@ -430,7 +426,7 @@ class _Run:
         except TaigaError as error:
             # Unknown outcome and no way to check: creating now could duplicate, so wait.
             for action in actions:
-                self.fail(action, "could not check Taiga for it: " + describe_error(error))
+                self.fail(action, "could not check Taiga for it: " + describe(error))
             return []
         for action in actions:
             outcome = found.get(action.key)
@@ -456,7 +452,7 @@ class _Run:
                     lost.append(action)
                     return
                 except TaigaError as error:
-                    self.fail(action, describe_error(error))
+                    self.fail(action, describe(error))
                     return
                 await self.complete(action, outcome)
             if on_done is not None:
@@ -647,8 +643,9 @@ async def _sprint_must_exist(run: _Run) -> AsyncIterator[None]:
         if "milestone" not in error.fields or run.proposal.milestone is None:
             raise
         name = run.proposal.milestone.name
-        raise NotFound(
-            f"sprint {name}: it was deleted in Taiga after the plan was made, so plan again."
+        raise GoneSinceProposal(
+            f"Taiga could not find sprint {name}: it was deleted in Taiga after the plan was made, "
+            "so plan again."
         ) from None
 
 
@@ -668,23 +665,6 @@ def _is_done(run: _Run, action: _Action) -> bool:
 
 
 # --------------------------------------------------------------------------- results
-
-
-def describe_error(error: Exception) -> str:
-    """A plain sentence for a failed write (Taiga's own words where it gave any)."""
-    message = getattr(error, "message", "") or ""
-    if isinstance(error, ValidationFailed) and error.fields:
-        parts = [f"{name}: {' '.join(msgs)}" for name, msgs in error.fields.items()]
-        return "Taiga rejected it (" + "; ".join(parts) + ")."
-    if isinstance(error, Forbidden):
-        return "Taiga refused: " + (message or "you do not have permission to do this.")
-    if isinstance(error, Unauthorized):
-        return "Taiga did not accept your login; link your account again."
-    if isinstance(error, NotFound):
-        return "Taiga could not find " + (message or "what it belongs to.")
-    if isinstance(error, RateLimited | Unavailable) and message:
-        return message  # already a sentence with when to try again ("… try again in 60 s.")
-    return "Taiga error: " + (message or type(error).__name__)
 
 
 def _build_result(

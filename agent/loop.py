@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from agent import tools as t
 from agent.budgets import BudgetExceeded, Budgets, BudgetTracker, StopReason
+from agent.errors import PlanningError, model_failure
 from agent.prompts import SYSTEM_PROMPT, first_message
 from agent.proposal import (
     ProjectInfo,
@@ -51,10 +52,6 @@ MAX_MODEL_RETRIES = 4
 MAX_REQUEST_SECONDS = 600.0  # one model call, when the deadline leaves more than that
 MAX_LISTED_STORIES = 300
 RETRYABLE_STATUS = frozenset({408, 409, 429})
-
-
-class PlanningError(Exception):
-    """The run could not reach the model (after retries) or the model API refused the request."""
 
 
 def normalise_name(name: str) -> str:
@@ -347,7 +344,7 @@ class _Run:
     async def _before_retry(self, exc: anthropic_sdk.APIError, attempt: int) -> None:
         """Wait before the next attempt, or raise: not retryable, out of attempts, or no time."""
         if not _retryable(exc) or attempt >= MAX_MODEL_RETRIES:
-            raise PlanningError(_describe_api_error(exc)) from exc
+            raise PlanningError(model_failure(exc)) from exc
         wait = _retry_after(exc)
         if wait is None:
             wait = min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
@@ -721,16 +718,6 @@ def _retry_after(exc: anthropic_sdk.APIError) -> float | None:
             return seconds
     return None
 
-
-def _describe_api_error(exc: anthropic_sdk.APIError) -> str:
-    if isinstance(exc, anthropic_sdk.AuthenticationError):
-        return "Claude rejected the API key (check ANTHROPIC_API_KEY)."
-    if isinstance(exc, anthropic_sdk.APIStatusError):
-        body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error")
-        detail = (error.get("message") if isinstance(error, dict) else None) or exc.message
-        return f"Claude API error {exc.status_code}: {detail}"
-    return f"Could not reach Claude: {type(exc).__name__}."
 
 
 def _milestone_view(m: Milestone) -> dict[str, Any]:

@@ -22,12 +22,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent.errors import SOMETHING_WENT_WRONG
 from agent.runtime import Runtime
 from agent.settings import Settings
 from bot.listeners import register_listeners
 from bot.middleware import attach_identity, attach_services
 from bot.services.core import Services
-from bot.services.errors import SOMETHING_WENT_WRONG, log_failure
+from bot.services.errors import log_failure
 from bot.services.recovery import RecoverySweep
 from storage.models import utcnow
 

@@ -37,9 +37,10 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.budgets import Budgets, StopReason
+from agent.errors import PlanningError, explain_failure
 from agent.executor import ExecutionResult, apply_plan, record_approved_plan
 from agent.identity import RequestTokens
-from agent.loop import PlanningError, normalise_name, propose
+from agent.loop import normalise_name, propose
 from agent.proposal import Proposal
 from agent.runtime import Runtime, build_runtime
 from agent.settings import Settings
@@ -57,11 +58,8 @@ from bot.app import SlackBot, build_bot, mount_slack_events
 from storage import repositories as repo
 from taiga import links
 from taiga.errors import (
-    Forbidden,
     NotFound,
-    RateLimited,
     TaigaError,
-    Unauthorized,
 )
 from taiga.models import Project, TaigaTokens
 
@@ -382,12 +380,8 @@ async def _run(
             budgets=Budgets.from_settings(settings),
             clock=runtime.clock,
         )
-    except TaigaError as exc:
-        raise _taiga_http_error(exc) from None
-    except PlanningError as exc:
-        raise ApiError(502, f"The model service failed: {exc}") from None
-    except anthropic_sdk.APIError as exc:
-        raise ApiError(502, f"The model service failed: {type(exc).__name__}.") from None
+    except (TaigaError, PlanningError, anthropic_sdk.APIError) as exc:
+        raise _api_error(exc) from None
     if proposal.stopped == StopReason.DEADLINE:
         raise ApiError(
             504,
@@ -467,16 +461,9 @@ def _refreshed(tokens: RequestTokens) -> RefreshedTokens | None:
     )
 
 
-def _taiga_http_error(exc: TaigaError) -> ApiError:
-    if isinstance(exc, Unauthorized):
-        return ApiError(401, f"Taiga did not accept the token: {exc.message}")
-    if isinstance(exc, Forbidden):
-        return ApiError(403, f"Taiga refused: {exc.message}")
-    if isinstance(exc, NotFound):
-        return ApiError(404, f"Taiga: {exc.message or 'not found.'}")
-    if isinstance(exc, RateLimited):
-        return ApiError(502, exc.message)
-    return ApiError(502, f"Taiga failed: {exc.message}")
+def _api_error(exc: Exception) -> ApiError:
+    explained = explain_failure(exc)
+    return ApiError(explained.http_status, explained.api_detail)
 
 
 async def _target_sprint(session: Any, project: Project, body: AgentRunRequest) -> str:

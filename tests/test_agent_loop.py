@@ -17,7 +17,8 @@ import pytest
 from anthropic import AsyncAnthropic, BadRequestError
 
 from agent.budgets import Budgets, StopReason
-from agent.loop import PlanningError, propose
+from agent.errors import PlanningError
+from agent.loop import propose
 from agent.proposal import Proposal
 from taiga.errors import NotFound, Unavailable
 from taiga.models import Member, Milestone, MilestoneRef, Project, UserStory

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from agent.errors import describe
 from agent.identity import LinkExpired
 from bot.middleware import find_link, taiga_session
 from bot.services.core import Services
@@ -16,7 +17,7 @@ from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failur
 from bot.services.parsing import project_ref
 from bot.services.slack_io import Tell, direct_message, esc
 from storage import repositories as repo
-from taiga.errors import BadCredentials, RateLimited, TaigaError, Unauthorized
+from taiga.errors import BadCredentials, TaigaError, Unauthorized
 from taiga.models import TaigaTokens, TaigaUser
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,15 @@ class LoginForm:
         return cls(read(USERNAME), read(PASSWORD), read(AUTH_TOKEN), read(REFRESH_TOKEN))
 
 
+def _login_field(form: LoginForm, error: TaigaError) -> str:
+    """The modal field a sign-in failure belongs to."""
+    if isinstance(error, BadCredentials):
+        return PASSWORD
+    if isinstance(error, Unauthorized):
+        return AUTH_TOKEN
+    return _main_field(form)
+
+
 def _errors(**by_block: str) -> Json:
     return {"response_action": "errors", "errors": by_block}
 
@@ -123,15 +133,9 @@ async def submit_login(services: Services, *, team_id: str, user_id: str, view: 
             user, tokens = await _sign_in(services, form)
     except TimeoutError:
         return _errors(**{_main_field(form): "Taiga did not answer in time; please try again."})
-    except BadCredentials:
-        return _errors(**{PASSWORD: "Taiga did not accept this username and password."})
-    except Unauthorized:
-        return _errors(**{AUTH_TOKEN: "Taiga did not accept this token."})
-    except RateLimited as error:
-        return _errors(**{_main_field(form): explain(error)})
     except TaigaError as error:
         log_failure("Taiga sign-in failed", error)
-        return _errors(**{_main_field(form): f"Taiga could not sign you in: {error.message}"})
+        return _errors(**{_login_field(form, error): describe(error)})
     stored = repo.StoredTokens(
         auth_token=tokens.auth_token.get_secret_value(),
         refresh_token=tokens.refresh.get_secret_value() if tokens.refresh else None,

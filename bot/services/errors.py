@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import anthropic
 from slack_sdk.errors import SlackApiError
 
+from agent.errors import PlanningError, describe, is_token_rejected
 from agent.identity import LinkExpired
-from agent.loop import PlanningError
 from taiga.errors import (
-    BadCredentials,
-    Forbidden,
-    NotFound,
-    RateLimited,
     TaigaError,
-    Unauthorized,
-    Unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,9 +36,6 @@ NOT_IN_CONVERSATION = (
     "I cannot post in this conversation. Run /taiga plan in a channel I am in, or mention me "
     "there."
 )
-CLAUDE_UNAVAILABLE = "Claude is not available right now; please try again in a few minutes."
-TAIGA_UNAVAILABLE = "Taiga is not answering right now; please try again in a few minutes."
-SOMETHING_WENT_WRONG = "Something went wrong on my side; please try again. (It has been logged.)"
 
 
 class UserError(Exception):
@@ -63,49 +53,21 @@ def minutes_too_long(length: int, limit: int) -> UserError:
     )
 
 
-def retry_after_text(seconds: float) -> str:
-    seconds = max(1, math.ceil(seconds))
-    if seconds < 90:
-        return f"in {seconds} seconds"
-    return f"in {math.ceil(seconds / 60)} minutes"
-
-
 def explain(
     error: BaseException, *, project: str | None = None, permission: str | None = None
 ) -> str:
-    """One plain sentence (no mrkdwn; escape it before embedding) for any failure; unknown
-    failures get a generic sentence."""
-    where = f" in project {project}" if project else ""
+    """One plain sentence (no mrkdwn; escape it before embedding) for any failure: Slack's own
+    failures and remedies here, everything else in `agent.errors`."""
     if isinstance(error, UserError):
         return error.text
-    if is_link_expired(error):
+    if is_link_expired(error) or is_token_rejected(error):
         return LINK_EXPIRED
     if isinstance(error, SlackApiError) and slack_error_code(error) in {
         "not_in_channel",
         "channel_not_found",
     }:
         return NOT_IN_CHANNEL
-    if isinstance(error, RateLimited):
-        return f"Taiga is rate-limiting requests; try again {retry_after_text(error.wait_seconds)}."
-    if isinstance(error, Forbidden):
-        needed = f" (the {permission} permission)" if permission else ""
-        return f"Taiga refused{where}: your account lacks the permission{needed}. {error.message}"
-    if isinstance(error, NotFound):
-        return (
-            f"Taiga could not find it{where}: it does not exist or your account is not a "
-            f"member. {error.message}"
-        )
-    if isinstance(error, BadCredentials | Unauthorized):
-        return LINK_EXPIRED
-    if isinstance(error, Unavailable):
-        return TAIGA_UNAVAILABLE
-    if isinstance(error, TaigaError):
-        return f"Taiga said: {error.message}"
-    if isinstance(error, anthropic.RateLimitError):
-        return "Claude is rate-limiting requests right now; please try again in a minute."
-    if isinstance(error, anthropic.APIError | PlanningError):
-        return CLAUDE_UNAVAILABLE
-    return SOMETHING_WENT_WRONG
+    return describe(error, project=project, permission=permission)
 
 
 def is_link_expired(error: BaseException) -> bool:
