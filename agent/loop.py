@@ -178,12 +178,12 @@ class _Run:
         self.milestone = self._target_milestone(today)
         name = project.name
 
-        if "add_us" not in self.perms:
+        if t.ADD_STORY not in self.perms:
             self.warnings.append(
                 f"You may not add user stories in project {name}, so nothing can be created."
             )
             return
-        if "add_task" not in self.perms:
+        if t.ADD_TASK not in self.perms:
             self.warnings.append(
                 f"You may not add tasks in project {name}, so stories are proposed without tasks."
             )
@@ -214,7 +214,7 @@ class _Run:
         for ref in self.project.milestones:  # listed in the project but not readable in detail
             if normalise_name(ref.name) == wanted:
                 return ProposedMilestone(existing_id=ref.id, name=ref.name, slug=ref.slug)
-        if "add_milestone" not in self.perms:
+        if t.ADD_SPRINT not in self.perms:
             return None
         start, finish = next_sprint_dates(self.milestones, today)
         return ProposedMilestone(
@@ -440,7 +440,7 @@ class _Run:
         raise t.ToolError(f"{name} cannot be recorded.")  # pragma: no cover - registry mismatch
 
     def _record_story(self, args: t.CreateUserStoryInput) -> Any:
-        if args.tasks and "add_task" not in self.perms:
+        if args.tasks and t.ADD_TASK not in self.perms:
             raise t.ToolError(
                 "You may not add tasks in this project; propose the story without tasks."
             )

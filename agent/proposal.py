@@ -25,6 +25,8 @@ DESCRIPTION_MAX = 10_000
 TAG_MAX = 50
 
 
+ActionKind = Literal["milestone", "story", "task"]
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -81,7 +83,7 @@ class Action(_Model):
     """
 
     key: str
-    kind: Literal["milestone", "story", "task"]
+    kind: ActionKind
     depends_on: str | None = None
     milestone: ProposedMilestone | None = None
     story: ProposedStory | None = None
@@ -135,15 +137,6 @@ class Proposal(_Model):
                 Action(key=f"task:{task.key}", kind="task", task=task)
             )
         return actions
-
-    def required_permissions(self) -> frozenset[str]:
-        """The Taiga permissions an approver needs for these writes."""
-        needed: set[str] = set()
-        for action in self.actions():
-            needed.add(
-                {"milestone": "add_milestone", "story": "add_us", "task": "add_task"}[action.kind]
-            )
-        return frozenset(needed)
 
     def count_summary(self) -> str:
         """Our own one-line summary, used when the model gave none."""

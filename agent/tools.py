@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent.proposal import DESCRIPTION_MAX, SUBJECT_MAX, TAG_MAX
+from agent.proposal import DESCRIPTION_MAX, SUBJECT_MAX, TAG_MAX, ActionKind, Proposal
 
 MAX_TASKS_PER_STORY = 20
 MAX_TAGS = 10
@@ -208,7 +208,23 @@ _SPECS = (
 )
 
 TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in _SPECS}
-WRITE_PERMISSIONS = frozenset(s.permission for s in _SPECS if s.kind == "write")
+# The write tool whose permission each kind of proposed action needs when it is applied.
+_TOOL_FOR_ACTION: dict[ActionKind, str] = {
+    "milestone": "taiga_create_milestone",
+    "story": "taiga_create_user_story",
+    "task": "taiga_create_task",
+}
+ADD_STORY = TOOLS["taiga_create_user_story"].permission
+ADD_TASK = TOOLS["taiga_create_task"].permission
+ADD_SPRINT = TOOLS["taiga_create_milestone"].permission
+# What planning stories with tasks needs: asked of an approver when a plan's actions are unknown.
+STORY_AND_TASK_PERMISSIONS = (ADD_STORY, ADD_TASK)
+
+
+def permissions_to_apply(proposal: Proposal) -> frozenset[str]:
+    """The Taiga permissions an approver needs for the proposal's writes."""
+    tools = (TOOLS[_TOOL_FOR_ACTION[action.kind]] for action in proposal.actions())
+    return frozenset(tool.permission for tool in tools)
 
 
 class ToolError(Exception):

@@ -44,6 +44,7 @@ from agent.loop import normalise_name, propose
 from agent.proposal import Proposal
 from agent.runtime import Runtime, build_runtime
 from agent.settings import Settings
+from agent.tools import STORY_AND_TASK_PERMISSIONS, permissions_to_apply
 from bot.api_models import (
     AgentRunRequest,
     AgentRunResponse,
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 
 # Time for applying the plan on top of the planning deadline (AGENT_DEADLINE_SECONDS).
 APPLY_SECONDS = 60.0
-WRITE_PERMISSIONS = ("add_us", "add_task")
 _SPRINT_NUMBER = re.compile(r"\bsprint[\s#:-]*(\d+)\b", re.IGNORECASE)
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 KEY_IN_USE = (
@@ -389,7 +389,7 @@ async def _run(
             "(AGENT_DEADLINE_SECONDS); nothing was written to Taiga.",
         )
     warnings += proposal.warnings  # includes why planning stopped early, if it did
-    missing = [p for p in WRITE_PERMISSIONS if p not in project.my_permissions]
+    missing = [p for p in STORY_AND_TASK_PERMISSIONS if p not in project.my_permissions]
     if missing and proposal.is_empty:
         warnings.append(
             "Your role in this Taiga project cannot create user stories or tasks "
@@ -398,7 +398,7 @@ async def _run(
     refreshed = _refreshed(tokens)
     if body.dry_run or proposal.is_empty:
         return _proposal_response(proposal, warnings, refreshed, body.dry_run, settings)
-    lacking = proposal.required_permissions() - project.my_permissions
+    lacking = permissions_to_apply(proposal) - project.my_permissions
     if lacking:
         raise ApiError(
             403,

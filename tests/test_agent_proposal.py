@@ -11,6 +11,7 @@ from agent.proposal import (
     ProposedTask,
     Usage,
 )
+from agent.tools import permissions_to_apply
 
 
 def _proposal(*, to_create: bool) -> Proposal:
@@ -86,7 +87,7 @@ def test_proposal_round_trips_through_json() -> None:
 
 def test_required_permissions_and_count_summary() -> None:
     proposal = _proposal(to_create=True)
-    assert proposal.required_permissions() == {"add_milestone", "add_us", "add_task"}
+    assert permissions_to_apply(proposal) == {"add_milestone", "add_us", "add_task"}
     assert proposal.count_summary() == (
         "Proposed: create sprint Sprint 7, 2 user stories in Sprint 7, 5 tasks."
     )

@@ -14,6 +14,7 @@ from agent.executor import ExecutionResult, apply_plan
 from agent.identity import LinkExpired
 from agent.proposal import Proposal
 from agent.settings import Approvers
+from agent.tools import STORY_AND_TASK_PERMISSIONS, permissions_to_apply
 from bot import blocks
 from bot.middleware import taiga_session
 from bot.services.accounts import tell_link_expired
@@ -95,9 +96,10 @@ async def expire_proposal(services: Services, plan: Plan) -> None:
 
 
 def _required(plan: Plan) -> frozenset[str]:
+    needed = frozenset(STORY_AND_TASK_PERMISSIONS)
     if plan.proposal is None:
-        return frozenset()
-    return Proposal.model_validate(plan.proposal).required_permissions()
+        return needed
+    return permissions_to_apply(Proposal.model_validate(plan.proposal)) or needed
 
 
 async def _may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
@@ -114,7 +116,7 @@ async def _may_decide(services: Services, plan: Plan, decision: Decision) -> Tai
         await decision.tell(NOT_LINKED)
         return None
     session = taiga_session(services, decision.link)
-    required = _required(plan) or frozenset({"add_us", "add_task"})
+    required = _required(plan)
     try:
         project = await session.get_project(plan.project_id)
     except (TaigaError, LinkExpired) as error:
