@@ -34,15 +34,6 @@ log = logging.getLogger(__name__)
 RACE_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
-class NotLinked(LookupError):
-    """The Slack user has not linked a Taiga account (`/taiga login`)."""
-
-    def __init__(self, team_id: str, user_id: str) -> None:
-        super().__init__("Your Slack account is not linked to Taiga yet. Run /taiga login first.")
-        self.team_id = team_id
-        self.user_id = user_id
-
-
 class LinkExpired(Exception):
     """The stored Taiga login can no longer be refreshed; the user must log in again."""
 
@@ -95,15 +86,12 @@ class LinkRefresher:
             lambda s: repo.get_link(s, cipher=self.cipher, team_id=team_id, user_id=user_id)
         )
 
-    async def session_for(
-        self, team_id: str, user_id: str, *, deadline: float | None = None
-    ) -> TaigaSession:
-        """A Taiga session for the linked user that refreshes (and persists) on expiry."""
-        link = await self.stored(team_id, user_id)
-        if link is None:
-            raise NotLinked(team_id, user_id)
+    def session(self, link: repo.TaigaLinkView, *, deadline: float | None = None) -> TaigaSession:
+        """The one way a linked account becomes a Taiga session: renewed tokens are stored (CAS)."""
         return self.taiga.session(
-            to_taiga_tokens(link.tokens), on_refresh=self.hook(team_id, user_id), deadline=deadline
+            to_taiga_tokens(link.tokens),
+            on_refresh=self.hook(link.team_id, link.user_id),
+            deadline=deadline,
         )
 
     def hook(self, team_id: str, user_id: str) -> RefreshHook:

@@ -2,8 +2,7 @@
 
 `attach_services` puts the `Services` in `context["services"]`; `attach_identity` looks up the
 caller's linked Taiga account (tokens decrypted) into `context["taiga_link"]` (None when not
-linked). `taiga_session` is the one place a linked account becomes a Taiga session, with the
-refresh hook that persists renewed tokens.
+linked).
 """
 
 from __future__ import annotations
@@ -13,11 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from agent.identity import to_taiga_tokens
 from bot.services.core import Services
 from storage import repositories as repo
 from storage.crypto import EncryptionKeyError
-from taiga.client import TaigaSession
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +51,3 @@ async def find_link(
         logger.warning("stored Taiga tokens of %s/%s cannot be decrypted", team_id, user_id)
         return None
 
-
-def taiga_session(
-    services: Services, link: repo.TaigaLinkView, *, deadline: float | None = None
-) -> TaigaSession:
-    """A Taiga session acting as the linked user; renewed tokens are stored (CAS)."""
-    return services.taiga.session(
-        to_taiga_tokens(link.tokens),
-        on_refresh=services.refresher.hook(link.team_id, link.user_id),
-        deadline=deadline,
-    )

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agent.identity import LinkExpired, LinkRefresher, NotLinked, to_taiga_tokens
+from agent.identity import LinkExpired, LinkRefresher, to_taiga_tokens
 from storage import repositories as repo
 from storage.crypto import TokenCipher
 from storage.db import Database
-from taiga.client import TaigaClient
+from taiga.client import TaigaClient, TaigaSession
 from taiga.errors import RateLimited
 from taiga.models import TaigaTokens
 from tests.peers.clock import FakeClock
@@ -41,6 +41,13 @@ async def stored(db: Database, cipher: TokenCipher) -> repo.StoredTokens:
     link = await db.run(lambda s: repo.get_link(s, cipher=cipher, team_id=TEAM, user_id=USER))
     assert link is not None
     return link.tokens
+
+
+async def session_of(replica: Replica) -> TaigaSession:
+    """Alice's Taiga session on `replica`, built the way the bot builds it."""
+    link = await replica.refresher.stored(TEAM, USER)
+    assert link is not None
+    return replica.refresher.session(link)
 
 
 def refreshes(fake: FakeTaiga) -> int:
@@ -80,7 +87,7 @@ async def test_an_expired_access_token_is_refreshed_and_the_new_pair_stored(
 ) -> None:
     old = await link_alice(replica.db, cipher, fake_taiga)
     fake_taiga.expire_access_tokens("alice")
-    session = await replica.refresher.session_for(TEAM, USER)
+    session = await session_of(replica)
 
     me = await session.me()
 
@@ -99,7 +106,7 @@ async def test_two_replicas_refreshing_at_once_keep_the_user_logged_in(
     try:
         await link_alice(replicas[0].db, cipher, fake_taiga)
         fake_taiga.expire_access_tokens("alice")
-        sessions = [await r.refresher.session_for(TEAM, USER) for r in replicas]
+        sessions = [await session_of(r) for r in replicas]
 
         users = await asyncio.gather(*(s.me() for s in sessions))
 
@@ -108,7 +115,7 @@ async def test_two_replicas_refreshing_at_once_keep_the_user_logged_in(
         assert {s.tokens.auth_token.get_secret_value() for s in sessions} == {final.auth_token}
         # And the stored pair keeps working: its refresh token was not burnt by the loser.
         fake_taiga.expire_access_tokens("alice")
-        again = await replicas[1].refresher.session_for(TEAM, USER)
+        again = await session_of(replicas[1])
         assert (await again.me()).username == "alice"
     finally:
         for r in replicas:
@@ -184,7 +191,7 @@ async def test_concurrent_refreshes_in_one_process_call_taiga_once(
 ) -> None:
     await link_alice(replica.db, cipher, fake_taiga)
     fake_taiga.expire_access_tokens("alice")
-    sessions = [await replica.refresher.session_for(TEAM, USER) for _ in range(3)]
+    sessions = [await session_of(replica) for _ in range(3)]
 
     await asyncio.gather(*(s.me() for s in sessions))
 
@@ -205,7 +212,7 @@ async def test_a_dead_link_raises_link_expired(
         await link_alice(replica.db, cipher, fake_taiga)
         fake_taiga.expire_access_tokens("alice")
         fake_taiga.expire_refresh_tokens("alice")
-        session = await replica.refresher.session_for(TEAM, USER)
+        session = await session_of(replica)
 
         with pytest.raises(LinkExpired) as raised:
             await session.me()
@@ -215,11 +222,6 @@ async def test_a_dead_link_raises_link_expired(
     assert "/taiga login" in str(raised.value)
     assert waits  # it looked again before giving up
 
-
-@pytest.mark.anyio
-async def test_an_unlinked_user_gets_not_linked(replica: Replica) -> None:
-    with pytest.raises(NotLinked):
-        await replica.refresher.session_for(TEAM, "U_NOBODY")
 
 
 @pytest.mark.anyio
@@ -243,11 +245,11 @@ async def test_a_tripped_login_fail_throttle_is_rate_limited_not_a_dead_link(
     old = await link_alice(replica.db, cipher, fake_taiga)
     fake_taiga.expire_access_tokens("alice")
     fake_taiga.limit_login_failures(0)
-    session = await replica.refresher.session_for(TEAM, USER)
+    session = await session_of(replica)
 
     with pytest.raises(RateLimited):
         await session.me()
 
     assert (await stored(replica.db, cipher)).refresh_token == old["refresh"]
     fake_taiga.clear_faults()
-    assert (await (await replica.refresher.session_for(TEAM, USER)).me()).username == "alice"
+    assert (await (await session_of(replica)).me()).username == "alice"

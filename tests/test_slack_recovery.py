@@ -17,7 +17,6 @@ import pytest
 
 from agent.executor import INTERRUPTED_BY_SHUTDOWN, apply_plan
 from agent.proposal import Proposal
-from bot.middleware import taiga_session
 from bot.server import create_api
 from bot.services.decisions import show_retry
 from bot.services.recovery import RecoverySweep, SweepReport
@@ -210,7 +209,7 @@ async def cancelled_mid_apply(h: Harness, plan_id: str) -> None:
     assert link is not None
     run = asyncio.create_task(
         apply_plan(
-            db=h.db, plan_id=plan_id, taiga=taiga_session(h.bot.services, link),
+            db=h.db, plan_id=plan_id, taiga=h.bot.services.refresher.session(link),
             web_url=h.settings.taiga_web_url, progress=progress,
         )
     )
@@ -340,7 +339,7 @@ async def applied_without_showing(h: Harness, plan_id: str) -> None:
     assert link is not None
     with anyio.fail_after(WAIT):
         result = await apply_plan(
-            db=h.db, plan_id=plan_id, taiga=taiga_session(h.bot.services, link),
+            db=h.db, plan_id=plan_id, taiga=h.bot.services.refresher.session(link),
             web_url=h.settings.taiga_web_url,
         )
     assert result.state == "done"

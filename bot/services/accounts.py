@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from agent.errors import describe
 from agent.identity import LinkExpired
-from bot.middleware import find_link, taiga_session
+from bot.middleware import find_link
 from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
 from bot.services.parsing import project_ref
@@ -250,7 +250,7 @@ async def set_project(
         )
         return
     try:
-        project = await taiga_session(services, link).get_project_by_slug(slug)
+        project = await services.refresher.session(link).get_project_by_slug(slug)
     except (TaigaError, LinkExpired) as error:
         log_failure(f"checking project {slug} failed", error)
         await tell(esc(explain(error, project=slug, permission="view_project")))

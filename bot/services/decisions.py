@@ -16,7 +16,6 @@ from agent.proposal import Proposal
 from agent.settings import Approvers
 from agent.tools import STORY_AND_TASK_PERMISSIONS, permissions_to_apply
 from bot import blocks
-from bot.middleware import taiga_session
 from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
@@ -115,7 +114,7 @@ async def _may_decide(services: Services, plan: Plan, decision: Decision) -> Tai
     if decision.link is None:
         await decision.tell(NOT_LINKED)
         return None
-    session = taiga_session(services, decision.link)
+    session = services.refresher.session(decision.link)
     required = _required(plan)
     try:
         project = await session.get_project(plan.project_id)

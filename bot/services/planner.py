@@ -20,7 +20,6 @@ from agent.budgets import Budgets
 from agent.loop import propose
 from agent.proposal import Proposal
 from bot import blocks
-from bot.middleware import taiga_session
 from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
 from bot.services.errors import (
@@ -324,7 +323,7 @@ async def run_plan(services: Services, run: PlanRun, *, tell: Tell) -> None:
         proposal = await propose(
             anthropic=services.anthropic,
             model=services.settings.anthropic_model,
-            taiga=taiga_session(services, run.link),
+            taiga=services.refresher.session(run.link),
             project_ref=run.project.project_id,
             sprint_name=run.sprint,
             minutes=run.minutes,

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from agent.executor import DEFAULT_STALE_AFTER, INTERRUPTED_BY_SHUTDOWN
-from bot.middleware import taiga_session
 from bot.services import decisions
 from bot.services.core import Services
 from bot.services.errors import explain, is_link_expired, log_failure
@@ -134,7 +133,7 @@ class RecoverySweep:
             explain_failure=lambda error: _failure_sentence(error, name, plan.project_slug),
             show_at_once=False,  # a replica that loses the race leaves the message alone
         )
-        session = taiga_session(self.services, link)
+        session = self.services.refresher.session(link)
         result = await decisions.apply_and_show(self.services, plan, session, run)
         if result is None:
             report.parked.append(plan.id)
