@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent.budgets import Budgets, StopReason
 from agent.executor import ExecutionResult, apply_plan, record_approved_plan
 from agent.identity import RequestTokens
-from agent.loop import PlanningError, normalise_name, propose
+from agent.loop import PlanningError, propose
 from agent.proposal import Proposal
 from agent.runtime import Runtime, build_runtime
 from agent.settings import Settings
@@ -64,6 +64,7 @@ from taiga.errors import (
     Unauthorized,
 )
 from taiga.models import Project, TaigaTokens
+from taiga.names import milestone_named, normalise_name
 
 log = logging.getLogger(__name__)
 
@@ -533,8 +534,7 @@ async def _minutes_with_story_hint(
         raise ApiError(422, f"user_story_id {body.user_story_id} was not found in Taiga.") from None
     if story.project != project.id:
         raise ApiError(422, f"user_story_id {body.user_story_id} is not in project {project.id}.")
-    wanted = normalise_name(sprint_name)
-    sprint = next((m for m in project.milestones if normalise_name(m.name) == wanted), None)
+    sprint = milestone_named(project.milestones, sprint_name)
     if sprint is None or story.milestone != sprint.id:
         raise ApiError(
             422,

@@ -1,4 +1,4 @@
-"""How names typed by people match Taiga's: ignoring case and whitespace."""
+"""How names people type match Taiga's (sprints, story subjects): ignoring case and whitespace."""
 
 from __future__ import annotations
 
