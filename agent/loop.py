@@ -35,6 +35,7 @@ from agent.proposal import (
 )
 from taiga.errors import NotFound, TaigaError, Unavailable
 from taiga.models import Milestone, Project, UserStory
+from taiga.names import milestone_named, normalise_name
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -52,11 +53,6 @@ MAX_MODEL_RETRIES = 4
 MAX_REQUEST_SECONDS = 600.0  # one model call, when the deadline leaves more than that
 MAX_LISTED_STORIES = 300
 RETRYABLE_STATUS = frozenset({408, 409, 429})
-
-
-def normalise_name(name: str) -> str:
-    """Sprint names match ignoring case and whitespace ("sprint 6" == "Sprint  6" == "SPRINT6")."""
-    return "".join(name.split()).casefold()
 
 
 async def propose(
@@ -116,8 +112,7 @@ async def _prefetch(
     else:
         project = await taiga.get_project_by_slug(project_ref.strip())
     perms = project.my_permissions
-    wanted = normalise_name(sprint_name)
-    target = next((m for m in project.milestones if normalise_name(m.name) == wanted), None)
+    target = milestone_named(project.milestones, sprint_name)
 
     async def milestones() -> list[Milestone]:
         return await taiga.list_milestones(project.id) if "view_milestones" in perms else []
@@ -201,19 +196,19 @@ class _Run:
         self.can_plan = True
 
     def _target_milestone(self, today: date) -> ProposedMilestone | None:
-        wanted = normalise_name(self.sprint_name)
-        for m in self.milestones:
-            if normalise_name(m.name) == wanted:
-                return ProposedMilestone(
-                    existing_id=m.id,
-                    name=m.name,
-                    estimated_start=m.estimated_start,
-                    estimated_finish=m.estimated_finish,
-                    slug=m.slug,
-                )
-        for ref in self.project.milestones:  # listed in the project but not readable in detail
-            if normalise_name(ref.name) == wanted:
-                return ProposedMilestone(existing_id=ref.id, name=ref.name, slug=ref.slug)
+        milestone = milestone_named(self.milestones, self.sprint_name)
+        if milestone is not None:
+            return ProposedMilestone(
+                existing_id=milestone.id,
+                name=milestone.name,
+                estimated_start=milestone.estimated_start,
+                estimated_finish=milestone.estimated_finish,
+                slug=milestone.slug,
+            )
+        # listed in the project but not readable in detail
+        ref = milestone_named(self.project.milestones, self.sprint_name)
+        if ref is not None:
+            return ProposedMilestone(existing_id=ref.id, name=ref.name, slug=ref.slug)
         if t.ADD_SPRINT not in self.perms:
             return None
         start, finish = next_sprint_dates(self.milestones, today)

@@ -40,7 +40,7 @@ from agent.budgets import Budgets, StopReason
 from agent.errors import PlanningError, explain_failure
 from agent.executor import ExecutionResult, apply_plan, record_approved_plan
 from agent.identity import RequestTokens
-from agent.loop import normalise_name, propose
+from agent.loop import propose
 from agent.proposal import Proposal
 from agent.runtime import Runtime, build_runtime
 from agent.settings import Settings
@@ -63,6 +63,7 @@ from taiga.errors import (
     TaigaError,
 )
 from taiga.models import Project, TaigaTokens
+from taiga.names import milestone_named, normalise_name
 
 log = logging.getLogger(__name__)
 
@@ -520,8 +521,7 @@ async def _minutes_with_story_hint(
         raise ApiError(422, f"user_story_id {body.user_story_id} was not found in Taiga.") from None
     if story.project != project.id:
         raise ApiError(422, f"user_story_id {body.user_story_id} is not in project {project.id}.")
-    wanted = normalise_name(sprint_name)
-    sprint = next((m for m in project.milestones if normalise_name(m.name) == wanted), None)
+    sprint = milestone_named(project.milestones, sprint_name)
     if sprint is None or story.milestone != sprint.id:
         raise ApiError(
             422,

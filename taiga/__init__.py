@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from taiga.client import Clock, RefreshHook, SystemClock, TaigaClient, TaigaSession
+from taiga.client import RefreshHook, TaigaClient, TaigaSession
+from taiga.clock import Clock, SystemClock
 from taiga.errors import (
     BadCredentials,
     Forbidden,

@@ -1,6 +1,7 @@
-"""Async Taiga REST client (httpx).
+"""Async Taiga REST client (httpx): how a request reaches Taiga and comes back.
 
-`TaigaClient` is built once per process; `TaigaClient.session(tokens)` gives one user's view.
+`TaigaClient` is built once per process; `TaigaClient.session(tokens)` gives one user's view
+(`TaigaSession`, whose endpoint methods live in `taiga.endpoints`).
 
 Behaviour worth knowing:
 - Lists page with `page`/`page_size` against the configured base URL; the absolute
@@ -20,199 +21,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import time
 from collections.abc import Awaitable, Callable
-from datetime import date
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr
 
-from taiga.errors import (
-    BadCredentials,
-    Forbidden,
-    NotFound,
-    RateLimited,
-    ResponseLost,
-    TaigaError,
-    Unauthorized,
-    Unavailable,
-    ValidationFailed,
-)
-from taiga.models import AuthResult, Milestone, Project, TaigaTokens, TaigaUser, Task, UserStory
+from taiga.clock import Clock, SystemClock
+from taiga.endpoints import SessionEndpoints
+from taiga.errors import RateLimited, ResponseLost, TaigaError, Unauthorized, Unavailable
+from taiga.models import AuthResult, TaigaTokens, TaigaUser
+from taiga.responses import error_for, parse_as, success_json, throttle_wait, token_rejected
+
+__all__ = ["Clock", "RefreshHook", "SystemClock", "TaigaClient", "TaigaSession"]
 
 log = logging.getLogger(__name__)
-
-M = TypeVar("M", bound=BaseModel)
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 8.0
 _MAX_PAGES = 10_000
-_DEFAULT_THROTTLE_WAIT = 60.0
 _MIN_CALL_SECONDS = 1.0
 _EXPIRED_SIGN_IN = "Your Taiga sign-in has expired; sign in to Taiga again."
-
-
-class Clock(Protocol):
-    """Time source; tests pass a fake that records sleeps and advances time."""
-
-    def now(self) -> float:
-        """Monotonic seconds."""
-        ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 RefreshHook = Callable[[TaigaTokens], Awaitable[TaigaTokens]]
 """Called with the tokens that just got a 401; returns fresh tokens (the hook persists them and,
 on a lost refresh race, re-reads the stored ones). The call is retried once with them."""
-
-
-# --------------------------------------------------------------------------- error mapping
-
-
-def _sentence(text: str) -> str:
-    text = " ".join(text.split())
-    return text if not text or text[-1] in ".!?" else text + "."
-
-
-def _body(response: httpx.Response) -> Any:
-    """The JSON body, or None when it is not JSON (e.g. Django's HTML error pages)."""
-    if "json" not in response.headers.get("content-type", ""):
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _field_messages(body: dict[str, Any]) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    for name, value in body.items():
-        if name.startswith("_error"):
-            continue
-        if isinstance(value, list):
-            fields[name] = [str(item) for item in value]
-        else:
-            fields[name] = [str(value)]
-    return fields
-
-
-def _taiga_words(body: Any) -> str:
-    if not isinstance(body, dict):
-        return ""
-    messages = body.get("messages")
-    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
-        inner = messages[0].get("message")
-        if isinstance(inner, str) and inner:
-            return inner
-    for key in ("_error_message", "detail"):
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
-def _throttle_wait(response: httpx.Response) -> float:
-    for header in ("x-throttle-wait-seconds", "retry-after"):
-        value = response.headers.get(header)
-        if value:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                pass
-    match = re.search(r"available in (\d+(?:\.\d+)?) second", _taiga_words(_body(response)))
-    return float(match.group(1)) + 1 if match else _DEFAULT_THROTTLE_WAIT
-
-
-def error_for(response: httpx.Response, *, not_found: str | None = None) -> TaigaError:
-    """Translate a non-2xx Taiga response into one of our exceptions."""
-    status = response.status_code
-    body = _body(response)
-    words = _taiga_words(body)
-    if status == 429:
-        return RateLimited(_throttle_wait(response))
-    if status >= 500:
-        return Unavailable(
-            f"Taiga is having trouble (HTTP {status}); try again in a moment.", status=status
-        )
-    if body is None:
-        return Unavailable(
-            f"Taiga answered HTTP {status} with a web page instead of API data; check that the "
-            "Taiga API URL is right (it usually ends in /api/v1).",
-            status=status,
-        )
-    if status == 400:
-        fields = _field_messages(body) if isinstance(body, dict) else {}
-        detail = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
-        return ValidationFailed(
-            _sentence(f"Taiga rejected the request: {detail or words or 'invalid data'}"),
-            fields=fields,
-        )
-    if status == 401:
-        if isinstance(body, dict) and body.get("code") == "invalid_credentials":
-            return BadCredentials(
-                _sentence(words or "Taiga did not accept that username and password"), status=401
-            )
-        if isinstance(body, dict) and body.get("code") == "token_not_valid":
-            return Unauthorized(
-                f"Your Taiga sign-in is no longer valid ({_sentence(words)[:-1] or 'expired'}).",
-                status=401,
-            )
-        return Unauthorized(
-            _sentence(f"Taiga needs you to sign in: {words or 'no credentials were sent'}"),
-            status=401,
-        )
-    if status == 403:
-        return Forbidden(
-            _sentence(words or "You do not have permission to do that in Taiga"), status=403
-        )
-    if status == 404:
-        return NotFound(_sentence(not_found or words or "Taiga could not find that"), status=404)
-    return TaigaError(_sentence(words or f"Taiga answered HTTP {status}"), status=status)
-
-
-def _token_rejected(response: httpx.Response) -> bool:
-    """A 401 for an expired or invalid JWT (`token_not_valid`), which a refresh can cure; not
-    Taiga's NotAuthenticated (no bearer token arrived) nor a proxy's own 401."""
-    if response.status_code != 401:
-        return False
-    body = _body(response)
-    return isinstance(body, dict) and body.get("code") == "token_not_valid"
-
-
-def _parse(model: type[M], data: Any) -> M:
-    """The body as `model`, or our error. Pydantic's error echoes the input (an /auth body holds
-    the tokens), so it is not chained; only the failing fields are logged, never their values."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(body)'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
-        log.warning("taiga sent a %s we cannot parse (%s)", model.__name__, problems)
-    raise TaigaError(
-        f"Taiga sent a {model.__name__} this bot does not understand; "
-        "is the Taiga version supported?"
-    )
-
-
-def _norm_name(name: str) -> str:
-    return "".join(name.split()).casefold()
-
-
-# --------------------------------------------------------------------------- client
 
 
 class TaigaClient:
@@ -262,15 +97,15 @@ class TaigaClient:
         response = await self.request(
             "POST", "/auth", json={"type": "normal", "username": username, "password": password}
         )
-        body = self.json(response)
-        return AuthResult(user=_parse(TaigaUser, body), tokens=_parse(TaigaTokens, body))
+        body = success_json(response)
+        return AuthResult(user=parse_as(TaigaUser, body), tokens=parse_as(TaigaTokens, body))
 
     async def refresh(self, refresh_token: str) -> TaigaTokens:
         """POST /auth/refresh. Taiga rotates the refresh token: the old one stops working."""
         response = await self.request("POST", "/auth/refresh", json={"refresh": refresh_token})
         if response.status_code == 401:
             raise Unauthorized(_EXPIRED_SIGN_IN, status=401)
-        return _parse(TaigaTokens, self.json(response))
+        return parse_as(TaigaTokens, success_json(response))
 
     def session(
         self,
@@ -332,7 +167,7 @@ class TaigaClient:
                 continue
             if response.status_code != 429:
                 return response
-            wait = _throttle_wait(response)
+            wait = throttle_wait(response)
             if throttled or wait > self.max_throttle_wait or not self._fits(wait, deadline):
                 raise RateLimited(wait)
             throttled = True
@@ -383,26 +218,11 @@ class TaigaClient:
             raise error_for(response)
         return response
 
-    @staticmethod
-    def json(response: httpx.Response, *, not_found: str | None = None) -> Any:
-        """The body of a 2xx response, or the matching exception."""
-        if not response.is_success:
-            raise error_for(response, not_found=not_found)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise Unavailable(
-                "Taiga sent a response that is not JSON; check the Taiga API URL.",
-                status=response.status_code,
-            ) from exc
-
 
 # --------------------------------------------------------------------------- session
 
 
-class TaigaSession:
+class TaigaSession(SessionEndpoints):
     """One user's view of Taiga. `.tokens` is the current pair (replaced after a refresh)."""
 
     def __init__(
@@ -422,7 +242,7 @@ class TaigaSession:
     def __repr__(self) -> str:
         return f"TaigaSession({self.client.base_url!r}, deadline={self.deadline!r})"
 
-    # -- plumbing
+    # -- transport (what the `SessionEndpoints` methods call)
 
     async def _refreshed(self, stale: TaigaTokens) -> TaigaTokens:
         assert self._on_refresh is not None
@@ -446,7 +266,7 @@ class TaigaSession:
         response = await self.client.request(
             method, path, params=params, json=json, token=tokens.auth_token, deadline=self.deadline
         )
-        if self._on_refresh is not None and _token_rejected(response):
+        if self._on_refresh is not None and token_rejected(response):
             fresh = await self._refreshed(tokens)
             response = await self.client.request(
                 method,
@@ -461,10 +281,10 @@ class TaigaSession:
     async def _get(
         self, path: str, params: dict[str, Any] | None = None, *, not_found: str | None = None
     ) -> Any:
-        return self.client.json(await self._call("GET", path, params=params), not_found=not_found)
+        return success_json(await self._call("GET", path, params=params), not_found=not_found)
 
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        return self.client.json(await self._call("POST", path, json=payload))
+        return success_json(await self._call("POST", path, json=payload))
 
     async def _get_all(self, path: str, params: dict[str, Any]) -> list[Any]:
         """Every item of a paginated list, paging against our own base URL."""
@@ -475,7 +295,7 @@ class TaigaSession:
             response = await self._call("GET", path, params=query)
             if response.status_code == 404 and page > 1:
                 break  # the list shrank while we paged
-            body = self.client.json(response)
+            body = success_json(response)
             if not isinstance(body, list):
                 raise TaigaError("Taiga sent something other than a list; is the URL right?")
             for item in body:
@@ -489,129 +309,3 @@ class TaigaSession:
             if not body or not paginated or "x-pagination-next" not in response.headers:
                 break
         return items
-
-    # -- reads
-
-    async def me(self) -> TaigaUser:
-        return _parse(TaigaUser, await self._get("/users/me"))
-
-    async def get_project(self, project_id: int) -> Project:
-        body = await self._get(
-            f"/projects/{int(project_id)}", not_found=f"Project {project_id} was not found"
-        )
-        return _parse(Project, body)
-
-    async def get_project_by_slug(self, slug: str) -> Project:
-        body = await self._get(
-            "/projects/by_slug",
-            {"slug": slug},
-            not_found=f"Project '{slug}' was not found, or you are not a member of it",
-        )
-        return _parse(Project, body)
-
-    async def list_milestones(self, project_id: int) -> list[Milestone]:
-        """All sprints of the project, newest first (Taiga orders by -estimated_start)."""
-        items = await self._get_all("/milestones", {"project": int(project_id)})
-        return [_parse(Milestone, item) for item in items]
-
-    async def get_milestone(self, milestone_id: int) -> Milestone:
-        body = await self._get(
-            f"/milestones/{int(milestone_id)}", not_found=f"Sprint {milestone_id} was not found"
-        )
-        return _parse(Milestone, body)
-
-    async def get_milestone_by_name(self, project_id: int, name: str) -> Milestone | None:
-        """The sprint whose name matches ignoring case and whitespace ("sprint6" = "Sprint 6")."""
-        wanted = _norm_name(name)
-        for milestone in await self.list_milestones(project_id):
-            if _norm_name(milestone.name) == wanted:
-                return milestone
-        return None
-
-    async def list_user_stories(
-        self, project_id: int, *, milestone_id: int | None = None, backlog: bool = False
-    ) -> list[UserStory]:
-        if backlog and milestone_id is not None:
-            raise ValueError("pass either milestone_id or backlog=True, not both")
-        params: dict[str, Any] = {"project": int(project_id)}
-        if milestone_id is not None:
-            params["milestone"] = int(milestone_id)
-        if backlog:
-            params["milestone__isnull"] = "true"
-        return [_parse(UserStory, item) for item in await self._get_all("/userstories", params)]
-
-    async def get_user_story(self, story_id: int) -> UserStory:
-        body = await self._get(
-            f"/userstories/{int(story_id)}", not_found=f"User story {story_id} was not found"
-        )
-        return _parse(UserStory, body)
-
-    async def list_tasks(
-        self,
-        *,
-        user_story_id: int | None = None,
-        project_id: int | None = None,
-        milestone_id: int | None = None,
-    ) -> list[Task]:
-        params: dict[str, Any] = {}
-        if user_story_id is not None:
-            params["user_story"] = int(user_story_id)
-        if project_id is not None:
-            params["project"] = int(project_id)
-        if milestone_id is not None:
-            params["milestone"] = int(milestone_id)
-        if not params:
-            raise ValueError("list_tasks needs user_story_id, project_id or milestone_id")
-        return [_parse(Task, item) for item in await self._get_all("/tasks", params)]
-
-    # -- writes (never retried on failure; ResponseLost when the answer went missing)
-
-    async def create_milestone(
-        self, project_id: int, name: str, start: date, finish: date
-    ) -> Milestone:
-        body = await self._post(
-            "/milestones",
-            {
-                "project": int(project_id),
-                "name": name,
-                "estimated_start": start.isoformat(),
-                "estimated_finish": finish.isoformat(),
-            },
-        )
-        return _parse(Milestone, body)
-
-    async def create_user_story(
-        self,
-        project_id: int,
-        subject: str,
-        *,
-        description: str = "",
-        milestone_id: int | None = None,
-        tags: list[str] | None = None,
-    ) -> UserStory:
-        payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
-        if description:
-            payload["description"] = description
-        if milestone_id is not None:
-            payload["milestone"] = int(milestone_id)
-        if tags:
-            payload["tags"] = list(tags)
-        return _parse(UserStory, await self._post("/userstories", payload))
-
-    async def create_task(
-        self,
-        project_id: int,
-        subject: str,
-        *,
-        user_story_id: int | None = None,
-        milestone_id: int | None = None,
-        description: str = "",
-    ) -> Task:
-        payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
-        if user_story_id is not None:
-            payload["user_story"] = int(user_story_id)
-        if milestone_id is not None:
-            payload["milestone"] = int(milestone_id)
-        if description:
-            payload["description"] = description
-        return _parse(Task, await self._post("/tasks", payload))

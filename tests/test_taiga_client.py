@@ -27,6 +27,7 @@ from taiga import (
     Unavailable,
     ValidationFailed,
 )
+from taiga.responses import success_json
 from tests.peers.clock import FakeClock
 from tests.peers.fake_taiga import (
     BOB_ID,
@@ -123,7 +124,7 @@ async def test_missing_credentials_raise_unauthorized(fake_taiga: FakeTaiga) -> 
     async with taiga_client(fake_taiga) as client:
         response = await client.request("GET", "/users/me")
         with pytest.raises(Unauthorized) as caught:
-            client.json(response)
+            success_json(response)
     assert "Authentication credentials were not provided" in str(caught.value)
 
 
@@ -405,7 +406,7 @@ async def test_an_unknown_path_raises_a_clear_unavailable(fake_taiga: FakeTaiga)
     async with taiga_client(fake_taiga) as client:
         response = await client.request("GET", "/nonexistent")
         with pytest.raises(Unavailable) as caught:
-            client.json(response)
+            success_json(response)
     assert "web page instead of API data" in str(caught.value)
 
 

@@ -27,7 +27,7 @@ from taiga import (
     UserStory,
     ValidationFailed,
 )
-from taiga.client import error_for
+from taiga.responses import error_for
 
 SAMPLES = Path(__file__).resolve().parent / "taiga_samples"
 

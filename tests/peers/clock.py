@@ -1,4 +1,4 @@
-"""The one test clock: a `taiga.client.Clock` whose sleeps are recorded and move time at once."""
+"""The one test clock: a `taiga.clock.Clock` whose sleeps are recorded and move time at once."""
 
 from __future__ import annotations
 
