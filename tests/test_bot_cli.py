@@ -71,7 +71,9 @@ def test_first_run_writes_env_with_a_generated_key(tmp_path: Path) -> None:
     keys = [line for line in env.read_text().splitlines() if line.startswith("TOKEN_ENCRYPTION_")]
     assert len(keys) == 1
     TokenCipher([keys[0].split("=", 1)[1]])  # a valid Fernet key
-    assert Settings().token_encryption_keys == [keys[0].split("=", 1)[1]]
+    assert [key.get_secret_value() for key in Settings().token_encryption_keys] == [
+        keys[0].split("=", 1)[1]
+    ]
     assert not create_env_file(env, ROOT / ".env.example"), "an existing .env is never replaced"
 
 
@@ -97,8 +99,8 @@ def test_missing_values_asked_on_a_terminal_are_saved(tmp_path: Path) -> None:
         env, {"SLACK_BOT_TOKEN": "Slack app", "ANTHROPIC_API_KEY": ""}, ask=answers.__getitem__
     )
     assert filled == ["SLACK_BOT_TOKEN"]
-    assert Settings().slack_bot_token == "xoxb-1"
-    assert Settings().anthropic_api_key == ""
+    assert Settings().slack_bot_token.get_secret_value() == "xoxb-1"
+    assert Settings().anthropic_api_key.get_secret_value() == ""
 
 
 def test_run_without_a_terminal_stops_with_one_line_naming_the_setting(
