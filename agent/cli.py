@@ -163,7 +163,7 @@ async def plan(
         tokens = tokens or await _login(taiga, args)
         session = taiga.session(tokens, deadline=clock.now() + budgets.deadline_seconds)
         anthropic = AsyncAnthropic(
-            api_key=settings.anthropic_api_key,
+            api_key=settings.anthropic_api_key.get_secret_value(),
             base_url=settings.anthropic_base_url,
             max_retries=0,
         )
@@ -205,7 +205,7 @@ async def _login(taiga: TaigaClient, args: argparse.Namespace) -> TaigaTokens:
 
 
 def _database(settings: Settings) -> Database:
-    database = Database(settings.database_url)
+    database = Database(settings.database_url.get_secret_value())
     database.migrate()
     return database
 

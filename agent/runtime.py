@@ -43,10 +43,10 @@ def build_runtime(
 ) -> Runtime:
     """Build every shared client from `settings` (any of them may be passed in instead)."""
     clock = clock or SystemClock()
-    db = db or Database(settings.database_url)
+    db = db or Database(settings.database_url.get_secret_value())
     taiga = taiga or TaigaClient(settings.taiga_api_url, clock=clock)
     anthropic = anthropic or AsyncAnthropic(
-        api_key=settings.anthropic_api_key or None,
+        api_key=settings.anthropic_api_key.get_secret_value() or None,
         base_url=settings.anthropic_base_url,
     )
     cipher = TokenCipher(settings.token_encryption_keys) if settings.token_encryption_keys else None

@@ -2,6 +2,10 @@
 
 It lives in `agent/` because both entry points need it: the agent CLI and the bot
 (which may import `agent`). `taiga/` and `storage/` take plain arguments instead.
+
+Secrets are `SecretStr` (the database URL a `DatabaseUrl`, shown with its password masked), so
+no repr or log line of the settings, or of what holds them, shows one; `.get_secret_value()`
+is called only where a value is handed to the library that uses it.
 """
 
 from __future__ import annotations
@@ -9,8 +13,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, Secret, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
@@ -35,6 +41,16 @@ WHERE_TO_GET = {
 }
 
 
+class DatabaseUrl(Secret[str]):
+    """A database URL that shows in `repr()` and `str()` with its password masked."""
+
+    def _display(self) -> str:
+        try:
+            return make_url(self.get_secret_value()).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "**********"
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -46,21 +62,21 @@ class Settings(BaseSettings):
         env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
     )
 
-    slack_bot_token: str = ""
-    slack_signing_secret: str = ""
-    slack_app_token: str = ""
+    slack_bot_token: SecretStr = SecretStr("")
+    slack_signing_secret: SecretStr = SecretStr("")
+    slack_app_token: SecretStr = SecretStr("")
     slack_api_url: str = "https://slack.com/api/"
 
-    anthropic_api_key: str = ""
+    anthropic_api_key: SecretStr = SecretStr("")
     anthropic_base_url: str | None = None
     anthropic_model: str = DEFAULT_MODEL
 
     taiga_api_url: str = "https://api.taiga.io/api/v1"
     taiga_web_url: str = "https://tree.taiga.io"
 
-    database_url: str = "sqlite:///./taiga_planner.db"
-    token_encryption_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    agent_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    database_url: DatabaseUrl = DatabaseUrl("sqlite:///./taiga_planner.db")
+    token_encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    agent_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     port: int = 3000
 
     agent_deadline_seconds: float = Field(default=90.0, gt=0)
@@ -79,10 +95,11 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _psycopg_driver(cls, url: str) -> str:
+    def _psycopg_driver(cls, url: DatabaseUrl) -> DatabaseUrl:
+        text = url.get_secret_value()
         for prefix in ("postgres://", "postgresql://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix) :]
+            if text.startswith(prefix):
+                return DatabaseUrl("postgresql+psycopg://" + text[len(prefix) :])
         return url
 
     @property

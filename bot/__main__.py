@@ -55,7 +55,7 @@ def rotate_keys(settings: Settings) -> int:
 
 
 def migrate(settings: Settings) -> Database:
-    database = Database(settings.database_url)
+    database = Database(settings.database_url.get_secret_value())
     database.migrate()
     return database
 

@@ -74,7 +74,7 @@ def bolt_logger() -> logging.Logger:
 def build_slack_client(settings: Settings) -> AsyncWebClient:
     """The bot's Web API client: SLACK_API_URL, retries on connection errors and on 429."""
     return AsyncWebClient(
-        token=settings.slack_bot_token or None,
+        token=settings.slack_bot_token.get_secret_value() or None,
         base_url=settings.slack_api_url,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=1),
@@ -88,7 +88,7 @@ def build_app(services: Services) -> AsyncApp:
     app = AsyncApp(
         name="taiga-planner",
         client=services.slack,
-        signing_secret=services.settings.slack_signing_secret,
+        signing_secret=services.settings.slack_signing_secret.get_secret_value(),
         request_verification_enabled=True,
         # Listeners only ack and hand work to `Services.spawn`, so Bolt may finish them before
         # answering: no untracked Bolt task outlives a request, and shutdown drains everything.

@@ -4,10 +4,12 @@ ask for the values the bot cannot start without when a person is at the terminal
 from __future__ import annotations
 
 import getpass
-import re
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from dotenv import set_key
 
 from storage.crypto import generate_key
 
@@ -16,23 +18,18 @@ SECRET_NAMES = frozenset({"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_
 
 
 def create_env_file(env_path: Path, example_path: Path) -> bool:
-    """Write `.env` from the example with a fresh key. Returns False when `.env` exists."""
-    if env_path.exists() or not example_path.exists():
+    """Write `.env` (readable by its owner only) from the example with a fresh key.
+    Returns False when `.env` exists."""
+    if not example_path.exists():
         return False
-    text = example_path.read_text()
-    text = set_value(text, "TOKEN_ENCRYPTION_KEYS", generate_key())
-    env_path.write_text(text)
-    env_path.chmod(0o600)
+    try:
+        descriptor = os.open(env_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as env_file:
+        env_file.write(example_path.read_text())
+    _save(env_path, "TOKEN_ENCRYPTION_KEYS", generate_key())
     return True
-
-
-def set_value(text: str, name: str, value: str) -> str:
-    """Set `NAME=value` in env-file text, replacing the line or appending one."""
-    line = f"{name}={value}"
-    pattern = re.compile(rf"^{re.escape(name)}=.*$", re.MULTILINE)
-    if pattern.search(text):
-        return pattern.sub(lambda _: line, text, count=1)
-    return text.rstrip("\n") + f"\n{line}\n"
 
 
 def ask_for_missing(
@@ -48,13 +45,17 @@ def ask_for_missing(
     if ask is None and not sys.stdin.isatty():
         return []
     filled = []
-    text = env_path.read_text() if env_path.exists() else ""
     for name, where in missing.items():
         prompt = f"{name} ({where}): " if where else f"{name}: "
         reader = ask or (getpass.getpass if name in SECRET_NAMES else input)
         value = reader(prompt).strip()
         if value:
-            text = set_value(text, name, value)
+            _save(env_path, name, value)
             filled.append(name)
-    env_path.write_text(text)
     return filled
+
+
+def _save(env_path: Path, name: str, value: str) -> None:
+    """Set `NAME=value` in `.env`, replacing its line or appending one. python-dotenv keeps
+    the file's mode, and creates a missing file readable by its owner only."""
+    set_key(env_path, name, value, quote_mode="never")

@@ -70,7 +70,9 @@ async def serve_socket_mode(
     `apps.connections.open`."""
     sock = listener or socket.create_server((host, settings.port))
     handler = AsyncSocketModeHandler(
-        bot.app, app_token=settings.slack_app_token, web_client=connections_client
+        bot.app,
+        app_token=settings.slack_app_token.get_secret_value(),
+        web_client=connections_client,
     )
     server = _uvicorn(api, host, sock.getsockname()[1])
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")

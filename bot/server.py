@@ -31,7 +31,7 @@ import anthropic as anthropic_sdk
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -250,7 +250,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 # --------------------------------------------------------------------------- request checks
 
 
-def _check_api_key(request: Request, keys: Sequence[str]) -> str:
+def _check_api_key(request: Request, keys: Sequence[SecretStr]) -> str:
     """The configured key the caller sent; 404 when the API is off, 401 without a valid key."""
     if not keys:
         raise ApiError(404, "Not Found")
@@ -259,8 +259,9 @@ def _check_api_key(request: Request, keys: Sequence[str]) -> str:
     given_digest = hashlib.sha256(given.strip().encode()).digest()
     matched: str | None = None
     for key in keys:  # constant time: fixed-length digests, and every key is compared
-        if hmac.compare_digest(given_digest, hashlib.sha256(key.encode()).digest()):
-            matched = key
+        plain = key.get_secret_value()
+        if hmac.compare_digest(given_digest, hashlib.sha256(plain.encode()).digest()):
+            matched = plain
     if scheme.lower() != "bearer" or not given.strip() or matched is None:
         raise ApiError(
             401,

@@ -11,6 +11,7 @@ import binascii
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from pydantic import SecretStr
 
 _UNDECRYPTABLE = (
     "None of the configured TOKEN_ENCRYPTION_KEYS can decrypt stored tokens: the key they "
@@ -29,9 +30,10 @@ def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
-def _fernet(key: str, position: int, count: int) -> Fernet:
+def _fernet(key: SecretStr | str, position: int, count: int) -> Fernet:
+    plain = key.get_secret_value() if isinstance(key, SecretStr) else key
     try:
-        return Fernet(key.strip())
+        return Fernet(plain.strip())
     except (ValueError, TypeError, binascii.Error):
         raise EncryptionKeyError(
             "TOKEN_ENCRYPTION_KEYS holds a key that is not a valid Fernet key "
@@ -42,7 +44,7 @@ def _fernet(key: str, position: int, count: int) -> Fernet:
 class TokenCipher:
     """Encrypts with the first key, decrypts with any of them."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
+    def __init__(self, keys: Sequence[SecretStr | str] | str) -> None:
         if isinstance(keys, str):
             keys = [part for part in keys.split(",") if part.strip()]
         if not keys:

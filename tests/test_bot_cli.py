@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,24 @@ def test_first_run_writes_env_with_a_generated_key(tmp_path: Path) -> None:
     keys = [line for line in env.read_text().splitlines() if line.startswith("TOKEN_ENCRYPTION_")]
     assert len(keys) == 1
     TokenCipher([keys[0].split("=", 1)[1]])  # a valid Fernet key
-    assert Settings().token_encryption_keys == [keys[0].split("=", 1)[1]]
+    assert [key.get_secret_value() for key in Settings().token_encryption_keys] == [
+        keys[0].split("=", 1)[1]
+    ]
     assert not create_env_file(env, ROOT / ".env.example"), "an existing .env is never replaced"
+
+
+def test_env_written_on_first_run_and_by_the_prompts_is_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    first_run = tmp_path / "first" / ".env"
+    first_run.parent.mkdir()
+    assert create_env_file(first_run, ROOT / ".env.example")
+    prompted = tmp_path / "prompted" / ".env"
+    prompted.parent.mkdir()
+    ask_for_missing(prompted, {"SLACK_BOT_TOKEN": ""}, ask=lambda _prompt: "xoxb-1")
+    assert stat.S_IMODE(first_run.stat().st_mode) == 0o600
+    assert stat.S_IMODE(prompted.stat().st_mode) == 0o600
+    assert prompted.read_text() == "SLACK_BOT_TOKEN=xoxb-1\n"
 
 
 def test_missing_values_asked_on_a_terminal_are_saved(tmp_path: Path) -> None:
@@ -82,8 +99,8 @@ def test_missing_values_asked_on_a_terminal_are_saved(tmp_path: Path) -> None:
         env, {"SLACK_BOT_TOKEN": "Slack app", "ANTHROPIC_API_KEY": ""}, ask=answers.__getitem__
     )
     assert filled == ["SLACK_BOT_TOKEN"]
-    assert Settings().slack_bot_token == "xoxb-1"
-    assert Settings().anthropic_api_key == ""
+    assert Settings().slack_bot_token.get_secret_value() == "xoxb-1"
+    assert Settings().anthropic_api_key.get_secret_value() == ""
 
 
 def test_run_without_a_terminal_stops_with_one_line_naming_the_setting(

@@ -26,7 +26,7 @@ def test_defaults_match_the_documented_budgets() -> None:
     assert settings.agent_max_write_calls == 25
     assert settings.agent_max_repeated_calls == 2
     assert settings.port == 3000
-    assert settings.database_url == "sqlite:///./taiga_planner.db"
+    assert settings.database_url.get_secret_value() == "sqlite:///./taiga_planner.db"
 
 
 def test_default_model_is_not_deprecated_by_the_installed_sdk() -> None:
@@ -39,7 +39,7 @@ def test_default_model_is_not_deprecated_by_the_installed_sdk() -> None:
 )
 def test_every_postgres_spelling_uses_psycopg(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("DATABASE_URL", url)
-    assert Settings().database_url == "postgresql+psycopg://u@db/app"
+    assert Settings().database_url.get_secret_value() == "postgresql+psycopg://u@db/app"
 
 
 def test_environment_wins_over_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_environment_wins_over_env_file(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_API_KEYS", "one, two,,three")
-    assert Settings().agent_api_keys == ["one", "two", "three"]
+    assert [key.get_secret_value() for key in Settings().agent_api_keys] == ["one", "two", "three"]
 
 
 def test_empty_values_fall_back_to_defaults(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from agent.errors import describe
 from agent.identity import LinkExpired
+from bot.blocks.login import AUTH_TOKEN, PASSWORD, REFRESH_TOKEN, USERNAME, linked_view, login_view
 from bot.middleware import find_link
 from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
@@ -22,69 +23,7 @@ from taiga.models import TaigaTokens, TaigaUser
 
 logger = logging.getLogger(__name__)
 
-LOGIN_CALLBACK_ID = "taiga_login"
-USERNAME, PASSWORD, AUTH_TOKEN, REFRESH_TOKEN = "username", "password", "auth_token", "refresh"
 Json = dict[str, Any]
-
-
-def _input(block_id: str, label: str, hint: str | None = None) -> Json:
-    block: Json = {
-        "type": "input",
-        "block_id": block_id,
-        "optional": True,
-        "label": {"type": "plain_text", "text": label},
-        "element": {"type": "plain_text_input", "action_id": block_id},
-    }
-    if hint:
-        block["hint"] = {"type": "plain_text", "text": hint}
-    return block
-
-
-def login_view() -> Json:
-    """The `/taiga login` modal: username + password, or an auth token (+ refresh token)."""
-    return {
-        "type": "modal",
-        "callback_id": LOGIN_CALLBACK_ID,
-        "title": {"type": "plain_text", "text": "Link Taiga"},
-        "submit": {"type": "plain_text", "text": "Sign in"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": (
-                        "Sign in with your Taiga username (or e-mail) and password, *or* paste "
-                        "an auth token. Only the tokens Taiga returns are kept, encrypted; "
-                        "your password is never stored."
-                    ),
-                },
-            },
-            _input(USERNAME, "Taiga username or e-mail"),
-            _input(PASSWORD, "Password", "Sent once to Taiga to get a token; not stored."),
-            {"type": "divider"},
-            _input(AUTH_TOKEN, "…or an auth token"),
-            _input(REFRESH_TOKEN, "Refresh token (optional)", "Lets the bot renew the token."),
-        ],
-    }
-
-
-def linked_view(username: str) -> Json:
-    return {
-        "type": "modal",
-        "callback_id": f"{LOGIN_CALLBACK_ID}_done",
-        "title": {"type": "plain_text", "text": "Link Taiga"},
-        "close": {"type": "plain_text", "text": "Done"},
-        "blocks": [
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f":white_check_mark: Linked to Taiga as *{esc(username)}*.",
-                },
-            }
-        ],
-    }
 
 
 @dataclass(frozen=True, slots=True)

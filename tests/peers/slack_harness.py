@@ -208,7 +208,7 @@ async def running_harness(
         token_encryption_keys=[generate_key()],
         **overrides,
     )
-    db = Database(settings.database_url)
+    db = Database(settings.database_url.get_secret_value())
     db.migrate()
     clock = FakeClock()
     wall = WallClock()

@@ -9,12 +9,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.blocks.login import LOGIN_CALLBACK_ID
 from bot.services import accounts
 from bot.services.core import Services
 
 
 def register(app: AsyncApp) -> None:
-    app.view_submission(accounts.LOGIN_CALLBACK_ID)(login_submitted)
+    app.view_submission(LOGIN_CALLBACK_ID)(login_submitted)
 
 
 async def login_submitted(

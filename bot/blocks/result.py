@@ -1,0 +1,160 @@
+"""The result message: what an approved plan created in Taiga (linked), what is still
+missing and why, and a Retry button while anything is."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from slack_sdk.models.blocks import Block
+
+from agent.wording import counted
+from bot.blocks.actions import retry_button
+from bot.blocks.fitting import bullets, fit_sections
+from bot.blocks.kit import (
+    EXISTING_TASKS_MAX,
+    SECTION_FILL,
+    SUBJECT_MAX,
+    SlackMessage,
+    context,
+    esc_line,
+    link,
+    mention,
+    section,
+    slack_message,
+)
+
+_FAILED_MAX = 2000
+_KIND_LABELS = {"milestone": "Sprint", "story": "Story", "task": "Task"}
+_STORY_LEVELS = 2  # see `_created_story_chunk`
+
+# --- shapes the executor's result satisfies (agent.executor.ExecutionResult) ---------------
+
+
+class CreatedLike(Protocol):
+    @property
+    def kind(self) -> str: ...  # "milestone" | "story" | "task"
+    @property
+    def action_key(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def ref(self) -> int | None: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def story_key(self) -> str | None: ...  # tasks of a new story: "story:new-story-1"
+
+
+class FailedLike(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+class ResultLike(Protocol):
+    @property
+    def plan_id(self) -> str: ...
+    @property
+    def complete(self) -> bool: ...
+    @property
+    def milestone_name(self) -> str | None: ...
+    @property
+    def milestone_url(self) -> str | None: ...
+    @property
+    def created(self) -> Sequence[CreatedLike]: ...
+    @property
+    def failed(self) -> Sequence[FailedLike]: ...
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def result_blocks(result: ResultLike, *, approver_id: str | None = None) -> SlackMessage:
+    """What the approved plan created in Taiga (links), what is missing, and a Retry button."""
+    created = list(result.created)
+    stories = [item for item in created if item.kind == "story"]
+    story_keys = {item.action_key for item in stories}
+    tasks_of = {
+        key: [t for t in created if t.kind == "task" and t.story_key == key] for key in story_keys
+    }
+    loose_tasks = [t for t in created if t.kind == "task" and t.story_key not in story_keys]
+
+    if result.complete:
+        emoji, title = ":white_check_mark:", "Sprint plan applied"
+    elif getattr(result, "state", None) == "executing":
+        emoji, title = ":hourglass_flowing_sand:", "Sprint plan is being applied"
+    elif created:
+        emoji, title = ":warning:", "Sprint plan partly applied"
+    else:
+        emoji, title = ":x:", "Sprint plan not applied"
+    n_tasks = sum(item.kind == "task" for item in created)
+    counts = (
+        f"{counted(len(stories), 'story', 'stories')} and {counted(n_tasks, 'task', 'tasks')}"
+        " created"
+    )
+    lines = [f"{emoji} *{title}*: {counts}"]
+    if result.milestone_name:
+        name = f"*{esc_line(result.milestone_name, 200)}*"
+        lines.append(f"Sprint {link(result.milestone_url, name)}")
+    head: list[Block] = [section("\n".join(lines))]
+
+    tail: list[Block] = []
+    if loose_tasks:
+        loose = [f"• {_created_label(t)}" for t in loose_tasks]
+        heading = "*Tasks added to existing stories*\n"
+        tail.append(section(heading + bullets(loose, EXISTING_TASKS_MAX, ("task", "tasks"))))
+    if result.failed:
+        tail.append(section(_failed_text(result.failed)))
+    if approver_id:
+        tail.append(context(f"Approved by {mention(approver_id)}"))
+    if result.failed:
+        tail.append(retry_button(result.plan_id))
+
+    body: list[Block] = []
+    if stories:
+        sections = fit_sections(
+            len(stories),
+            lambda i, level: _created_story_chunk(
+                stories[i], tasks_of[stories[i].action_key], level
+            ),
+            levels=_STORY_LEVELS,
+            fixed=[*head, *tail],
+            reserved_blocks=0,
+            noun=("story", "stories"),
+        )
+        body = [section(s) for s in sections]
+
+    text = f"{title}: {counts}"
+    if result.failed:
+        text += f", {len(result.failed)} not created yet"
+    return slack_message(text, [*head, *body, *tail])
+
+
+def _created_label(item: CreatedLike) -> str:
+    ref = f"#{item.ref} " if item.ref is not None else ""
+    return link(item.url, f"{ref}{esc_line(item.subject, SUBJECT_MAX)}")
+
+
+def _created_story_chunk(story: CreatedLike, tasks: Sequence[CreatedLike], level: int) -> str:
+    """One created story: 0 with its tasks linked, 1 with its task count."""
+    head = f"• {_created_label(story)}"
+    if not tasks:
+        return head
+    if level >= 1:
+        return f"{head}  _{counted(len(tasks), 'task', 'tasks')}_"
+    lines = [f"      ◦ {_created_label(task)}" for task in tasks]
+    return head + "\n" + bullets(lines, SECTION_FILL - len(head), ("task", "tasks"))
+
+
+def _failed_text(failed: Sequence[FailedLike]) -> str:
+    lines = [
+        f"• {_KIND_LABELS.get(item.kind, 'Item')} {esc_line(item.subject, 120)}: "
+        f"{esc_line(item.reason, 200)}"
+        for item in failed
+    ]
+    heading = f":x: *Not created yet ({len(failed)})*\n"
+    return heading + bullets(lines, _FAILED_MAX - len(heading), ("item", "items"))
