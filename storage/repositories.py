@@ -22,7 +22,6 @@ from sqlmodel import Session, select
 
 from storage.crypto import TokenCipher
 from storage.models import (
-    PLAN_STATES,
     ChannelProject,
     Plan,
     SlackEvent,
@@ -30,6 +29,7 @@ from storage.models import (
     WriteLedger,
     utcnow,
 )
+from storage.plan_states import PLAN_STATES, Transition, move_for
 
 T = TypeVar("T")
 
@@ -355,29 +355,24 @@ def transition_plan(
     session: Session,
     *,
     plan_id: str,
-    from_states: Collection[str],
-    to_state: str,
+    transition: Transition,
     expected_version: int | None = None,
     **changes: Any,
 ) -> bool:
-    """Move the plan to `to_state` only if it is in one of `from_states` (and, with
-    `expected_version`, still at that version: nobody touched it since it was read); True iff it
-    moved.
+    """Make `transition`: move the plan to its target state only if it is in one of its source
+    states (and, with `expected_version`, still at that version: nobody touched it since it was
+    read); True iff it moved. Raises `IllegalTransition` for a move not in the table.
 
     One conditional UPDATE (a compare-and-set), so among concurrent callers - other threads,
     other replicas - exactly one wins. Bumps `version`; `changes` are applied in the same UPDATE.
     """
-    if isinstance(from_states, str):
-        from_states = [from_states]
-    for state in (*from_states, to_state):
-        if state not in PLAN_STATES:
-            raise ValueError(f"unknown plan state {state!r}")
+    move = move_for(transition)
     _check_plan_changes(changes)
     changes.setdefault("updated_at", utcnow())
     statement = (
         sa.update(Plan)
-        .where(Plan.id == plan_id, Plan.state.in_(list(from_states)))  # type: ignore[attr-defined]
-        .values(state=to_state, version=Plan.version + 1, **changes)
+        .where(Plan.id == plan_id, Plan.state.in_(sorted(move.sources)))  # type: ignore[attr-defined]
+        .values(state=move.target, version=Plan.version + 1, **changes)
         .execution_options(synchronize_session=False)
     )
     if expected_version is not None:
