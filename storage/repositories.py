@@ -2,23 +2,23 @@
 
 Concurrency rules that the rest of the bot relies on:
 - `transition_plan` is one conditional UPDATE: exactly one caller moves a plan out of a state.
-- `claim_actions`, `first_delivery` and first-time `save_link` / `set_channel_project` insert
-  inside a SAVEPOINT and fall back to reading the row when the unique constraint refuses the
-  insert, so concurrent callers in other processes agree on one row.
+- `claim_actions`, `first_delivery`, `create_plan` with an idempotency key, `save_link` and
+  `set_channel_project` are one `INSERT ... ON CONFLICT` each, so concurrent callers in other
+  processes agree on one row.
 - `replace_tokens` is a compare-and-set on the stored auth token (row locked on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, select
 
 from storage.crypto import TokenCipher
 from storage.models import (
@@ -30,8 +30,6 @@ from storage.models import (
     utcnow,
 )
 from storage.plan_states import PLAN_STATES, Transition, move_for
-
-T = TypeVar("T")
 
 # Columns that only the repository moves: the id, the state (via transition_plan) and version.
 _PLAN_FIELDS = frozenset(Plan.model_fields)
@@ -92,36 +90,41 @@ class LedgerEntry:
 # helpers
 
 
-def _insert_or_existing(session: Session, row: Any, read: Callable[[], T | None]) -> T | None:
-    """Insert `row` inside a SAVEPOINT; if a unique constraint refuses it, return `read()`.
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
-    Returns None when the insert succeeded.
+
+def _insert_unless_present(session: Session, row: SQLModel, *, key: Collection[str]) -> bool:
+    """Insert `row` unless a row with the same `key` columns exists; True iff it was inserted.
+
+    Any other refusal (a foreign key, another unique key) still raises `IntegrityError`.
     """
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        existing = read()
-        if existing is None:  # refused for another reason (e.g. a foreign key)
-            raise
-        return existing
-    return None
+    statement = _insert(session, row).on_conflict_do_nothing(index_elements=list(key))
+    # RETURNING, not rowcount: SQLAlchemy reports -1 as an INSERT's rowcount on psycopg.
+    inserted = session.execute(statement.returning(sa.literal(True))).first()
+    return inserted is not None
 
 
-def _upsert(session: Session, row: T, find: Callable[[], T | None], changes: dict[str, Any]) -> T:
-    """Insert `row`, or apply `changes` to the row its unique key already names (race-safe:
-    a concurrent insert makes ours fail inside a SAVEPOINT, and we update theirs)."""
-    existing = find()
-    if existing is None:
-        existing = _insert_or_existing(session, row, find)
-    if existing is None:
-        session.flush()
-        return row
-    for name, value in changes.items():
-        setattr(existing, name, value)
-    session.add(existing)
-    session.flush()
-    return existing
+def _upsert(
+    session: Session, row: SQLModel, *, key: Collection[str], changes: Mapping[str, Any]
+) -> None:
+    """Insert `row`, or apply `changes` to the row that already holds its `key` columns."""
+    statement = _insert(session, row)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key), set_={name: statement.excluded[name] for name in changes}
+    )
+    session.execute(statement)
+
+
+def _insert(session: Session, row: SQLModel) -> sqlite.Insert | postgresql.Insert:
+    """`INSERT` of `row`'s columns in the session's SQL dialect (a key left unset is generated)."""
+    table = row.__table__  # type: ignore[attr-defined]
+    values = {
+        column.key: getattr(row, column.key)
+        for column in table.columns
+        if not (column.primary_key and getattr(row, column.key) is None)
+    }
+    dialect = session.get_bind().dialect.name
+    return _INSERTS[dialect](type(row)).values(values)
 
 
 def _link_row(session: Session, team_id: str, user_id: str) -> TaigaLink | None:
@@ -199,12 +202,14 @@ def save_link(
         ),
         "updated_at": now,
     }
-    row = _upsert(
+    _upsert(
         session,
         TaigaLink(slack_team_id=team_id, slack_user_id=user_id, created_at=now, **changes),
-        lambda: _link_row(session, team_id, user_id),
-        changes,
+        key=["slack_team_id", "slack_user_id"],
+        changes=changes,
     )
+    row = _link_row(session, team_id, user_id)
+    assert row is not None
     return _link_view(row, cipher)
 
 
@@ -290,21 +295,23 @@ def set_channel_project(
     project_name: str,
     set_by: str,
 ) -> ChannelProject:
-    """Set (or replace) the channel's default project."""
-    now = utcnow()
+    """Set (or replace) the channel's default project (one race-safe upsert)."""
     changes: dict[str, Any] = {
         "project_id": project_id,
         "project_slug": project_slug,
         "project_name": project_name,
         "set_by": set_by,
-        "updated_at": now,
+        "updated_at": utcnow(),
     }
-    return _upsert(
+    _upsert(
         session,
         ChannelProject(slack_team_id=team_id, slack_channel_id=channel_id, **changes),
-        lambda: _channel_row(session, team_id, channel_id),
-        changes,
+        key=["slack_team_id", "slack_channel_id"],
+        changes=changes,
     )
+    row = _channel_row(session, team_id, channel_id)
+    assert row is not None
+    return row
 
 
 def get_channel_project(
@@ -337,9 +344,12 @@ def create_plan(session: Session, **fields: Any) -> Plan:
     if key is None:
         session.add(plan)
         session.flush()
-    elif _insert_or_existing(session, plan, lambda: plan_for_idempotency_key(session, key=key)):
+        return plan
+    if not _insert_unless_present(session, plan, key=["idempotency_key"]):
         raise IdempotencyKeyTaken(key)
-    return plan
+    stored = get_plan(session, plan.id)
+    assert stored is not None
+    return stored
 
 
 def plan_for_idempotency_key(session: Session, *, key: str) -> Plan | None:
@@ -511,10 +521,11 @@ def _claim_one(
         attempted_at=now,
         actor_taiga_id=actor,
     )
-    existing = _insert_or_existing(session, row, lambda: _ledger_row(session, plan_id, action_key))
-    if existing is not None:  # inserted by a concurrent caller meanwhile
-        return _entry(existing)
-    return _entry(row, claimed_now=True)
+    if _insert_unless_present(session, row, key=["plan_id", "action_key"]):
+        return _entry(row, claimed_now=True)
+    existing = _ledger_row(session, plan_id, action_key)  # inserted by a concurrent caller
+    assert existing is not None
+    return _entry(existing)
 
 
 def retake_actions(
@@ -586,10 +597,7 @@ def ledger_for_plan(session: Session, plan_id: str) -> dict[str, LedgerEntry]:
 def first_delivery(session: Session, *, event_id: str, now: datetime) -> bool:
     """True only the first time this event id is seen (Slack retries get False)."""
     row = SlackEvent(event_id=event_id, received_at=now)
-    seen = _insert_or_existing(
-        session, row, lambda: session.get(SlackEvent, event_id, populate_existing=True)
-    )
-    return seen is None
+    return _insert_unless_present(session, row, key=["event_id"])
 
 
 def prune_slack_events(session: Session, *, before: datetime) -> int:
