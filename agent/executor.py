@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -35,6 +34,7 @@ from agent.wording import plural
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import Plan, utcnow
+from storage.plan_states import Transition
 from taiga import links
 from taiga.client import TaigaSession
 from taiga.errors import (
@@ -60,7 +60,6 @@ DEFAULT_CLOCK_SKEW = timedelta(minutes=2)
 # An `executing` plan untouched for this long belongs to a run that died (crash, restart).
 DEFAULT_STALE_AFTER = timedelta(minutes=15)
 
-RESUMABLE_STATES = ("approved", "partial")
 SKIPPED_NO_STORY = "skipped: its story was not created"
 SKIPPED_NO_SPRINT = "skipped: the sprint was not created"
 NOT_CONFIRMED = (
@@ -237,31 +236,18 @@ async def _load_ledger(db: Database, plan_id: str) -> dict[str, _Entry]:
 
 
 async def _transition(
-    db: Database, plan_id: str, from_states: Sequence[str], to_state: str, **changes: Any
+    db: Database, plan_id: str, transition: Transition, **changes: Any
 ) -> bool:
     return await db.run(
-        lambda s: repo.transition_plan(
-            s, plan_id=plan_id, from_states=from_states, to_state=to_state, **changes
-        )
+        lambda s: repo.transition_plan(s, plan_id=plan_id, transition=transition, **changes)
     )
 
 
 async def _take_over_stale(db: Database, plan: _PlanSnapshot, now: datetime) -> bool:
     """Claim an `executing` plan whose run died, only if nobody touched it since we read it."""
-
-    def update(session: Session) -> bool:
-        statement = (
-            sa.update(Plan)
-            .where(
-                Plan.id == plan.id,  # type: ignore[arg-type]
-                Plan.state == "executing",  # type: ignore[arg-type]
-                Plan.version == plan.version,  # type: ignore[arg-type]
-            )
-            .values(version=plan.version + 1, updated_at=now)
-        )
-        return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
-
-    return await db.run(update)
+    return await _transition(
+        db, plan.id, Transition.TAKE_OVER_APPLY, expected_version=plan.version, updated_at=now
+    )
 
 
 # --------------------------------------------------------------------------- the run
@@ -777,11 +763,7 @@ async def record_approved_plan(
             request_digest=request_digest,
         )
         repo.transition_plan(
-            session,
-            plan_id=plan.id,
-            from_states=["proposed"],
-            to_state="approved",
-            decided_by=decided_by,
+            session, plan_id=plan.id, transition=Transition.APPROVE, decided_by=decided_by
         )
         return plan.id
 
@@ -815,7 +797,7 @@ async def apply_plan(
         raise PlanNotFound(f"No plan {plan_id}.")
     if plan.state == "done" and plan.result is not None:
         return ExecutionResult.model_validate(plan.result)
-    moved = await _transition(db, plan_id, RESUMABLE_STATES, "executing")
+    moved = await _transition(db, plan_id, Transition.START_APPLY)
     if not moved:
         plan = await _load_plan(db, plan_id)
         assert plan is not None
@@ -845,14 +827,16 @@ async def apply_plan(
         result = await _execute(run, *_actions(proposal))
     except BaseException as error:  # never leave the plan stuck in executing
         await _transition(
-            db, plan_id, ["executing"], "partial", error=_INTERRUPTED.format(type(error).__name__)
+            db,
+            plan_id,
+            Transition.FINISH_APPLY_PARTIAL,
+            error=_INTERRUPTED.format(type(error).__name__),
         )
         raise
     stored = await _transition(
         db,
         plan_id,
-        ["executing"],
-        result.state,
+        Transition.FINISH_APPLY if result.complete else Transition.FINISH_APPLY_PARTIAL,
         result=result.model_dump(mode="json"),
         error=None if result.complete else f"{len(result.failed)} item(s) not created.",
     )

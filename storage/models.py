@@ -14,19 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-PLAN_STATES: Final = frozenset(
-    {
-        "drafting",
-        "proposed",
-        "approved",
-        "executing",
-        "done",
-        "partial",
-        "failed",
-        "rejected",
-        "expired",
-    }
-)
 LEDGER_STATES: Final = frozenset({"pending", "done"})
 
 
@@ -104,7 +91,8 @@ class ChannelProject(SQLModel, table=True):
 
 
 class Plan(SQLModel, table=True):
-    """One planning request, from drafting to done; `state` only moves by compare-and-set."""
+    """One planning request, from drafting to done; `state` only moves by compare-and-set,
+    along `storage.plan_states.MOVES`."""
 
     __tablename__ = "plan"
     __table_args__ = (

@@ -17,6 +17,7 @@ from bot.server import create_api, sprint_from_prompt
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import Plan
+from storage.plan_states import Transition
 from tests.peers.clock import FakeClock
 from tests.peers.fake_anthropic import FakeAnthropic, message, text, tool_use
 from tests.peers.fake_taiga import (
@@ -445,9 +446,7 @@ async def test_an_idempotency_key_whose_plan_is_being_applied_elsewhere_is_409(
     first = await api.run(body_for(fake_taiga), idempotency_key="run-1")
     plan_id = first.json()["plan_id"]
     await api.runtime.db.run(  # another replica has just started applying it
-        lambda s: repo.transition_plan(
-            s, plan_id=plan_id, from_states=["partial"], to_state="executing"
-        )
+        lambda s: repo.transition_plan(s, plan_id=plan_id, transition=Transition.START_APPLY)
     )
     fake_taiga.clear_requests()
 

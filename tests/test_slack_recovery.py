@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlmodel import Session
 
 from agent.executor import INTERRUPTED_BY_SHUTDOWN, apply_plan
 from agent.proposal import Proposal
@@ -23,6 +24,7 @@ from bot.services.recovery import RecoverySweep, SweepReport
 from storage import repositories as repo
 from storage.crypto import generate_key
 from storage.db import Database
+from storage.plan_states import Transition
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PROJECT_ID
 from tests.peers.slack_harness import (
@@ -44,6 +46,11 @@ SPRINT6_ID = 2  # the fake's seeded "Sprint 6", which the proposal uses
 # How long after the crash the sweep looks: past the 2-minute grace of an approved plan, and
 # past the executor's 15-minute takeover age of an executing one.
 AFTER_CRASH = {"approved": timedelta(minutes=3), "executing": timedelta(minutes=16)}
+# How a proposed plan got to the state a crash left it in.
+CRASH_PATHS = {
+    "approved": [Transition.APPROVE],
+    "executing": [Transition.APPROVE, Transition.START_APPLY],
+}
 
 
 @pytest.fixture
@@ -63,16 +70,18 @@ async def propose(h: Harness) -> tuple[str, str]:
     return (await h.plans())[0].id, ts
 
 
-async def crash(h: Harness, plan_id: str, state: str, *, error: str | None = None) -> None:
+async def crash(h: Harness, plan_id: str, state: str) -> None:
     """Leave the plan as a process that died after Alice's Approve would: in `state`, and (for
     `executing`) the first story sent with its response lost: a pending ledger row, and the
     story in Taiga."""
-    await h.db.run(
-        lambda s: repo.transition_plan(
-            s, plan_id=plan_id, from_states=["proposed"], to_state=state,
-            decided_by=h.alice, error=error,
-        )
-    )
+
+    def arrive(session: Session) -> None:
+        for transition in CRASH_PATHS[state]:
+            repo.transition_plan(
+                session, plan_id=plan_id, transition=transition, decided_by=h.alice
+            )
+
+    await h.db.run(arrive)
     if state != "executing":
         return
     key = (await first_story_key(h, plan_id))
@@ -178,8 +187,7 @@ async def test_a_plan_a_shutdown_cancelled_mid_apply_is_finished_by_the_sweep(
     plan_id, ts = await propose(h)
     await h.db.run(
         lambda s: repo.transition_plan(
-            s, plan_id=plan_id, from_states=["proposed"], to_state="approved",
-            decided_by=h.alice,
+            s, plan_id=plan_id, transition=Transition.APPROVE, decided_by=h.alice,
         )
     )
     await cancelled_mid_apply(h, plan_id)

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import Session, SQLModel, select
 
-from storage import models, repositories
+from storage import plan_states, repositories
 from storage.db import MIGRATIONS_DIR, Database, alembic_config, upgrade
 from storage.models import Plan, SlackEvent
 
@@ -272,8 +272,8 @@ def test_naive_datetimes_are_refused(database: Database) -> None:
         )
 
 
-def test_models_module_lists_every_plan_state() -> None:
-    assert models.PLAN_STATES == {
+def test_plan_states_module_lists_every_plan_state() -> None:
+    assert plan_states.PLAN_STATES == {
         "drafting",
         "proposed",
         "approved",

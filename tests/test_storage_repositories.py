@@ -17,6 +17,7 @@ from storage import repositories as repo
 from storage.crypto import EncryptionKeyError, TokenCipher, generate_key
 from storage.db import Database
 from storage.models import Plan, TaigaLink, WriteLedger
+from storage.plan_states import MOVES, PLAN_STATES, IllegalTransition, Transition
 from storage.repositories import StoredTokens
 
 T = TypeVar("T")
@@ -432,8 +433,7 @@ def test_transition_plan_moves_from_an_expected_state_and_bumps_version(
         lambda s: repo.transition_plan(
             s,
             plan_id=plan.id,
-            from_states={"proposed"},
-            to_state="approved",
+            transition=Transition.APPROVE,
             decided_by="U2",
         )
     )
@@ -450,7 +450,7 @@ def test_transition_plan_from_another_state_changes_nothing(database: Database) 
 
     moved = database.run_sync(
         lambda s: repo.transition_plan(
-            s, plan_id=plan.id, from_states=["proposed"], to_state="approved", decided_by="U2"
+            s, plan_id=plan.id, transition=Transition.APPROVE, decided_by="U2"
         )
     )
 
@@ -462,27 +462,40 @@ def test_transition_plan_from_another_state_changes_nothing(database: Database) 
 
 def test_transition_plan_of_a_missing_plan_is_false(database: Database) -> None:
     moved = database.run_sync(
-        lambda s: repo.transition_plan(
-            s, plan_id="missing", from_states=["proposed"], to_state="approved"
-        )
+        lambda s: repo.transition_plan(s, plan_id="missing", transition=Transition.APPROVE)
     )
 
     assert moved is False
 
 
-def test_transition_plan_refuses_unknown_states_and_guarded_fields(database: Database) -> None:
+def test_transition_plan_refuses_an_illegal_transition_and_guarded_fields(
+    database: Database,
+) -> None:
     plan = _plan(database, state="proposed")
 
-    with pytest.raises(ValueError, match="unknown plan state"):
+    with pytest.raises(IllegalTransition, match="ship"):
         database.run_sync(
-            lambda s: repo.transition_plan(s, plan_id=plan.id, from_states=["x"], to_state="done")
+            lambda s: repo.transition_plan(
+                s, plan_id=plan.id, transition="ship"  # type: ignore[arg-type]
+            )
         )
     with pytest.raises(TypeError, match="version"):
         database.run_sync(
             lambda s: repo.transition_plan(
-                s, plan_id=plan.id, from_states=["proposed"], to_state="approved", version=9
+                s, plan_id=plan.id, transition=Transition.APPROVE, version=9
             )
         )
+    stored = database.run_sync(lambda s: repo.get_plan(s, plan.id))
+    assert stored is not None
+    assert (stored.state, stored.version) == ("proposed", 1)
+
+
+def test_the_transition_table_names_every_transition_and_reaches_every_state() -> None:
+    assert set(MOVES) == set(Transition)
+    sources = set().union(*(move.sources for move in MOVES.values()))
+    targets = {move.target for move in MOVES.values()}
+    assert sources | targets == PLAN_STATES
+    assert targets == PLAN_STATES - {"drafting"}  # every state but the first is reached
 
 
 def test_transition_is_seen_by_a_plan_already_loaded_in_the_session(database: Database) -> None:
@@ -491,9 +504,7 @@ def test_transition_is_seen_by_a_plan_already_loaded_in_the_session(database: Da
     def load_transition_reload(session: Session) -> str:
         loaded = repo.get_plan(session, plan.id)
         assert loaded is not None and loaded.state == "proposed"
-        repo.transition_plan(
-            session, plan_id=plan.id, from_states=["proposed"], to_state="approved"
-        )
+        repo.transition_plan(session, plan_id=plan.id, transition=Transition.APPROVE)
         reloaded = repo.get_plan(session, plan.id)
         assert reloaded is not None
         return reloaded.state
@@ -508,13 +519,13 @@ def test_plan_loaded_before_a_transition_is_usable_after_the_transaction(
 
     def load_then_transition(session: Session) -> Plan:
         loaded = repo.get_plan(session, plan.id)
-        repo.transition_plan(session, plan_id=plan.id, from_states=["proposed"], to_state="done")
+        repo.transition_plan(session, plan_id=plan.id, transition=Transition.APPROVE)
         assert loaded is not None
         return loaded
 
     returned = database.run_sync(load_then_transition)
 
-    assert (returned.state, returned.version) == ("done", 2)
+    assert (returned.state, returned.version) == ("approved", 2)
 
 
 def test_absent_json_is_sql_null(database: Database) -> None:
@@ -537,8 +548,7 @@ def test_concurrent_approvals_move_the_plan_exactly_once(database: Database) -> 
         return repo.transition_plan(
             session,
             plan_id=plan.id,
-            from_states=["proposed"],
-            to_state="approved",
+            transition=Transition.APPROVE,
             decided_by=f"U{n}",
         )
 
@@ -555,10 +565,8 @@ def test_concurrent_approve_and_reject_agree_on_one_outcome(database: Database) 
     plan = _plan(database, state="proposed")
 
     def decide(session: Session, n: int) -> bool:
-        to_state = "approved" if n % 2 else "rejected"
-        return repo.transition_plan(
-            session, plan_id=plan.id, from_states=["proposed"], to_state=to_state
-        )
+        transition = Transition.APPROVE if n % 2 else Transition.REJECT
+        return repo.transition_plan(session, plan_id=plan.id, transition=transition)
 
     outcomes = _race(database, decide)
 
@@ -641,7 +649,7 @@ def test_transition_plan_with_an_expected_version_refuses_a_plan_touched_since(
     def park(version: int) -> bool:
         return database.run_sync(
             lambda s: repo.transition_plan(
-                s, plan_id=plan.id, from_states=["executing"], to_state="partial",
+                s, plan_id=plan.id, transition=Transition.FINISH_APPLY_PARTIAL,
                 expected_version=version,
             )
         )

@@ -23,6 +23,7 @@ from bot.services.slack_io import Tell, esc, update, user_names
 from bot.services.status import StatusMessage
 from storage import repositories as repo
 from storage.models import Plan
+from storage.plan_states import MOVES, Transition
 from taiga.client import TaigaSession
 from taiga.errors import TaigaError
 
@@ -81,9 +82,7 @@ def _closed_sentence(services: Services, plan: Plan) -> str:
 async def expire_proposal(services: Services, plan: Plan) -> None:
     """Move a proposal past its time to `expired` (once) and show that in its message."""
     moved = await services.db.run(
-        lambda s: repo.transition_plan(
-            s, plan_id=plan.id, from_states=["proposed"], to_state="expired"
-        )
+        lambda s: repo.transition_plan(s, plan_id=plan.id, transition=Transition.EXPIRE)
     )
     if moved and plan.slack_message_ts:
         logger.info("plan %s: expired", plan.id)
@@ -136,20 +135,21 @@ async def _may_decide(services: Services, plan: Plan, decision: Decision) -> Tai
     return session
 
 
-async def _decide(services: Services, plan: Plan, decision: Decision, to_state: str) -> bool:
-    """Move the proposal to `to_state` exactly once (compare-and-set); a clicker who lost the
-    race is told who decided first."""
+async def _decide(
+    services: Services, plan: Plan, decision: Decision, transition: Transition
+) -> bool:
+    """Make `transition` (approve or reject) exactly once (compare-and-set); a clicker who lost
+    the race is told who decided first."""
     moved = await services.db.run(
         lambda s: repo.transition_plan(
-            s, plan_id=plan.id, from_states=["proposed"], to_state=to_state,
-            decided_by=decision.user_id,
+            s, plan_id=plan.id, transition=transition, decided_by=decision.user_id
         )
     )
     if not moved:
         latest = await _load(services, plan.id)
         await decision.tell(_closed_sentence(services, latest or plan))
         return False
-    logger.info("plan %s: %s by %s", plan.id, to_state, decision.user_id)
+    logger.info("plan %s: %s by %s", plan.id, MOVES[transition].target, decision.user_id)
     return True
 
 
@@ -160,7 +160,7 @@ async def approve(services: Services, decision: Decision) -> None:
     session = await _may_decide(services, plan, decision)
     if session is None:
         return
-    if not await _decide(services, plan, decision, "approved"):
+    if not await _decide(services, plan, decision, Transition.APPROVE):
         return
     await _apply(services, plan, decision, session)
 
@@ -191,7 +191,7 @@ async def reject(services: Services, decision: Decision) -> None:
     if decision.user_id != plan.requester_slack_id:
         if await _may_decide(services, plan, decision) is None:
             return
-    if not await _decide(services, plan, decision, "rejected"):
+    if not await _decide(services, plan, decision, Transition.REJECT):
         return
     if plan.slack_message_ts:
         message = blocks.rejected_blocks(decision.user_id, summary=_summary(plan))

@@ -45,6 +45,7 @@ from bot.services.slack_io import (
 from bot.services.status import StatusMessage
 from storage import repositories as repo
 from storage.models import ChannelProject
+from storage.plan_states import Transition
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +376,7 @@ async def _drafting_failed(
     sentence = explain(error, project=run.project.project_name, permission="view_project")
     await services.db.run(
         lambda s: repo.transition_plan(
-            s, plan_id=plan_id, from_states=["drafting"], to_state="failed", error=sentence
+            s, plan_id=plan_id, transition=Transition.FAIL_DRAFT, error=sentence
         )
     )
     message = blocks.error_blocks(sentence)
@@ -393,7 +394,7 @@ async def _show_proposal(
     stored = proposal.model_dump(mode="json")
     moved = await services.db.run(
         lambda s: repo.transition_plan(
-            s, plan_id=plan_id, from_states=["drafting"], to_state="proposed",
+            s, plan_id=plan_id, transition=Transition.PROPOSE,
             proposal=stored, expires_at=expires_at,
         )
     )

@@ -25,6 +25,7 @@ from bot.services.core import Services
 from bot.services.errors import explain, is_link_expired, log_failure
 from storage import repositories as repo
 from storage.models import Plan
+from storage.plan_states import Transition
 from taiga.client import Clock
 
 logger = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ class RecoverySweep:
         someone touched meanwhile is left to them."""
         moved = await self.services.db.run(
             lambda s: repo.transition_plan(
-                s, plan_id=plan.id, from_states=[plan.state], to_state="partial",
+                s, plan_id=plan.id, transition=Transition.PARK,
                 expected_version=plan.version, error=f"Not resumed: {why}.",
             )
         )

@@ -1,0 +1,101 @@
+"""The plan's state machine: its states, and the one table of moves between them.
+
+A plan's `state` changes only through `storage.repositories.transition_plan`, which takes a
+`Transition` and moves the plan by the table's line for it. A new move is one new line in
+`MOVES` (and its name in `Transition`); a move that is not in the table raises
+`IllegalTransition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+from typing import Final
+
+PLAN_STATES: Final = frozenset(
+    {
+        "drafting",
+        "proposed",
+        "approved",
+        "executing",
+        "done",
+        "partial",
+        "failed",
+        "rejected",
+        "expired",
+    }
+)
+
+
+class Cause(Enum):
+    """Who may make a move."""
+
+    PLANNER = "the planner"
+    PERSON = "a person deciding"
+    EXECUTOR = "the executor"
+    SWEEP = "the recovery sweep or expiry"
+
+
+class Transition(Enum):
+    """A move a caller makes; `MOVES` says from which states, to which, and by whom."""
+
+    PROPOSE = "propose"
+    FAIL_DRAFT = "fail_draft"
+    APPROVE = "approve"
+    REJECT = "reject"
+    EXPIRE = "expire"
+    START_APPLY = "start_apply"
+    TAKE_OVER_APPLY = "take_over_apply"
+    FINISH_APPLY = "finish_apply"
+    FINISH_APPLY_PARTIAL = "finish_apply_partial"
+    PARK = "park"
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    sources: frozenset[str]
+    target: str
+    cause: Cause
+
+    def __post_init__(self) -> None:
+        unknown = (self.sources | {self.target}) - PLAN_STATES
+        if unknown:
+            raise ValueError(f"unknown plan state(s) {sorted(unknown)}")
+
+
+def _move(sources: str, target: str, cause: Cause) -> Move:
+    """A table line; `sources` is a `|`-separated list of states."""
+    return Move(frozenset(sources.split("|")), target, cause)
+
+
+MOVES: Final[Mapping[Transition, Move]] = MappingProxyType(
+    {
+        Transition.PROPOSE: _move("drafting", "proposed", Cause.PLANNER),
+        Transition.FAIL_DRAFT: _move("drafting", "failed", Cause.PLANNER),
+        Transition.APPROVE: _move("proposed", "approved", Cause.PERSON),
+        Transition.REJECT: _move("proposed", "rejected", Cause.PERSON),
+        Transition.EXPIRE: _move("proposed", "expired", Cause.SWEEP),
+        Transition.START_APPLY: _move("approved|partial", "executing", Cause.EXECUTOR),
+        # A run that stopped without finishing; only safe with `expected_version`.
+        Transition.TAKE_OVER_APPLY: _move("executing", "executing", Cause.EXECUTOR),
+        Transition.FINISH_APPLY: _move("executing", "done", Cause.EXECUTOR),
+        # Some writes failed, or the run was interrupted: applying again finishes the rest.
+        Transition.FINISH_APPLY_PARTIAL: _move("executing", "partial", Cause.EXECUTOR),
+        # A run that cannot be resumed is left for a person to retry.
+        Transition.PARK: _move("approved|executing|partial", "partial", Cause.SWEEP),
+    }
+)
+
+
+class IllegalTransition(ValueError):
+    """A move that is not in the plan's table of transitions."""
+
+
+def move_for(transition: Transition) -> Move:
+    """The table's line for `transition`; raises `IllegalTransition` when there is none."""
+    try:
+        return MOVES[transition]
+    except KeyError:
+        raise IllegalTransition(f"{transition!r} is not a move of the plan") from None

@@ -1,0 +1,63 @@
+"""Repository functions: sync, `session` first, keyword-only rest; call them inside `Database.run`.
+
+Concurrency rules that the rest of the bot relies on:
+- `transition_plan` is one conditional UPDATE: exactly one caller moves a plan out of a state.
+- `claim_actions`, `first_delivery`, `create_plan` with an idempotency key, `save_link` and
+  `set_channel_project` are one `INSERT ... ON CONFLICT` each (`inserts`), so concurrent
+  callers in other processes agree on one row.
+- `replace_tokens` is a compare-and-set on the stored auth token (row locked on PostgreSQL).
+"""
+
+from storage.repositories.channels import get_channel_project, set_channel_project
+from storage.repositories.events import first_delivery, prune_slack_events
+from storage.repositories.ledger import (
+    LedgerEntry,
+    claim_actions,
+    complete_action,
+    ledger_for_plan,
+    retake_actions,
+)
+from storage.repositories.links import (
+    StoredTokens,
+    TaigaLinkView,
+    delete_link,
+    get_link,
+    replace_tokens,
+    rotate_all_tokens,
+    save_link,
+)
+from storage.repositories.plans import (
+    IdempotencyKeyTaken,
+    create_plan,
+    get_plan,
+    plan_for_idempotency_key,
+    plans_to_sweep,
+    transition_plan,
+    update_plan,
+)
+
+__all__ = [
+    "IdempotencyKeyTaken",
+    "LedgerEntry",
+    "StoredTokens",
+    "TaigaLinkView",
+    "claim_actions",
+    "complete_action",
+    "create_plan",
+    "delete_link",
+    "first_delivery",
+    "get_channel_project",
+    "get_link",
+    "get_plan",
+    "ledger_for_plan",
+    "plan_for_idempotency_key",
+    "plans_to_sweep",
+    "prune_slack_events",
+    "replace_tokens",
+    "retake_actions",
+    "rotate_all_tokens",
+    "save_link",
+    "set_channel_project",
+    "transition_plan",
+    "update_plan",
+]

@@ -1,0 +1,165 @@
+"""Plans: create, read, change fields, move state (`transition_plan`) and find those to sweep.
+
+`transition_plan` is one conditional UPDATE (a compare-and-set): among concurrent callers
+exactly one moves a plan out of a state. The moves themselves are `storage.plan_states.MOVES`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from storage.models import Plan, utcnow
+from storage.plan_states import PLAN_STATES, Transition, move_for
+from storage.repositories.inserts import insert_unless_present
+
+# Columns that only the repository moves: the id, the state (via transition_plan) and version.
+_PLAN_FIELDS = frozenset(Plan.model_fields)
+_PLAN_GUARDED = frozenset({"id", "state", "version"})
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another plan already holds this idempotency key (a concurrent request stored it first)."""
+
+
+def create_plan(session: Session, **fields: Any) -> Plan:
+    """Insert a plan (state defaults to drafting, version to 1) and return it.
+
+    Raises `IdempotencyKeyTaken` when `idempotency_key` is already another plan's.
+    """
+    unknown = set(fields) - _PLAN_FIELDS
+    if unknown:
+        raise TypeError(f"Plan has no field(s) {sorted(unknown)}")
+    state = fields.get("state", "drafting")
+    if state not in PLAN_STATES:
+        raise ValueError(f"unknown plan state {state!r}")
+    plan = Plan(**fields)
+    key = plan.idempotency_key
+    if key is None:
+        session.add(plan)
+        session.flush()
+        return plan
+    if not insert_unless_present(session, plan, key=["idempotency_key"]):
+        raise IdempotencyKeyTaken(key)
+    stored = get_plan(session, plan.id)
+    assert stored is not None
+    return stored
+
+
+def plan_for_idempotency_key(session: Session, *, key: str) -> Plan | None:
+    statement = select(Plan).where(Plan.idempotency_key == key)
+    return session.exec(statement.execution_options(populate_existing=True)).first()
+
+
+def get_plan(session: Session, plan_id: str) -> Plan | None:
+    return session.get(Plan, plan_id, populate_existing=True)
+
+
+def transition_plan(
+    session: Session,
+    *,
+    plan_id: str,
+    transition: Transition,
+    expected_version: int | None = None,
+    **changes: Any,
+) -> bool:
+    """Make `transition`: move the plan to its target state only if it is in one of its source
+    states (and, with `expected_version`, still at that version: nobody touched it since it was
+    read); True iff it moved. Raises `IllegalTransition` for a move not in the table.
+
+    One conditional UPDATE (a compare-and-set), so among concurrent callers - other threads,
+    other replicas - exactly one wins. Bumps `version`; `changes` are applied in the same UPDATE.
+    """
+    move = move_for(transition)
+    _check_plan_changes(changes)
+    changes.setdefault("updated_at", utcnow())
+    statement = (
+        sa.update(Plan)
+        .where(Plan.id == plan_id, Plan.state.in_(sorted(move.sources)))  # type: ignore[attr-defined]
+        .values(state=move.target, version=Plan.version + 1, **changes)
+        .execution_options(synchronize_session=False)
+    )
+    if expected_version is not None:
+        statement = statement.where(Plan.version == expected_version)  # type: ignore[arg-type]
+    moved = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+    if moved:
+        _reload(session, plan_id)
+    return moved
+
+
+def update_plan(session: Session, *, plan_id: str, **changes: Any) -> bool:
+    """Change fields of a plan without moving its state (bumps version); True if it exists."""
+    _check_plan_changes(changes)
+    changes.setdefault("updated_at", utcnow())
+    statement = (
+        sa.update(Plan)
+        .where(Plan.id == plan_id)  # type: ignore[arg-type]
+        .values(version=Plan.version + 1, **changes)
+        .execution_options(synchronize_session=False)
+    )
+    updated = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+    if updated:
+        _reload(session, plan_id)
+    return updated
+
+
+def plans_to_sweep(
+    session: Session,
+    *,
+    approved_before: datetime,
+    executing_before: datetime,
+    expired_by: datetime,
+    interrupted_error: str | None = None,
+    limit: int = 20,
+) -> list[Plan]:
+    """The Slack plans a recovery sweep must act on, least recently touched first, at most
+    `limit`:
+
+    - `approved` and not touched since `approved_before` (its apply never started),
+    - `executing` and not touched since `executing_before` (its run died),
+    - `partial` with error `interrupted_error`, not touched since `approved_before` (a shutdown
+      cancelled its run before it could show anything),
+    - `proposed` whose `expires_at` is at or before `expired_by`.
+
+    Plans without a Slack message (HTTP API, CLI) are never included.
+    """
+    due = [
+        sa.and_(Plan.state == "approved", Plan.updated_at < approved_before),
+        sa.and_(Plan.state == "executing", Plan.updated_at < executing_before),
+        sa.and_(Plan.state == "proposed", Plan.expires_at <= expired_by),  # type: ignore[operator]
+    ]
+    if interrupted_error is not None:
+        due.append(
+            sa.and_(
+                Plan.state == "partial",
+                Plan.error == interrupted_error,
+                Plan.updated_at < approved_before,
+            )
+        )
+    statement = (
+        select(Plan)
+        .where(Plan.slack_message_ts.is_not(None), sa.or_(*due))  # type: ignore[union-attr]
+        .order_by(Plan.updated_at, Plan.id)  # type: ignore[arg-type]
+        .limit(max(0, limit))
+        .execution_options(populate_existing=True)
+    )
+    return list(session.exec(statement).all())
+
+
+def _check_plan_changes(changes: dict[str, Any]) -> None:
+    unknown = set(changes) - _PLAN_FIELDS
+    if unknown:
+        raise TypeError(f"Plan has no field(s) {sorted(unknown)}")
+    guarded = set(changes) & _PLAN_GUARDED
+    if guarded:
+        raise TypeError(f"{sorted(guarded)} cannot be changed here (use transition_plan)")
+
+
+def _reload(session: Session, plan_id: str) -> None:
+    """Reload a plan this session already holds after a bulk UPDATE changed it underneath."""
+    cached = session.identity_map.get(sa.inspect(Plan).identity_key_from_primary_key([plan_id]))
+    if cached is not None:
+        session.refresh(cached)
