@@ -1,0 +1,216 @@
+"""What a planning run knows before its first model call, and the views of it the model sees.
+
+`prefetch` reads the project (permissions, sprints, members), then its sprints and the target
+sprint's stories concurrently. `plan_scope` picks the target sprint: an existing one, or a new
+one named and dated like the others when the user may create sprints. The `*_view` functions are
+the shapes of projects, sprints, stories and members handed to the model, here and by the reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent.proposal import ProposedMilestone
+from agent.tools import ADD_SPRINT
+from taiga.models import Member, Milestone, Project, UserStory
+from taiga.names import milestone_named
+
+if TYPE_CHECKING:
+    from taiga.client import TaigaSession
+
+DEFAULT_SPRINT_DAYS = 14
+
+
+@dataclass
+class PlanScope:
+    """What one run plans against. `project` is refreshed when the model re-reads it,
+    `milestone` takes the dates the model proposes, `known_stories` grows with what reads list."""
+
+    project: Project
+    perms: frozenset[str]  # as first read: they decided which tools the run offers
+    milestones: list[Milestone]
+    sprint_name: str
+    sprint_stories: list[UserStory]
+    milestone: ProposedMilestone | None
+    known_stories: dict[int, UserStory]
+
+
+async def prefetch(
+    taiga: TaigaSession, project_ref: Project | int | str, sprint_name: str
+) -> tuple[Project, list[Milestone], list[UserStory]]:
+    """The project first (id, permissions, sprints, members), then sprints and stories at once."""
+    if isinstance(project_ref, Project):
+        project = project_ref
+    elif isinstance(project_ref, int) or project_ref.strip().isdigit():
+        project = await taiga.get_project(int(project_ref))
+    else:
+        project = await taiga.get_project_by_slug(project_ref.strip())
+    perms = project.my_permissions
+    target = milestone_named(project.milestones, sprint_name)
+
+    async def milestones() -> list[Milestone]:
+        return await taiga.list_milestones(project.id) if "view_milestones" in perms else []
+
+    async def stories() -> list[UserStory]:
+        if target is None or "view_us" not in perms:
+            return []
+        return await taiga.list_user_stories(project.id, milestone_id=target.id)
+
+    found_milestones, found_stories = await asyncio.gather(milestones(), stories())
+    return project, found_milestones, found_stories
+
+
+def plan_scope(
+    project: Project,
+    milestones: list[Milestone],
+    sprint_stories: list[UserStory],
+    sprint_name: str,
+    today: date,
+) -> PlanScope:
+    """The scope of a run from what `prefetch` read; the target sprint is None when it does not
+    exist and the user may not create it."""
+    name = " ".join(sprint_name.split())
+    return PlanScope(
+        project=project,
+        perms=project.my_permissions,
+        milestones=milestones,
+        sprint_name=name,
+        sprint_stories=sprint_stories,
+        milestone=_target_milestone(project, milestones, name, today),
+        known_stories={s.id: s for s in sprint_stories},
+    )
+
+
+def _target_milestone(
+    project: Project, milestones: list[Milestone], sprint_name: str, today: date
+) -> ProposedMilestone | None:
+    milestone = milestone_named(milestones, sprint_name)
+    if milestone is not None:
+        return ProposedMilestone(
+            existing_id=milestone.id,
+            name=milestone.name,
+            estimated_start=milestone.estimated_start,
+            estimated_finish=milestone.estimated_finish,
+            slug=milestone.slug,
+        )
+    # listed in the project but not readable in detail
+    ref = milestone_named(project.milestones, sprint_name)
+    if ref is not None:
+        return ProposedMilestone(existing_id=ref.id, name=ref.name, slug=ref.slug)
+    if ADD_SPRINT not in project.my_permissions:
+        return None
+    start, finish = next_sprint_dates(milestones, today)
+    return ProposedMilestone(
+        name=named_like_the_others(sprint_name, milestones),
+        estimated_start=start,
+        estimated_finish=finish,
+        to_create=True,
+    )
+
+
+def next_sprint_dates(milestones: list[Milestone], today: date) -> tuple[date, date]:
+    """The day after the latest sprint ends (today if that day is past), for that sprint's
+    length; with no sprint, today + 14 days."""
+    if not milestones:
+        return today, today + timedelta(days=DEFAULT_SPRINT_DAYS)
+    latest = _latest(milestones)
+    length = latest.estimated_finish - latest.estimated_start
+    if length.days < 1:
+        length = timedelta(days=DEFAULT_SPRINT_DAYS)
+    start = max(latest.estimated_finish + timedelta(days=1), today)
+    return start, start + length
+
+
+_NUMBERED = re.compile(r"^\s*(\D*?)\s*(\d+)\s*$")
+
+
+def named_like_the_others(name: str, milestones: list[Milestone]) -> str:
+    """'sprint 7' becomes 'Sprint 7' when the latest sprint is called 'Sprint 6'."""
+    asked = _NUMBERED.match(name)
+    latest = _NUMBERED.match(_latest(milestones).name) if milestones else None
+    if not asked or not latest or asked.group(1).casefold() != latest.group(1).casefold():
+        return name.strip()
+    return f"{latest.group(1)} {int(asked.group(2))}"
+
+
+def _latest(milestones: list[Milestone]) -> Milestone:
+    return max(milestones, key=lambda m: (m.estimated_finish, m.estimated_start))
+
+
+# --- what the model sees -----------------------------------------------------------------------
+
+
+def first_context(scope: PlanScope, tools: list[str]) -> dict[str, Any]:
+    """The context in the first message: the project, the target sprint and what is in it, the
+    other sprints, the members, and the tools this run offers."""
+    m = scope.milestone
+    assert m is not None  # the model is asked to plan only with a target sprint
+    target: dict[str, Any] = {
+        "name": m.name,
+        "exists": not m.to_create,
+        "id": m.existing_id,
+        "estimated_start": m.estimated_start,
+        "estimated_finish": m.estimated_finish,
+    }
+    if m.to_create:
+        target["note"] = "Does not exist yet; the plan creates it with these dates."
+    project = scope.project
+    return {
+        "project": {"id": project.id, "slug": project.slug, "name": project.name},
+        "tools_you_may_use": tools,
+        "target_sprint": target,
+        "stories_already_in_target_sprint": [story_view(s) for s in scope.sprint_stories],
+        "sprints": [
+            {k: v for k, v in milestone_view(x).items() if k != "stories"} for x in scope.milestones
+        ],
+        "members": [member_view(x) for x in project.members],
+    }
+
+
+def project_view(p: Project) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "slug": p.slug,
+        "name": p.name,
+        "my_permissions": sorted(p.my_permissions),
+        "sprints": [{"id": m.id, "name": m.name, "closed": m.closed} for m in p.milestones],
+        "members": [member_view(m) for m in p.members],
+    }
+
+
+def milestone_view(m: Milestone) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "name": m.name,
+        "estimated_start": m.estimated_start,
+        "estimated_finish": m.estimated_finish,
+        "closed": m.closed,
+        "stories": [story_view(s) for s in m.user_stories],
+    }
+
+
+def story_view(s: UserStory) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": s.id,
+        "ref": s.ref,
+        "subject": s.subject,
+        "sprint_id": s.milestone,
+    }
+    if s.status_name:
+        view["status"] = s.status_name
+    if s.is_closed:
+        view["closed"] = True
+    return view
+
+
+def member_view(m: Member) -> dict[str, Any]:
+    return {
+        "user_id": m.id,
+        "username": m.username,
+        "name": m.full_name_display,
+        "role": m.role_name,
+    }

@@ -1,0 +1,203 @@
+"""The write tools: validated and recorded into the proposal, never sent to Taiga.
+
+`planning_gate` says what the acting user's permissions leave possible (no `add_us`: nothing;
+no `add_task`: stories without tasks; no target sprint: nothing can be placed). `Recorder` turns
+each write call into proposed stories, tasks and sprint dates, answering with placeholder
+references (`new-story-1`, `new-story-1/task-2`, `existing-<id>/task-1`) later calls may use.
+A call that cannot be recorded raises `ToolError` with a sentence for the model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from agent import tools as t
+from agent.budgets import BudgetTracker
+from agent.planning.context import PlanScope
+from agent.planning.reads import within_deadline
+from agent.proposal import ProposedStory, ProposedTask
+from taiga.errors import NotFound, TaigaError
+from taiga.models import UserStory
+from taiga.names import normalise_name
+
+if TYPE_CHECKING:
+    from taiga.client import TaigaSession
+
+_NOT_WRITTEN = "Proposed for approval; nothing was written to Taiga."
+
+
+def planning_gate(scope: PlanScope) -> tuple[list[str], bool]:
+    """Warnings for the person about what this run cannot do, and whether it may plan at all."""
+    name = scope.project.name
+    if t.ADD_STORY not in scope.perms:
+        nothing = f"You may not add user stories in project {name}, so nothing can be created."
+        return [nothing], False
+    warnings: list[str] = []
+    if t.ADD_TASK not in scope.perms:
+        warnings.append(
+            f"You may not add tasks in project {name}, so stories are proposed without tasks."
+        )
+    if scope.milestone is None:
+        existing = ", ".join(m.name for m in scope.milestones) or "none"
+        warnings.append(
+            f"Sprint {scope.sprint_name!r} does not exist in project {name}, and you may not "
+            f"create sprints there, so the stories cannot be placed. Existing sprints: "
+            f"{existing}."
+        )
+        return warnings, False
+    target_id = scope.milestone.existing_id
+    if any(m.id == target_id and m.closed for m in scope.milestones):
+        warnings.append(f"Sprint {scope.milestone.name} is closed.")
+    return warnings, True
+
+
+class Recorder:
+    """The proposed stories and tasks of one run; the sprint's dates are kept in `scope`."""
+
+    def __init__(self, *, taiga: TaigaSession, tracker: BudgetTracker, scope: PlanScope) -> None:
+        self.taiga = taiga
+        self.tracker = tracker
+        self.scope = scope
+        self.stories: list[ProposedStory] = []
+        self.tasks_for_existing: list[ProposedTask] = []
+
+    async def record(self, name: str, args: BaseModel) -> Any:
+        """Record one write call; returns the tool's answer for the model."""
+        if isinstance(args, t.CreateUserStoryInput):
+            return self._record_story(args)
+        if isinstance(args, t.CreateTaskInput):
+            return await self._record_task(args)
+        if isinstance(args, t.CreateMilestoneInput):
+            return self._record_milestone(args)
+        raise t.ToolError(f"{name} cannot be recorded.")  # pragma: no cover - registry mismatch
+
+    def _record_story(self, args: t.CreateUserStoryInput) -> Any:
+        if args.tasks and t.ADD_TASK not in self.scope.perms:
+            raise t.ToolError(
+                "You may not add tasks in this project; propose the story without tasks."
+            )
+        wanted = normalise_name(args.subject)
+        for story in self.stories:
+            if normalise_name(story.subject) == wanted:
+                raise t.ToolError(f"This story was already proposed as {story.key}.")
+        for existing in self.scope.sprint_stories:
+            if normalise_name(existing.subject) == wanted:
+                raise t.ToolError(
+                    f"Story #{existing.ref} (id {existing.id}) with this subject is already in "
+                    f"{self.scope.sprint_name}; add tasks to it with taiga_create_task instead."
+                )
+        key = f"new-story-{len(self.stories) + 1}"
+        tasks = [
+            ProposedTask(key=f"{key}/task-{n}", subject=task.subject, description=task.description)
+            for n, task in enumerate(args.tasks, start=1)
+        ]
+        self.stories.append(
+            ProposedStory(
+                key=key,
+                subject=args.subject,
+                description=args.description,
+                tags=list(dict.fromkeys(args.tags)),
+                tasks=tasks,
+            )
+        )
+        return {
+            "recorded": True,
+            "reference": key,
+            "tasks": [task.key for task in tasks],
+            "note": _NOT_WRITTEN,
+        }
+
+    async def _record_task(self, args: t.CreateTaskInput) -> Any:
+        if isinstance(args.user_story, str):
+            task = self._task_for_proposed(args.user_story, args)
+        else:
+            task = await self._task_for_existing(args.user_story, args)
+        return {"recorded": True, "reference": task.key, "note": _NOT_WRITTEN}
+
+    def _task_for_proposed(self, key: str, args: t.CreateTaskInput) -> ProposedTask:
+        story = next((s for s in self.stories if s.key == key), None)
+        if story is None:
+            raise t.ToolError(
+                f"No story {key} was proposed in this run "
+                f"(proposed: {', '.join(s.key for s in self.stories) or 'none'})."
+            )
+        if len(story.tasks) >= t.MAX_TASKS_PER_STORY:
+            raise t.ToolError(f"{story.key} already has {t.MAX_TASKS_PER_STORY} tasks.")
+        task = ProposedTask(
+            key=f"{story.key}/task-{len(story.tasks) + 1}",
+            subject=args.subject,
+            description=args.description,
+        )
+        story.tasks.append(task)
+        return task
+
+    async def _task_for_existing(self, story_id: int, args: t.CreateTaskInput) -> ProposedTask:
+        existing = await self._existing_story(story_id)
+        prefix = f"existing-{existing.id}/"
+        siblings = [x for x in self.tasks_for_existing if x.key.startswith(prefix)]
+        if len(siblings) >= t.MAX_TASKS_PER_STORY:
+            raise t.ToolError(f"Story {existing.id} already has {len(siblings)} new tasks.")
+        task = ProposedTask(
+            key=f"{prefix}task-{len(siblings) + 1}",
+            subject=args.subject,
+            description=args.description,
+            user_story_id=existing.id,
+            user_story_ref=existing.ref,
+            user_story_subject=existing.subject,
+        )
+        self.tasks_for_existing.append(task)
+        return task
+
+    async def _existing_story(self, story_id: int) -> UserStory:
+        """The story, read if the run has not seen it; it must be in the target sprint."""
+        scope = self.scope
+        story = scope.known_stories.get(story_id)
+        if story is None:
+            try:
+                story = await within_deadline(self.tracker, self.taiga.get_user_story(story_id))
+            except NotFound:
+                story = None
+            except TaigaError as exc:
+                raise t.ToolError(f"Could not read story {story_id}: {exc.message}") from None
+        if story is None or story.project != scope.project.id:
+            raise t.ToolError(
+                f"There is no story with id {story_id} in project {scope.project.name}."
+            )
+        scope.known_stories[story.id] = story
+        target = scope.milestone.existing_id if scope.milestone is not None else None
+        if target is None or story.milestone != target:
+            raise t.ToolError(
+                f"Story #{story.ref} (id {story.id}) is not in {scope.sprint_name}; this plan only "
+                "adds tasks to stories in its own sprint. Propose a new story instead."
+            )
+        return story
+
+    def _record_milestone(self, args: t.CreateMilestoneInput) -> Any:
+        current = self.scope.milestone
+        assert current is not None  # the loop runs only with a target sprint
+        if not current.to_create:
+            raise t.ToolError(
+                f"Sprint {current.name} already exists (id {current.existing_id}); "
+                "stories go there."
+            )
+        if normalise_name(args.name) != normalise_name(current.name):
+            raise t.ToolError(
+                f"Only the target sprint {current.name!r} can be created in this run."
+            )
+        if args.estimated_finish <= args.estimated_start:
+            raise t.ToolError("estimated_finish must be after estimated_start.")
+        self.scope.milestone = current.model_copy(
+            update={
+                "estimated_start": args.estimated_start,
+                "estimated_finish": args.estimated_finish,
+            }
+        )
+        return {
+            "recorded": True,
+            "reference": "new-milestone",
+            "name": current.name,
+            "estimated_start": args.estimated_start.isoformat(),
+            "estimated_finish": args.estimated_finish.isoformat(),
+        }
