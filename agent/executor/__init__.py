@@ -1,0 +1,47 @@
+"""Apply a stored, approved proposal to Taiga exactly once.
+
+The executor writes exactly the actions recorded in `Plan.proposal`: the sprint first (if one is
+to be created), then every story, then every task, with bounded concurrency. Every write goes
+through the write ledger (pending before it is sent, done after), so a retry, a second approval
+or a restart never writes twice; a write whose outcome is unknown is first looked up in Taiga.
+
+    apply.py      apply_plan / record_approved_plan, and the plan's state around a run
+    phases.py     sprint, then stories, then tasks: how each is created and found in Taiga
+    run.py        ApplyRun: one apply's state, and how one phase of writes is sent
+    ledger.py     the write ledger: claim pending, complete done, read a done write's outcome
+    reconcile.py  recognising in Taiga a write whose outcome is unknown, before resending
+    result.py     ExecutionResult / CreatedItem / FailedItem, built from a run, with web links
+    writes.py     the proposal's writes (Write, Writes) and what each produced (Outcome)
+"""
+
+from agent.executor.apply import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_STALE_AFTER,
+    INTERRUPTED_BY_SHUTDOWN,
+    PlanNotApproved,
+    PlanNotFound,
+    apply_plan,
+    record_approved_plan,
+)
+from agent.executor.phases import SKIPPED_NO_SPRINT, SKIPPED_NO_STORY
+from agent.executor.reconcile import DEFAULT_CLOCK_SKEW
+from agent.executor.result import CreatedItem, ExecutionResult, FailedItem
+from agent.executor.run import NOT_CONFIRMED, Progress
+
+__all__ = [
+    "DEFAULT_CLOCK_SKEW",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_STALE_AFTER",
+    "INTERRUPTED_BY_SHUTDOWN",
+    "NOT_CONFIRMED",
+    "SKIPPED_NO_SPRINT",
+    "SKIPPED_NO_STORY",
+    "CreatedItem",
+    "ExecutionResult",
+    "FailedItem",
+    "PlanNotApproved",
+    "PlanNotFound",
+    "Progress",
+    "apply_plan",
+    "record_approved_plan",
+]

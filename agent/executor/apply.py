@@ -1,0 +1,269 @@
+"""Applying a stored, approved plan: the entry points and the plan's state around a run.
+
+`apply_plan` moves the plan `approved|partial -> executing` (one conditional update, so only one
+apply runs; a run that died is taken over once it is stale), runs the phases, and moves it
+`executing -> done|partial` with the result. `record_approved_plan` stores a plan that is
+approved as it is proposed (HTTP API, CLI). The caller moves other plans `proposed -> approved`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from agent.executor.ledger import Ledger, Now
+from agent.executor.phases import run_phases
+from agent.executor.reconcile import DEFAULT_CLOCK_SKEW, Reconciler
+from agent.executor.result import ExecutionResult, build_result
+from agent.executor.run import ApplyRun, Progress
+from agent.executor.writes import writes_of
+from agent.proposal import Proposal
+from storage import repositories as repo
+from storage.db import Database
+from storage.models import Plan, utcnow
+from storage.plan_states import Transition
+from taiga.client import TaigaSession
+
+log = logging.getLogger(__name__)
+
+_INTERRUPTED = "Interrupted: {}"
+# Stored as the plan's error when a shutdown cancels an apply; the bot's sweep resumes those.
+INTERRUPTED_BY_SHUTDOWN = _INTERRUPTED.format(asyncio.CancelledError.__name__)
+
+DEFAULT_CONCURRENCY = 4
+# An `executing` plan untouched for this long belongs to a run that died (crash, restart).
+DEFAULT_STALE_AFTER = timedelta(minutes=15)
+
+
+class PlanNotFound(LookupError):
+    """No plan with this id."""
+
+
+class PlanNotApproved(RuntimeError):
+    """The plan is in a state that cannot be applied (not approved, rejected, expired, ...)."""
+
+    def __init__(self, plan_id: str, state: str) -> None:
+        super().__init__(f"Plan {plan_id} is {state}, so it cannot be applied.")
+        self.plan_id = plan_id
+        self.state = state
+
+
+async def record_approved_plan(
+    db: Database,
+    proposal: Proposal,
+    *,
+    minutes: str,
+    decided_by: str,
+    slack_team_id: str = "",
+    slack_channel_id: str = "",
+    slack_thread_ts: str = "",
+    idempotency_key: str | None = None,
+    request_digest: str | None = None,
+) -> str:
+    """Store a plan that is approved as it is proposed (HTTP API, CLI); returns its id.
+
+    It goes `proposed -> approved` like any plan, so `apply_plan` and its ledger treat it the same.
+    Raises `storage.repositories.IdempotencyKeyTaken` if another plan holds `idempotency_key`.
+    """
+    digest = hashlib.sha256(minutes.encode("utf-8")).hexdigest()
+
+    def store(session: Session) -> str:
+        plan = repo.create_plan(
+            session,
+            slack_team_id=slack_team_id,
+            slack_channel_id=slack_channel_id,
+            slack_thread_ts=slack_thread_ts,
+            project_id=proposal.project.id,
+            project_slug=proposal.project.slug,
+            target_sprint=proposal.target_sprint,
+            minutes_digest=digest,
+            state="proposed",
+            proposal=proposal.model_dump(mode="json"),
+            idempotency_key=idempotency_key,
+            request_digest=request_digest,
+        )
+        repo.transition_plan(
+            session, plan_id=plan.id, transition=Transition.APPROVE, decided_by=decided_by
+        )
+        return plan.id
+
+    return await db.run(store)
+
+
+async def apply_plan(
+    *,
+    db: Database,
+    plan_id: str,
+    taiga: TaigaSession,
+    web_url: str,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Progress | None = None,
+    now: Now = utcnow,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    actor_id: int | None = None,
+) -> ExecutionResult:
+    """Apply the plan's stored proposal with the acting user's Taiga session, exactly once.
+
+    `actor_id` is that session's Taiga user id when the caller knows it (a Slack link stores
+    it); without it the executor asks Taiga (`users/me`) once, when it first needs it.
+
+    Returns the stored result when the plan is already done, and a result in state `executing`
+    (writing nothing) when another apply of the same plan is running. Raises `PlanNotFound`, or
+    `PlanNotApproved` for a plan that was never approved (or was rejected/expired).
+    """
+    plan = await _load_plan(db, plan_id)
+    if plan is None:
+        raise PlanNotFound(f"No plan {plan_id}.")
+    if plan.state == "done" and plan.result is not None:
+        return ExecutionResult.model_validate(plan.result)
+    moved = await _transition(db, plan_id, Transition.START_APPLY)
+    if not moved:
+        plan = await _load_plan(db, plan_id)
+        assert plan is not None
+        if plan.state == "executing" and now() - plan.updated_at >= stale_after:
+            moved = await _take_over_stale(db, plan, now())
+            if moved:
+                log.warning("plan %s: taking over a run that stopped without finishing", plan_id)
+        if not moved:
+            return await _not_applied(db, plan, taiga, web_url, now)
+    try:
+        if plan.proposal is None:
+            raise PlanNotApproved(plan_id, "empty")
+        proposal = Proposal.model_validate(plan.proposal)
+        run = await _open_run(
+            db,
+            plan_id,
+            taiga,
+            proposal,
+            web_url,
+            now=now,
+            clock_skew=clock_skew,
+            concurrency=concurrency,
+            progress=progress,
+            actor_id=actor_id,
+        )
+        writes = writes_of(proposal)
+        await run_phases(run, writes)
+        result = build_result(run, writes, "partial")
+    except BaseException as error:  # never leave the plan stuck in executing
+        await _transition(
+            db,
+            plan_id,
+            Transition.FINISH_APPLY_PARTIAL,
+            error=_INTERRUPTED.format(type(error).__name__),
+        )
+        raise
+    stored = await _transition(
+        db,
+        plan_id,
+        Transition.FINISH_APPLY if result.complete else Transition.FINISH_APPLY_PARTIAL,
+        result=result.model_dump(mode="json"),
+        error=None if result.complete else f"{len(result.failed)} item(s) not created.",
+    )
+    if not stored:
+        log.warning("plan %s: state changed while executing; result not stored", plan_id)
+    return result
+
+
+async def _open_run(
+    db: Database,
+    plan_id: str,
+    taiga: TaigaSession,
+    proposal: Proposal,
+    web_url: str,
+    *,
+    now: Now,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+    concurrency: int = 1,
+    progress: Progress | None = None,
+    actor_id: int | None = None,
+) -> ApplyRun:
+    ledger = await Ledger.load(db, plan_id, now)
+    return ApplyRun(
+        taiga=taiga,
+        proposal=proposal,
+        web_url=web_url,
+        ledger=ledger,
+        reconciler=Reconciler(ledger, now, clock_skew),
+        semaphore=asyncio.Semaphore(max(1, concurrency)),
+        progress=progress,
+        actor_id=actor_id,
+    )
+
+
+async def _not_applied(
+    db: Database, plan: _PlanSnapshot, taiga: TaigaSession, web_url: str, now: Now
+) -> ExecutionResult:
+    """Another apply holds the plan (or it finished meanwhile): report, write nothing."""
+    if plan.state == "done" and plan.result is not None:
+        return ExecutionResult.model_validate(plan.result)
+    if plan.state != "executing" or plan.proposal is None:
+        raise PlanNotApproved(plan.id, plan.state)
+    proposal = Proposal.model_validate(plan.proposal)
+    run = await _open_run(db, plan.id, taiga, proposal, web_url, now=now)
+    if proposal.milestone is not None:
+        run.milestone_id = proposal.milestone.existing_id
+        run.milestone_slug = proposal.milestone.slug
+    writes = writes_of(proposal)
+    for write in writes.all():
+        if (outcome := run.ledger.recorded(write)) is not None:
+            run.remember(write, outcome)
+            if write.kind == "milestone":
+                run.milestone_id = outcome.id
+        else:
+            run.fail(write, "in progress: another apply of this plan is running", skipped=True)
+    return build_result(run, writes, "executing")
+
+
+# --------------------------------------------------------------------------- plan state
+
+
+@dataclass(frozen=True)
+class _PlanSnapshot:
+    """The plan row as read, detached from the session that read it."""
+
+    id: str
+    state: str
+    version: int
+    updated_at: datetime
+    proposal: dict[str, Any] | None
+    result: dict[str, Any] | None
+
+
+def _snapshot(plan: Plan | None) -> _PlanSnapshot | None:
+    if plan is None:
+        return None
+    return _PlanSnapshot(
+        id=plan.id,
+        state=plan.state,
+        version=plan.version,
+        updated_at=plan.updated_at,
+        proposal=plan.proposal,
+        result=plan.result,
+    )
+
+
+async def _load_plan(db: Database, plan_id: str) -> _PlanSnapshot | None:
+    return await db.run(lambda s: _snapshot(repo.get_plan(s, plan_id)))
+
+
+async def _transition(
+    db: Database, plan_id: str, transition: Transition, **changes: Any
+) -> bool:
+    return await db.run(
+        lambda s: repo.transition_plan(s, plan_id=plan_id, transition=transition, **changes)
+    )
+
+
+async def _take_over_stale(db: Database, plan: _PlanSnapshot, now: datetime) -> bool:
+    """Claim an `executing` plan whose run died, only if nobody touched it since we read it."""
+    return await _transition(
+        db, plan.id, Transition.TAKE_OVER_APPLY, expected_version=plan.version, updated_at=now
+    )
