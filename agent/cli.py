@@ -24,22 +24,15 @@ from typing import TextIO
 from anthropic import AsyncAnthropic
 from pydantic import SecretStr, ValidationError
 
-from agent.budgets import Budgets
-from agent.errors import PlanningError, explain_failure
-from agent.executor import (
-    ExecutionResult,
-    PlanNotApproved,
-    PlanNotFound,
-    apply_plan,
-    record_approved_plan,
-)
-from agent.loop import propose
+from agent.errors import PlanningError, PlanNotAllowed, explain_failure
+from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
 from agent.proposal import Proposal
+from agent.service import approve_and_apply, propose_plan, read_project
 from agent.settings import MissingSettingError, Settings
 from storage.db import Database
 from taiga.client import Clock, SystemClock, TaigaClient, TaigaSession
 from taiga.errors import BadCredentials, TaigaError
-from taiga.models import TaigaTokens
+from taiga.models import Project, TaigaTokens
 
 
 class CliError(Exception):
@@ -106,7 +99,7 @@ def main(
     except ValidationError as exc:  # a malformed setting
         first = exc.errors()[0]
         return _fail(f"Invalid setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}")
-    except TaigaError as exc:
+    except (TaigaError, PlanNotAllowed) as exc:
         return _fail(explain_failure(exc).api_detail)
     except KeyboardInterrupt:
         return _fail("Interrupted.", code=130)
@@ -142,7 +135,7 @@ def _tokens(args: argparse.Namespace) -> TaigaTokens | None:
     return None
 
 
-AfterPlan = Callable[[Proposal, TaigaSession], Awaitable[None]]
+AfterPlan = Callable[[Proposal, Project, TaigaSession], Awaitable[None]]
 
 
 async def plan(
@@ -153,36 +146,35 @@ async def plan(
     clock: Clock,
     then: AfterPlan | None = None,
 ) -> Proposal:
-    """Sign in to Taiga, run `propose` and return the proposal (nothing is written here).
-
-    `then(proposal, session)` runs while the Taiga session is still open (show, ask, apply)."""
+    """Sign in to Taiga, read the project, propose and return the proposal (nothing is written
+    here). `then(proposal, project, session)` runs while the Taiga session is still open (show,
+    ask, apply)."""
     tokens = _tokens(args)
-    budgets = Budgets.from_settings(settings)
 
     async with TaigaClient(settings.taiga_api_url, clock=clock) as taiga:
         tokens = tokens or await _login(taiga, args)
-        session = taiga.session(tokens, deadline=clock.now() + budgets.deadline_seconds)
+        session = taiga.session(tokens, deadline=clock.now() + settings.agent_deadline_seconds)
         anthropic = AsyncAnthropic(
             api_key=settings.anthropic_api_key.get_secret_value(),
             base_url=settings.anthropic_base_url,
             max_retries=0,
         )
         try:
-            proposal = await propose(
-                anthropic=anthropic,
-                model=settings.anthropic_model,
-                taiga=session,
-                project_ref=args.project,
+            project = await read_project(session, args.project)
+            proposal = await propose_plan(
+                session,
+                project,
                 sprint_name=args.sprint,
                 minutes=minutes,
-                budgets=budgets,
+                settings=settings,
+                anthropic=anthropic,
                 clock=clock,
                 progress=_progress(args),
             )
         finally:
             await anthropic.close()
         if then is not None:
-            await then(proposal, session)
+            await then(proposal, project, session)
         return proposal
 
 
@@ -222,7 +214,7 @@ class ApplyStep:
         self.minutes = minutes
         self.result: ExecutionResult | None = None
 
-    async def __call__(self, proposal: Proposal, session: TaigaSession) -> None:
+    async def __call__(self, proposal: Proposal, project: Project, session: TaigaSession) -> None:
         print(dump_json(proposal) if self.args.json else format_proposal(proposal), flush=True)
         if self.args.dry_run or not proposal.actions():
             return
@@ -235,12 +227,12 @@ class ApplyStep:
                 return
         database = _database(self.settings)
         try:
-            plan_id = await record_approved_plan(
-                database, proposal, minutes=self.minutes, decided_by="cli"
-            )
-            self.result = await apply_plan(
-                db=database,
-                plan_id=plan_id,
+            self.result = await approve_and_apply(
+                database,
+                proposal,
+                permissions=project.my_permissions,
+                minutes=self.minutes,
+                decided_by="cli",
                 taiga=session,
                 web_url=self.settings.taiga_web_url,
                 progress=_progress(self.args),

@@ -9,6 +9,7 @@ any, and never a secret or a stack trace.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import anthropic
@@ -31,6 +32,18 @@ SOMETHING_WENT_WRONG = "Something went wrong on my side; please try again. (It h
 
 class PlanningError(Exception):
     """The model API failed for good; the message is `model_failure`'s sentence."""
+
+
+class PlanNotAllowed(Exception):
+    """The approver's role in the Taiga project lacks a permission the plan's writes need; the
+    message is the whole sentence."""
+
+    def __init__(self, missing: Iterable[str]) -> None:
+        self.missing = sorted(missing)
+        super().__init__(
+            "Your role in this Taiga project does not allow this plan "
+            f"(missing: {', '.join(self.missing)}); nothing was written."
+        )
 
 
 class GoneSinceProposal(NotFound):
@@ -67,6 +80,8 @@ def explain_failure(
         return _model(model_failure(error))
     if isinstance(error, PlanningError):
         return _model(str(error))
+    if isinstance(error, PlanNotAllowed):
+        return Explanation(str(error), 403)
     return Explanation(SOMETHING_WENT_WRONG, 500)
 
 

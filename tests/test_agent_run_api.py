@@ -13,7 +13,8 @@ from sqlmodel import select
 
 from agent.runtime import Runtime, build_runtime
 from agent.settings import Settings
-from bot.server import create_api, sprint_from_prompt
+from bot.api.target import sprint_from_prompt
+from bot.server import create_api
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import Plan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.api_models import AgentRunResponse, Artifacts, RefreshedTokens
+from bot.api.models import AgentRunResponse, Artifacts, RefreshedTokens
 
 
 def test_refreshed_tokens_are_answered_but_never_shown_in_a_repr() -> None:

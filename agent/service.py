@@ -1,0 +1,98 @@
+"""Plan, then apply: the steps the HTTP API (`bot.api`) and the CLI (`agent.cli`) share.
+
+Both callers treat the call itself as the approval (Slack asks a person in between, in steps of its
+own). In order: `read_project` (once; its permissions decide what may be applied), `propose_plan`
+(writes nothing), then `approve_and_apply`: check that the approver's role allows every write
+(`PlanNotAllowed`), store the plan as approved, and apply it exactly once through the executor's
+write ledger. A plan that was partly applied is finished with `agent.executor.apply_plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anthropic import AsyncAnthropic
+
+from agent.budgets import Budgets
+from agent.errors import PlanNotAllowed
+from agent.executor import ExecutionResult, Progress, apply_plan, record_approved_plan
+from agent.loop import propose
+from agent.proposal import Proposal
+from agent.settings import Settings
+from agent.tools import permissions_to_apply
+from storage.db import Database
+from taiga.client import Clock, TaigaSession
+from taiga.models import Project
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """Makes a retry safe: the key the plan is stored under, and a digest of what was asked."""
+
+    key: str
+    request_digest: str
+
+
+async def read_project(session: TaigaSession, ref: int | str) -> Project:
+    """The project by numeric id or slug, with the acting user's permissions in it."""
+    if isinstance(ref, int) or ref.strip().isdigit():
+        return await session.get_project(int(ref))
+    return await session.get_project_by_slug(ref.strip())
+
+
+async def propose_plan(
+    session: TaigaSession,
+    project: Project,
+    *,
+    sprint_name: str,
+    minutes: str,
+    settings: Settings,
+    anthropic: AsyncAnthropic,
+    clock: Clock,
+    progress: Progress | None = None,
+) -> Proposal:
+    """Plan `sprint_name` of `project` (read with this same session) from the minutes, within
+    the model and budgets `settings` name; writes nothing."""
+    return await propose(
+        anthropic=anthropic,
+        model=settings.anthropic_model,
+        taiga=session,
+        project_ref=project,
+        sprint_name=sprint_name,
+        minutes=minutes,
+        budgets=Budgets.from_settings(settings),
+        clock=clock,
+        progress=progress,
+    )
+
+
+async def approve_and_apply(
+    db: Database,
+    proposal: Proposal,
+    *,
+    permissions: frozenset[str],
+    minutes: str,
+    decided_by: str,
+    taiga: TaigaSession,
+    web_url: str,
+    idempotency: Idempotency | None = None,
+    progress: Progress | None = None,
+) -> ExecutionResult:
+    """Store the proposal as approved by `decided_by` and apply it with `taiga`, the approver's
+    session (`permissions`: their permissions in the project).
+
+    Raises `PlanNotAllowed` (before anything is stored) if their role lacks a permission the
+    writes need, and `storage.repositories.IdempotencyKeyTaken` if another plan holds the key.
+    """
+    lacking = permissions_to_apply(proposal) - permissions
+    if lacking:
+        raise PlanNotAllowed(lacking)
+    plan_id = await record_approved_plan(
+        db,
+        proposal,
+        minutes=minutes,
+        decided_by=decided_by,
+        idempotency_key=idempotency.key if idempotency else None,
+        request_digest=idempotency.request_digest if idempotency else None,
+    )
+    return await apply_plan(db=db, plan_id=plan_id, taiga=taiga, web_url=web_url, progress=progress)

@@ -1,0 +1,140 @@
+"""One `POST /agent/run`: plan, then apply through `agent.service` (calling the API counts as
+approval; `dry_run` only proposes), or, for a retry whose Idempotency-Key holds a stored plan,
+finish that plan without planning again (the executor creates only what is missing, or returns
+the stored result)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anthropic
+
+from agent.budgets import StopReason
+from agent.errors import PlanningError, PlanNotAllowed
+from agent.executor import ExecutionResult, apply_plan
+from agent.identity import RequestTokens
+from agent.proposal import Proposal
+from agent.runtime import Runtime
+from agent.service import Idempotency, approve_and_apply, propose_plan, read_project
+from agent.tools import STORY_AND_TASK_PERMISSIONS
+from bot.api.errors import ApiError
+from bot.api.idempotency import KEY_IN_USE, stored_plan
+from bot.api.models import AgentRunRequest, AgentRunResponse, RefreshedTokens
+from bot.api.responses import applied_response, proposal_response
+from bot.api.target import minutes_with_story_hint, target_sprint
+from storage import repositories as repo
+from taiga.client import TaigaSession
+from taiga.errors import TaigaError
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """A checked request, with the caller's tokens and `seconds` for each Taiga session."""
+
+    runtime: Runtime
+    body: AgentRunRequest
+    tokens: RequestTokens
+    seconds: float
+    idempotency: Idempotency | None
+
+    async def answer(self) -> AgentRunResponse:
+        if self.idempotency is not None:
+            key = self.idempotency
+            stored = await self.runtime.db.run(lambda s: stored_plan(s, key))
+            if stored is not None:
+                plan_id, proposal = stored
+                result = await apply_plan(
+                    db=self.runtime.db,
+                    plan_id=plan_id,
+                    taiga=self._session(),
+                    web_url=self.runtime.settings.taiga_web_url,
+                )
+                return self._applied(proposal, result)
+        return await self._plan_and_apply()
+
+    async def _plan_and_apply(self) -> AgentRunResponse:
+        body, settings = self.body, self.runtime.settings
+        session = self._session()
+        try:
+            project = await read_project(session, body.project_id)
+            sprint_name = await target_sprint(session, project, body)
+            minutes = await minutes_with_story_hint(session, project, body, sprint_name)
+            proposal = await propose_plan(
+                session,
+                project,
+                sprint_name=sprint_name,
+                minutes=minutes,
+                settings=settings,
+                anthropic=self.runtime.anthropic,
+                clock=self.runtime.clock,
+            )
+        except (TaigaError, PlanningError, anthropic.APIError) as exc:
+            raise ApiError.explaining(exc) from None
+        if proposal.stopped == StopReason.DEADLINE:
+            raise ApiError(
+                504,
+                f"Planning did not finish within {settings.agent_deadline_seconds:g} seconds "
+                "(AGENT_DEADLINE_SECONDS); nothing was written to Taiga.",
+            )
+        if body.dry_run or proposal.is_empty:
+            warnings = self._warnings(proposal)
+            missing = [p for p in STORY_AND_TASK_PERMISSIONS if p not in project.my_permissions]
+            if missing and proposal.is_empty:
+                warnings.append(
+                    "Your role in this Taiga project cannot create user stories or tasks "
+                    f"(missing: {', '.join(missing)}), so nothing was written."
+                )
+            refreshed = refreshed_tokens(self.tokens)
+            return proposal_response(proposal, warnings, refreshed, body.dry_run, settings)
+        try:
+            result = await approve_and_apply(
+                self.runtime.db,
+                proposal,
+                permissions=project.my_permissions,
+                minutes=body.prompt,
+                decided_by="http-api",
+                taiga=self._session(),
+                web_url=settings.taiga_web_url,
+                idempotency=self.idempotency,
+            )
+        except PlanNotAllowed as exc:
+            raise ApiError.explaining(exc) from None
+        except repo.IdempotencyKeyTaken:  # a concurrent request with the same key stored first
+            raise ApiError(409, KEY_IN_USE) from None
+        return self._applied(proposal, result)
+
+    def _applied(self, proposal: Proposal, result: ExecutionResult) -> AgentRunResponse:
+        if result.state == "executing":  # another request is applying this plan right now
+            raise ApiError(409, KEY_IN_USE)
+        return applied_response(
+            proposal,
+            result,
+            self._warnings(proposal),
+            refreshed_tokens(self.tokens),
+            self.runtime.settings,
+        )
+
+    def _warnings(self, proposal: Proposal) -> list[str]:
+        """The request's own warnings, then the proposal's (including why planning stopped
+        early, if it did)."""
+        context = self.body.user_context
+        ignored = (
+            ["user_context.roles was ignored: what you may do comes from your role in Taiga."]
+            if context is not None and context.roles
+            else []
+        )
+        return ignored + proposal.warnings
+
+    def _session(self) -> TaigaSession:
+        return self.tokens.session(deadline=self.runtime.clock.now() + self.seconds)
+
+
+def refreshed_tokens(tokens: RequestTokens) -> RefreshedTokens | None:
+    """The caller's new token pair if Taiga rotated it during the request, else None."""
+    if not tokens.refreshed:
+        return None
+    current = tokens.current
+    return RefreshedTokens(
+        auth_token=current.auth_token.get_secret_value(),
+        refresh=current.refresh.get_secret_value() if current.refresh else None,
+    )
