@@ -26,8 +26,9 @@ from pydantic import SecretStr, ValidationError
 
 from agent.errors import PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
+from agent.planning.context import read_project
 from agent.proposal import Proposal
-from agent.service import approve_and_apply, propose_plan, read_project
+from agent.service import approve_and_apply, propose_plan
 from agent.settings import MissingSettingError, Settings
 from storage.db import Database
 from taiga.client import Clock, SystemClock, TaigaClient, TaigaSession

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,8 @@ from agent.planning.context import PlanScope, first_context, plan_scope, prefetc
 from agent.planning.model_call import DEFAULT_MAX_TOKENS, ModelCaller, count_usage
 from agent.planning.reads import TaigaReads, within_deadline
 from agent.planning.recorder import Recorder, planning_gate
+from agent.progress import Progress
+from agent.progress import report as report_progress
 from agent.prompts import first_message
 from agent.proposal import ProjectInfo, Proposal, Usage
 from taiga.errors import Unavailable
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], Awaitable[None]]
 
 
 async def propose(
@@ -68,7 +68,7 @@ async def propose(
     model_caller = ModelCaller(
         client=anthropic, model=model, max_tokens=max_tokens, tracker=tracker
     )
-    await _notify(progress, "Reading the project in Taiga…")
+    await report_progress(progress, "Reading the project in Taiga…")
     try:
         project, milestones, sprint_stories = await within_deadline(
             tracker, prefetch(taiga, project_ref, sprint_name)
@@ -92,14 +92,6 @@ async def propose(
         await run.converse(minutes)
     return run.finish()
 
-
-async def _notify(progress: Progress | None, text: str) -> None:
-    if progress is None:
-        return
-    try:
-        await progress(text)
-    except Exception:  # progress is cosmetic; never let it break planning
-        log.warning("progress callback failed", exc_info=True)
 
 
 class PlanningConversation:
@@ -148,7 +140,7 @@ class PlanningConversation:
     async def _step(self, params: list[dict[str, Any]]) -> bool:
         """One model call and the tool calls it makes; True when the run is finished."""
         self.tracker.begin_step()
-        await _notify(self.progress, f"Asking Claude to plan (step {self.tracker.steps})…")
+        await report_progress(self.progress, f"Asking Claude to plan (step {self.tracker.steps})…")
         response = await self.model_caller.create(self.messages, params)
         count_usage(self.usage, response)
         self._add_assistant_turn(response)

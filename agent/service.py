@@ -15,8 +15,9 @@ from anthropic import AsyncAnthropic
 
 from agent.budgets import Budgets
 from agent.errors import PlanNotAllowed
-from agent.executor import ExecutionResult, Progress, apply_plan, record_approved_plan
+from agent.executor import ExecutionResult, apply_plan, record_approved_plan
 from agent.loop import propose
+from agent.progress import Progress
 from agent.proposal import Proposal
 from agent.settings import Settings
 from agent.tools import permissions_to_apply
@@ -31,13 +32,6 @@ class Idempotency:
 
     key: str
     request_digest: str
-
-
-async def read_project(session: TaigaSession, ref: int | str) -> Project:
-    """The project by numeric id or slug, with the acting user's permissions in it."""
-    if isinstance(ref, int) or ref.strip().isdigit():
-        return await session.get_project(int(ref))
-    return await session.get_project_by_slug(ref.strip())
 
 
 async def propose_plan(

@@ -26,7 +26,7 @@ from agent.executor.apply import (
 from agent.executor.phases import SKIPPED_NO_SPRINT, SKIPPED_NO_STORY
 from agent.executor.reconcile import DEFAULT_CLOCK_SKEW
 from agent.executor.result import CreatedItem, ExecutionResult, FailedItem
-from agent.executor.run import NOT_CONFIRMED, Progress
+from agent.executor.run import NOT_CONFIRMED
 
 __all__ = [
     "DEFAULT_CLOCK_SKEW",
@@ -41,7 +41,6 @@ __all__ = [
     "FailedItem",
     "PlanNotApproved",
     "PlanNotFound",
-    "Progress",
     "apply_plan",
     "record_approved_plan",
 ]

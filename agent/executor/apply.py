@@ -21,8 +21,9 @@ from agent.executor.ledger import Ledger, Now
 from agent.executor.phases import run_phases
 from agent.executor.reconcile import DEFAULT_CLOCK_SKEW, Reconciler
 from agent.executor.result import ExecutionResult, build_result
-from agent.executor.run import ApplyRun, Progress
+from agent.executor.run import ApplyRun
 from agent.executor.writes import writes_of
+from agent.progress import Progress
 from agent.proposal import Proposal
 from storage import repositories as repo
 from storage.db import Database

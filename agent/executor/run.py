@@ -18,13 +18,14 @@ from agent.errors import describe
 from agent.executor.ledger import Ledger
 from agent.executor.reconcile import Reconciler
 from agent.executor.writes import Outcome, Write
+from agent.progress import Progress
+from agent.progress import report as report_progress
 from agent.proposal import Proposal
 from taiga.client import TaigaSession
 from taiga.errors import ResponseLost, TaigaError
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], Awaitable[None]]
 Create = Callable[[Write], Awaitable[Outcome]]
 Find = Callable[[Sequence[Write]], Awaitable[dict[str, Outcome]]]
 
@@ -60,12 +61,7 @@ class ApplyRun:
         return self.proposal.project.id
 
     async def report(self, message: str) -> None:
-        if self.progress is None:
-            return
-        try:
-            await self.progress(message)
-        except Exception:  # progress is cosmetic; never let it break a write
-            log.warning("progress callback failed", exc_info=True)
+        await report_progress(self.progress, message)
 
     async def me_id(self) -> int:
         """The acting Taiga user: as the caller passed it, else asked of Taiga once."""

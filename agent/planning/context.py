@@ -39,16 +39,21 @@ class PlanScope:
     known_stories: dict[int, UserStory]
 
 
+async def read_project(session: TaigaSession, ref: int | str) -> Project:
+    """The project by numeric id or slug, with the acting user's permissions in it."""
+    if isinstance(ref, int) or ref.strip().isdigit():
+        return await session.get_project(int(ref))
+    return await session.get_project_by_slug(ref.strip())
+
+
 async def prefetch(
     taiga: TaigaSession, project_ref: Project | int | str, sprint_name: str
 ) -> tuple[Project, list[Milestone], list[UserStory]]:
     """The project first (id, permissions, sprints, members), then sprints and stories at once."""
     if isinstance(project_ref, Project):
         project = project_ref
-    elif isinstance(project_ref, int) or project_ref.strip().isdigit():
-        project = await taiga.get_project(int(project_ref))
     else:
-        project = await taiga.get_project_by_slug(project_ref.strip())
+        project = await read_project(taiga, project_ref)
     perms = project.my_permissions
     target = milestone_named(project.milestones, sprint_name)
 

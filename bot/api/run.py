@@ -13,9 +13,10 @@ from agent.budgets import StopReason
 from agent.errors import PlanningError, PlanNotAllowed
 from agent.executor import ExecutionResult, apply_plan
 from agent.identity import RequestTokens
+from agent.planning.context import read_project
 from agent.proposal import Proposal
 from agent.runtime import Runtime
-from agent.service import Idempotency, approve_and_apply, propose_plan, read_project
+from agent.service import Idempotency, approve_and_apply, propose_plan
 from agent.tools import STORY_AND_TASK_PERMISSIONS
 from bot.api.errors import ApiError
 from bot.api.idempotency import KEY_IN_USE, stored_plan
