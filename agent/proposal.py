@@ -100,6 +100,31 @@ class Proposal(_Model):
     warnings: list[str] = Field(default_factory=list)
     stopped: StopReason | None = None
     usage: Usage = Field(default_factory=Usage)
+    # Keys of the stories and tasks people left out before approving; a left-out story takes its
+    # tasks with it. `actions()` is what remains: exactly what Approve writes.
+    left_out: list[str] = Field(default_factory=list)
+
+    def is_picked(self, key: str) -> bool:
+        """Whether the story or task `key` will be written (a task also needs its story)."""
+        if key in self.left_out:
+            return False
+        story_key, _, task_part = key.partition("/")
+        return not task_part or story_key not in self.left_out
+
+    def picking(self, keys: set[str], *, picked: bool) -> Proposal:
+        """A copy with `keys` put back (`picked`) or left out; unknown keys are ignored."""
+        known = self.item_keys()
+        if picked:
+            left = [k for k in self.left_out if k not in keys]
+        else:
+            left = self.left_out + sorted((keys & known) - set(self.left_out))
+        return self.model_copy(update={"left_out": left})
+
+    def item_keys(self) -> set[str]:
+        """Every story and task key of the proposal, picked or not."""
+        keys = {s.key for s in self.stories}
+        keys |= {t.key for s in self.stories for t in s.tasks}
+        return keys | {t.key for t in self.tasks_for_existing}
 
     @property
     def task_count(self) -> int:
@@ -113,17 +138,18 @@ class Proposal(_Model):
     def actions(self) -> list[Action]:
         actions: list[Action] = []
         milestone_key: str | None = None
-        if self.milestone is not None and self.milestone.to_create:
+        stories = [s for s in self.stories if self.is_picked(s.key)]
+        if stories and self.milestone is not None and self.milestone.to_create:
             milestone_key = "milestone"
             actions.append(Action(key="milestone", kind="milestone", milestone=self.milestone))
-        for story in self.stories:
+        for story in stories:
             actions.append(
                 Action(
                     key=f"story:{story.key}", kind="story", depends_on=milestone_key, story=story
                 )
             )
-        for story in self.stories:
-            for task in story.tasks:
+        for story in stories:
+            for task in (t for t in story.tasks if self.is_picked(t.key)):
                 actions.append(
                     Action(
                         key=f"task:{task.key}",
@@ -132,7 +158,7 @@ class Proposal(_Model):
                         task=task,
                     )
                 )
-        for task in self.tasks_for_existing:
+        for task in (t for t in self.tasks_for_existing if self.is_picked(t.key)):
             actions.append(
                 Action(key=f"task:{task.key}", kind="task", task=task)
             )

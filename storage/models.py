@@ -121,10 +121,35 @@ class Plan(SQLModel, table=True):
     updated_at: datetime = _ts(default_factory=utcnow)
     expires_at: datetime | None = _ts(nullable=True, default=None)
     version: int = Field(default=1)
+    # The proposal's version as people see it: 1 once drafted, +1 for each edit or refinement
+    # (0 while drafting); its history is in `plan_revision`.
+    proposal_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # HTTP API: sha256 of (the caller's API key, its Idempotency-Key header), and a digest of
     # the request without its tokens, so a repeated request finds this plan (NULL otherwise).
     idempotency_key: str | None = Field(default=None, sa_type=sa.String(64))
     request_digest: str | None = Field(default=None, sa_type=sa.String(64))
+
+
+class PlanRevision(SQLModel, table=True):
+    """One version of a plan's proposal: how it came to be (drafted, edited, refined), by whom,
+    from what instruction, and the proposal itself."""
+
+    __tablename__ = "plan_revision"
+    __table_args__ = (
+        sa.UniqueConstraint("plan_id", "number", name="uq_plan_revision_number"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: str = Field(
+        sa_type=sa.String(32),
+        sa_column_args=[sa.ForeignKey("plan.id", ondelete="CASCADE", name="fk_plan_revision_plan")],
+    )
+    number: int
+    kind: str = Field(sa_type=sa.String(16))
+    author_slack_id: str | None = Field(default=None, sa_type=sa.String(64))
+    note: str | None = Field(default=None, sa_type=sa.Text)
+    proposal: dict[str, Any] = Field(sa_type=sa.JSON(none_as_null=True))
+    created_at: datetime = _ts(default_factory=utcnow)
 
 
 class WriteLedger(SQLModel, table=True):

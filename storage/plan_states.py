@@ -42,6 +42,8 @@ class Transition(Enum):
     """A move a caller makes; `MOVES` says from which states, to which, and by whom."""
 
     PROPOSE = "propose"
+    REVISE = "revise"
+    PICK = "pick"
     FAIL_DRAFT = "fail_draft"
     APPROVE = "approve"
     REJECT = "reject"
@@ -74,6 +76,10 @@ MOVES: Final[Mapping[Transition, Move]] = MappingProxyType(
     {
         Transition.PROPOSE: _move("drafting", "proposed", Cause.PLANNER),
         Transition.FAIL_DRAFT: _move("drafting", "failed", Cause.PLANNER),
+        # A new version of the proposal (edited or refined); the old one can no longer be decided.
+        Transition.REVISE: _move("proposed", "proposed", Cause.PERSON),
+        # Items left out of (or put back into) the current version.
+        Transition.PICK: _move("proposed", "proposed", Cause.PERSON),
         Transition.APPROVE: _move("proposed", "approved", Cause.PERSON),
         Transition.REJECT: _move("proposed", "rejected", Cause.PERSON),
         Transition.EXPIRE: _move("proposed", "expired", Cause.SWEEP),

@@ -19,7 +19,9 @@ from storage import plan_states, repositories
 from storage.db import MIGRATIONS_DIR, Database, alembic_config, upgrade
 from storage.models import Plan, SlackEvent
 
-TABLES = {"taiga_link", "channel_project", "plan", "write_ledger", "slack_event"}
+TABLES = {
+    "taiga_link", "channel_project", "plan", "plan_revision", "write_ledger", "slack_event"
+}
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -55,7 +57,7 @@ def test_migrate_upgrades_an_empty_database_to_head_matching_the_models(
         assert set(sa.inspect(db.engine).get_table_names()) >= TABLES | {"alembic_version"}
         with db.engine.connect() as connection:
             version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
-            assert version.scalar_one() == HEAD == "0003"
+            assert version.scalar_one() == HEAD == "0004"
         assert _schema_diffs(db, SQLModel.metadata) == []
     finally:
         db.dispose()
@@ -66,24 +68,53 @@ def test_upgrading_to_0003_keeps_ledger_rows_without_a_recorded_sender(database_
     try:
         with db.engine.connect() as connection:
             upgrade(connection, "0002")
-        plan = db.run_sync(lambda s: repositories.create_plan(s, **_plan_fields()))
         with db.engine.begin() as connection:
+            _insert_plan_at_0002(connection, "p1")
             connection.execute(
                 sa.text(
                     "INSERT INTO write_ledger (plan_id, action_key, state, attempted_at,"
                     " payload_digest) VALUES (:plan, 'milestone', 'pending', :at, :digest)"
                 ),
-                {"plan": plan.id, "at": datetime.now(UTC), "digest": "f" * 64},
+                {"plan": "p1", "at": datetime.now(UTC), "digest": "f" * 64},
             )
 
         db.migrate()
 
-        ledger = db.run_sync(lambda s: repositories.ledger_for_plan(s, plan.id))
+        ledger = db.run_sync(lambda s: repositories.ledger_for_plan(s, "p1"))
         assert [(e.state, e.actor_taiga_id) for e in ledger.values()] == [("pending", None)]
         columns = {c["name"] for c in sa.inspect(db.engine).get_columns("write_ledger")}
         assert "payload_digest" not in columns and "actor_taiga_id" in columns
     finally:
         db.dispose()
+
+
+def test_upgrading_to_0004_leaves_existing_plans_unversioned_without_history(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        with db.engine.connect() as connection:
+            upgrade(connection, "0003")
+        with db.engine.begin() as connection:
+            _insert_plan_at_0002(connection, "p1")
+
+        db.migrate()
+
+        plan = db.run_sync(lambda s: repositories.get_plan(s, "p1"))
+        assert plan is not None and plan.proposal_version == 0
+        assert db.run_sync(lambda s: repositories.revisions_of(s, "p1")) == []
+    finally:
+        db.dispose()
+
+
+def _insert_plan_at_0002(connection: sa.Connection, plan_id: str) -> None:
+    """A plan row as revisions 0002 and 0003 know it (no later columns)."""
+    now = datetime.now(UTC)
+    fields = {**_plan_fields(), "id": plan_id, "state": "proposed", "version": 1,
+              "created_at": now, "updated_at": now}
+    names = ", ".join(fields)
+    values = ", ".join(f":{name}" for name in fields)
+    connection.execute(sa.text(f"INSERT INTO plan ({names}) VALUES ({values})"), fields)
 
 
 def test_replicas_migrating_at_once_all_succeed(database_url: str) -> None:

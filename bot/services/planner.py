@@ -393,9 +393,9 @@ async def _show_proposal(
     expires_at = services.now() + timedelta(hours=services.settings.plan_expiry_hours)
     stored = proposal.model_dump(mode="json")
     moved = await services.db.run(
-        lambda s: repo.transition_plan(
-            s, plan_id=plan_id, transition=Transition.PROPOSE,
-            proposal=stored, expires_at=expires_at,
+        lambda s: repo.store_first_version(
+            s, plan_id=plan_id, proposal=stored, author_slack_id=run.user_id,
+            expires_at=expires_at,
         )
     )
     if not moved:

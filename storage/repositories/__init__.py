@@ -35,6 +35,11 @@ from storage.repositories.plans import (
     transition_plan,
     update_plan,
 )
+from storage.repositories.revisions import (
+    revisions_of,
+    store_first_version,
+    store_new_version,
+)
 
 __all__ = [
     "IdempotencyKeyTaken",
@@ -55,9 +60,12 @@ __all__ = [
     "prune_slack_events",
     "replace_tokens",
     "retake_actions",
+    "revisions_of",
     "rotate_all_tokens",
     "save_link",
     "set_channel_project",
+    "store_first_version",
+    "store_new_version",
     "transition_plan",
     "update_plan",
 ]

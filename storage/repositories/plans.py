@@ -19,6 +19,7 @@ from storage.repositories.inserts import insert_unless_present
 # Columns that only the repository moves: the id, the state (via transition_plan) and version.
 _PLAN_FIELDS = frozenset(Plan.model_fields)
 _PLAN_GUARDED = frozenset({"id", "state", "version"})
+# Only `storage.repositories.revisions` moves `proposal_version` (with a history row).
 
 
 class IdempotencyKeyTaken(Exception):
@@ -64,11 +65,13 @@ def transition_plan(
     plan_id: str,
     transition: Transition,
     expected_version: int | None = None,
+    expected_proposal_version: int | None = None,
     **changes: Any,
 ) -> bool:
     """Make `transition`: move the plan to its target state only if it is in one of its source
     states (and, with `expected_version`, still at that version: nobody touched it since it was
-    read); True iff it moved. Raises `IllegalTransition` for a move not in the table.
+    read; with `expected_proposal_version`, its proposal is still the version a person saw);
+    True iff it moved. Raises `IllegalTransition` for a move not in the table.
 
     One conditional UPDATE (a compare-and-set), so among concurrent callers - other threads,
     other replicas - exactly one wins. Bumps `version`; `changes` are applied in the same UPDATE.
@@ -84,6 +87,10 @@ def transition_plan(
     )
     if expected_version is not None:
         statement = statement.where(Plan.version == expected_version)  # type: ignore[arg-type]
+    if expected_proposal_version is not None:
+        statement = statement.where(
+            Plan.proposal_version == expected_proposal_version  # type: ignore[arg-type]
+        )
     moved = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
     if moved:
         _reload(session, plan_id)
