@@ -201,12 +201,12 @@ def test_a_small_plan_shows_every_story_and_task() -> None:
     assert "Sprint 6" in message.text and "3 stories" in message.text
 
 
-def test_proposal_buttons_carry_the_plan_id() -> None:
-    buttons = _buttons(proposal_blocks(PLAN_ID, _proposal(1, 1), REQUESTER))
+def test_proposal_buttons_carry_the_plan_id_and_the_version_they_show() -> None:
+    buttons = _buttons(proposal_blocks(PLAN_ID, _proposal(1, 1), REQUESTER, version=3))
 
     approve, reject = buttons[ACTION_APPROVE], buttons[ACTION_REJECT]
-    assert approve["value"] == PLAN_ID and approve["style"] == "primary"
-    assert reject["value"] == PLAN_ID and reject["style"] == "danger"
+    assert approve["value"] == f"{PLAN_ID}:3" and approve["style"] == "primary"
+    assert reject["value"] == f"{PLAN_ID}:3" and reject["style"] == "danger"
     assert reject["confirm"]["title"]["text"] == "Reject this plan?"
     assert "Nothing will be written" in reject["confirm"]["text"]["text"]
 

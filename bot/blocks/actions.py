@@ -9,15 +9,31 @@ from bot.blocks.kit import button
 ACTION_APPROVE = "plan_approve"
 ACTION_REJECT = "plan_reject"
 ACTION_RETRY = "plan_retry"
+ACTION_EDIT = "plan_edit"
+ACTION_VIEW = "plan_view"
+ACTION_PICK = "plan_pick"
 ACTIONS_BLOCK_ID = "plan_actions"
 
 
-def decision_buttons(plan_id: str, *, can_approve: bool) -> ActionsBlock:
-    """Approve (unless there is nothing to approve) and Reject, with a confirm."""
+def plan_ref(plan_id: str, version: int) -> str:
+    """A button's value: the plan and the version of its proposal the button was shown with."""
+    return f"{plan_id}:{version}"
+
+
+def parse_plan_ref(value: str) -> tuple[str, int | None]:
+    """(plan id, version) from a button's value; version None on messages from before versions."""
+    plan_id, _, version = value.partition(":")
+    return plan_id, int(version) if version.isdigit() else None
+
+
+def decision_buttons(plan_id: str, version: int, *, can_approve: bool) -> ActionsBlock:
+    """Approve (unless there is nothing to approve) and Reject, with a confirm; each button
+    carries the version it was shown with."""
+    value = plan_ref(plan_id, version)
     reject = button(
         "Reject",
         ACTION_REJECT,
-        plan_id,
+        value,
         style="danger",
         confirm=ConfirmObject(
             title="Reject this plan?",
@@ -29,7 +45,7 @@ def decision_buttons(plan_id: str, *, can_approve: bool) -> ActionsBlock:
     )
     elements = [reject]
     if can_approve:
-        elements.insert(0, button("Approve", ACTION_APPROVE, plan_id, style="primary"))
+        elements.insert(0, button("Approve", ACTION_APPROVE, value, style="primary"))
     return ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=elements)
 
 

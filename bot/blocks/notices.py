@@ -58,6 +58,17 @@ def rejected_blocks(user_id: str, *, summary: str | None = None) -> SlackMessage
     return _end_state(text, summary, "Sprint plan rejected. Nothing was written to Taiga.")
 
 
+def replaced_blocks(
+    version: int, new_version: int, author_id: str, *, summary: str | None = None
+) -> SlackMessage:
+    """An old version of a proposal, after someone made a newer one: its buttons are gone."""
+    text = (
+        f":arrows_counterclockwise: Version {version} was replaced by version {new_version} "
+        f"({mention(author_id)}), posted below in this thread."
+    )
+    return _end_state(text, summary, f"Replaced by version {new_version}.")
+
+
 def expired_blocks(*, summary: str | None = None) -> SlackMessage:
     """The proposal after it expired unapproved."""
     text = (

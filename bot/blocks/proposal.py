@@ -42,6 +42,7 @@ def proposal_blocks(
     proposal: Proposal,
     requester_id: str,
     *,
+    version: int = 1,
     model: str | None = None,
     web_url: str | None = None,
 ) -> SlackMessage:
@@ -50,7 +51,7 @@ def proposal_blocks(
     `web_url` (Taiga's web UI) links an existing sprint; `model` is shown in the usage line.
     """
     sprint = proposal.milestone.name if proposal.milestone else proposal.target_sprint
-    title = f"Sprint plan: {sprint}"
+    title = f"Sprint plan: {sprint}" + (f" (version {version})" if version > 1 else "")
     overview = f"{_sprint_line(proposal, web_url)}\n{_counts(proposal)}"
     head: list[Block] = [header(title), section(overview)]
     summary = proposal.summary.strip() or proposal.count_summary()
@@ -62,7 +63,7 @@ def proposal_blocks(
         warnings = [f":warning: {esc_line(w, 400)}" for w in proposal.warnings]
         tail.append(section(bullets(warnings, _WARNINGS_MAX, ("warning", "warnings"))))
     tail.append(context(_usage_line(proposal, requester_id, model)))
-    tail.append(decision_buttons(plan_id, can_approve=not proposal.is_empty))
+    tail.append(decision_buttons(plan_id, version, can_approve=not proposal.is_empty))
 
     story_blocks: list[Block] = []
     if proposal.stories:

@@ -36,7 +36,11 @@ RETRYABLE_STATES = frozenset({"partial", "approved", "executing"})
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """A click on a plan's button; `version` is the proposal version it was shown with (None on
+    messages from before versions)."""
+
     plan_id: str
+    version: int | None
     team_id: str
     user_id: str
     link: repo.TaigaLinkView | None
@@ -61,7 +65,22 @@ async def _open_proposal(services: Services, decision: Decision) -> Plan | None:
         await show_stored_result(services, plan)
         await decision.tell(_closed_sentence(services, plan))
         return None
+    if not _is_current(plan, decision):
+        await decision.tell(_replaced_sentence(plan))
+        return None
     return plan
+
+
+def _is_current(plan: Plan, decision: Decision) -> bool:
+    return decision.version is None or decision.version == plan.proposal_version
+
+
+def _replaced_sentence(plan: Plan) -> str:
+    return (
+        f"This version of the plan was replaced by a newer version (version "
+        f"{plan.proposal_version}); nothing was done. Use the buttons on the newest version in "
+        "this thread."
+    )
 
 
 def _closed_sentence(services: Services, plan: Plan) -> str:
@@ -142,12 +161,16 @@ async def _decide(
     the race is told who decided first."""
     moved = await services.db.run(
         lambda s: repo.transition_plan(
-            s, plan_id=plan.id, transition=transition, decided_by=decision.user_id
+            s, plan_id=plan.id, transition=transition, decided_by=decision.user_id,
+            expected_proposal_version=decision.version,
         )
     )
     if not moved:
-        latest = await _load(services, plan.id)
-        await decision.tell(_closed_sentence(services, latest or plan))
+        latest = await _load(services, plan.id) or plan
+        if latest.state == "proposed":
+            await decision.tell(_replaced_sentence(latest))
+        else:
+            await decision.tell(_closed_sentence(services, latest))
         return False
     logger.info("plan %s: %s by %s", plan.id, MOVES[transition].target, decision.user_id)
     return True

@@ -402,7 +402,7 @@ async def _show_proposal(
         logger.warning("plan %s: left drafting while the proposal was drafted", plan_id)
         return
     message = blocks.proposal_blocks(
-        plan_id, proposal, run.user_id,
+        plan_id, proposal, run.user_id, version=1,
         model=services.settings.anthropic_model, web_url=services.settings.taiga_web_url,
     )
     await update(services.slack, channel=run.channel_id, ts=status_ts, **message.as_kwargs())

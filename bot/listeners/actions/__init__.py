@@ -11,6 +11,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.blocks import ACTION_APPROVE, ACTION_REJECT, ACTION_RETRY
+from bot.blocks.actions import parse_plan_ref
 from bot.services import decisions
 from bot.services.core import Services
 from bot.services.slack_io import tell_by_response_url
@@ -33,8 +34,10 @@ def register(app: AsyncApp) -> None:
 def _decision(
     action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> decisions.Decision:
+    plan_id, version = parse_plan_ref(str(action.get("value") or ""))
     return decisions.Decision(
-        plan_id=str(action.get("value") or ""),
+        plan_id=plan_id,
+        version=version,
         team_id=str(context.team_id or (body.get("team") or {}).get("id") or ""),
         user_id=str(context.user_id or (body.get("user") or {}).get("id") or ""),
         link=context.get("taiga_link"),
