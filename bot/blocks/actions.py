@@ -26,9 +26,11 @@ def parse_plan_ref(value: str) -> tuple[str, int | None]:
     return plan_id, int(version) if version.isdigit() else None
 
 
-def decision_buttons(plan_id: str, version: int, *, can_approve: bool) -> ActionsBlock:
-    """Approve (unless there is nothing to approve) and Reject, with a confirm; each button
-    carries the version it was shown with."""
+def decision_buttons(
+    plan_id: str, version: int, *, can_approve: bool, can_edit: bool = False
+) -> ActionsBlock:
+    """Approve (unless there is nothing to approve), Edit (when there is something to edit) and
+    Reject (with a confirm); each button carries the version it was shown with."""
     value = plan_ref(plan_id, version)
     reject = button(
         "Reject",
@@ -43,7 +45,7 @@ def decision_buttons(plan_id: str, version: int, *, can_approve: bool) -> Action
             style="danger",
         ),
     )
-    elements = [reject]
+    elements = [button("Edit", ACTION_EDIT, value), reject] if can_edit else [reject]
     if can_approve:
         elements.insert(0, button("Approve", ACTION_APPROVE, value, style="primary"))
     return ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=elements)

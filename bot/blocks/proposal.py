@@ -63,7 +63,12 @@ def proposal_blocks(
         warnings = [f":warning: {esc_line(w, 400)}" for w in proposal.warnings]
         tail.append(section(bullets(warnings, _WARNINGS_MAX, ("warning", "warnings"))))
     tail.append(context(_usage_line(proposal, requester_id, model)))
-    tail.append(decision_buttons(plan_id, version, can_approve=not proposal.is_empty))
+    tail.append(
+        decision_buttons(
+            plan_id, version, can_approve=not proposal.is_empty,
+            can_edit=bool(proposal.item_keys()),
+        )
+    )
 
     story_blocks: list[Block] = []
     if proposal.stories:

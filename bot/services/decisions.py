@@ -26,6 +26,7 @@ from storage.models import Plan
 from storage.plan_states import MOVES, Transition
 from taiga.client import TaigaSession
 from taiga.errors import TaigaError
+from taiga.models import Project
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ async def _load(services: Services, plan_id: str) -> Plan | None:
     return await services.db.run(lambda s: repo.get_plan(s, plan_id))
 
 
-async def _open_proposal(services: Services, decision: Decision) -> Plan | None:
+async def open_proposal(services: Services, decision: Decision) -> Plan | None:
     """The plan if it still waits for a decision; otherwise tells the clicker why not."""
     plan = await _load(services, decision.plan_id)
     if plan is None or plan.slack_team_id != decision.team_id:
@@ -119,8 +120,16 @@ def _required(plan: Plan) -> frozenset[str]:
     return permissions_to_apply(Proposal.model_validate(plan.proposal)) or needed
 
 
-async def _may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
-    """A Taiga session for an allowed decider holding the permissions, else tells why not.
+@dataclass(frozen=True, slots=True)
+class Approver:
+    """An allowed decider's Taiga session and the plan's project as they see it."""
+
+    session: TaigaSession
+    project: Project
+
+
+async def may_approve(services: Services, plan: Plan, decision: Decision) -> Approver | None:
+    """The clicker as an allowed decider holding the permissions, else tells them why not.
 
     PLAN_APPROVERS=requester: only the requester decides; =writers: anyone holding the write
     permissions the plan needs, checked in Taiga with their own token."""
@@ -151,7 +160,12 @@ async def _may_decide(services: Services, plan: Plan, decision: Decision) -> Tai
                "can create these items can approve it.")
         )
         return None
-    return session
+    return Approver(session, project)
+
+
+async def _may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
+    approver = await may_approve(services, plan, decision)
+    return approver.session if approver else None
 
 
 async def _decide(
@@ -177,7 +191,7 @@ async def _decide(
 
 
 async def approve(services: Services, decision: Decision) -> None:
-    plan = await _open_proposal(services, decision)
+    plan = await open_proposal(services, decision)
     if plan is None:
         return
     session = await _may_decide(services, plan, decision)
@@ -208,7 +222,7 @@ async def retry(services: Services, decision: Decision) -> None:
 
 
 async def reject(services: Services, decision: Decision) -> None:
-    plan = await _open_proposal(services, decision)
+    plan = await open_proposal(services, decision)
     if plan is None:
         return
     if decision.user_id != plan.requester_slack_id:

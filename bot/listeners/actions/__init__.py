@@ -1,4 +1,4 @@
-"""The proposal's buttons: Approve, Reject, and Retry on a partly applied plan."""
+"""The proposal's buttons: Approve, Edit, Reject, and Retry on a partly applied plan."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.blocks import ACTION_APPROVE, ACTION_REJECT, ACTION_RETRY
-from bot.blocks.actions import parse_plan_ref
-from bot.services import decisions
+from bot.blocks.actions import ACTION_EDIT, parse_plan_ref
+from bot.services import decisions, editing
 from bot.services.core import Services
 from bot.services.slack_io import tell_by_response_url
 
@@ -29,6 +29,7 @@ DECISIONS: dict[str, Decide] = {
 def register(app: AsyncApp) -> None:
     for action_id in DECISIONS:
         app.action(action_id)(button_clicked)
+    app.action(ACTION_EDIT)(edit_clicked)
 
 
 def _decision(
@@ -59,4 +60,20 @@ async def button_clicked(
     services.spawn(
         decide(services, decision), name=f"{decide.__name__}-{decision.plan_id}",
         tell=decision.tell,
+    )
+
+
+async def edit_clicked(
+    ack: AsyncAck,
+    action: dict[str, Any],
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    await ack()
+    services: Services = context["services"]
+    decision = _decision(action, body, respond, context)
+    services.spawn(
+        editing.open_editor(services, decision, trigger_id=str(body.get("trigger_id") or "")),
+        name=f"edit-{decision.plan_id}", tell=decision.tell,
     )
