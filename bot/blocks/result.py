@@ -27,6 +27,7 @@ from bot.blocks.kit import (
 _FAILED_MAX = 2000
 _KIND_LABELS = {"milestone": "Sprint", "story": "Story", "task": "Task"}
 _STORY_LEVELS = 2  # see `_created_story_chunk`
+_HISTORY_MAX = 8  # versions named in the result
 
 # --- shapes the executor's result satisfies (agent.executor.ExecutionResult) ---------------
 
@@ -55,6 +56,17 @@ class FailedLike(Protocol):
     def reason(self) -> str: ...
 
 
+class RevisionLike(Protocol):
+    """One version of the plan (storage.models.PlanRevision)."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def kind(self) -> str: ...  # "drafted" | "edited" | "refined"
+    @property
+    def author_slack_id(self) -> str | None: ...
+
+
 class ResultLike(Protocol):
     @property
     def plan_id(self) -> str: ...
@@ -73,8 +85,15 @@ class ResultLike(Protocol):
 # --- rendering ------------------------------------------------------------------------------
 
 
-def result_blocks(result: ResultLike, *, approver_id: str | None = None) -> SlackMessage:
-    """What the approved plan created in Taiga (links), what is missing, and a Retry button."""
+def result_blocks(
+    result: ResultLike,
+    *,
+    approver_id: str | None = None,
+    history: Sequence[RevisionLike] = (),
+    approved_version: int | None = None,
+) -> SlackMessage:
+    """What the approved plan created in Taiga (links), what is missing, and a Retry button;
+    with more than one version of the plan, which one was approved and how each came to be."""
     created = list(result.created)
     stories = [item for item in created if item.kind == "story"]
     story_keys = {item.action_key for item in stories}
@@ -110,7 +129,7 @@ def result_blocks(result: ResultLike, *, approver_id: str | None = None) -> Slac
     if result.failed:
         tail.append(section(_failed_text(result.failed)))
     if approver_id:
-        tail.append(context(f"Approved by {mention(approver_id)}"))
+        tail.append(context(*_approval_lines(approver_id, history, approved_version)))
     if result.failed:
         tail.append(retry_button(result.plan_id))
 
@@ -132,6 +151,27 @@ def result_blocks(result: ResultLike, *, approver_id: str | None = None) -> Slac
     if result.failed:
         text += f", {len(result.failed)} not created yet"
     return slack_message(text, [*head, *body, *tail])
+
+
+def _approval_lines(
+    approver_id: str, history: Sequence[RevisionLike], approved_version: int | None
+) -> list[str]:
+    """The approval line ("Approved by @x"); with several versions "Approved version 3 by @x"
+    and the versions (the first and the latest ones when there are many)."""
+    if len(history) < 2 or approved_version is None:
+        return [f"Approved by {mention(approver_id)}"]
+    shown = [_revision_label(r) for r in history]
+    if len(shown) > _HISTORY_MAX:
+        shown = [shown[0], "…", *shown[-(_HISTORY_MAX - 1):]]
+    return [
+        f"Approved version {approved_version} by {mention(approver_id)}",
+        "Versions: " + " · ".join(shown),
+    ]
+
+
+def _revision_label(revision: RevisionLike) -> str:
+    by = f" by {mention(revision.author_slack_id)}" if revision.author_slack_id else ""
+    return f"{revision.number} {esc_line(revision.kind, 20)}{by}"
 
 
 def _created_label(item: CreatedLike) -> str:

@@ -322,7 +322,10 @@ async def _show_result(
     services: Services, plan: Plan, result: ExecutionResult, approver: str | None
 ) -> None:
     assert plan.slack_message_ts is not None
-    message = blocks.result_blocks(result, approver_id=approver)
+    history = await services.db.run(lambda s: repo.revisions_of(s, plan.id))
+    message = blocks.result_blocks(
+        result, approver_id=approver, history=history, approved_version=plan.proposal_version
+    )
     await update(
         services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
         **message.as_kwargs(),
