@@ -219,7 +219,9 @@ async def test_the_sprint_must_be_one_of_the_projects_and_another_one_can_be_cho
     assert moved.status_code == 200 and not moved.content
     await new_version_ts(h)
     await h.settle()
-    proposal = Proposal.model_validate((await h.plans())[0].proposal)
+    plan = (await h.plans())[0]
+    proposal = Proposal.model_validate(plan.proposal)
+    assert plan.target_sprint == proposal.target_sprint == "Sprint 5"
     assert proposal.milestone is not None
     assert (proposal.milestone.existing_id, proposal.milestone.name) == (1, "Sprint 5")
     assert h.taiga.requests_to("GET", "*") == []  # the submit needed no Taiga call

@@ -14,8 +14,8 @@ All user- or model-derived text goes through `escape_mrkdwn`; user ids are rende
 mentions only when they look like Slack user ids.
 
 `kit` holds the limits and small builders, `fitting` the condensing of long lists, `actions`
-the buttons and their action ids, `proposal`, `result` and `notices` the messages, and `login`
-the `/taiga login` modal.
+the buttons and their action ids, `proposal`, `result` and `notices` the messages, `login`
+the `/taiga login` modal and `edit` a proposal's Edit modal.
 """
 
 from bot.blocks.actions import ACTION_APPROVE, ACTION_REJECT, ACTION_RETRY

@@ -36,15 +36,15 @@ async def publish_version(
     author_id: str,
     note: str | None = None,
 ) -> int | None:
-    """Store `proposal` as the version after `plan.proposal_version` and show it in the thread;
-    the new version's number, or None when someone made another version first or the plan is no
-    longer proposed (nothing changed)."""
+    """Store `proposal` as the version after `plan.proposal_version` (with its target sprint)
+    and show it in the thread; the new version's number, or None when someone made another
+    version first or the plan is no longer proposed (nothing changed)."""
     seen = plan.proposal_version
     stored = proposal.model_dump(mode="json")
     moved = await services.db.run(
         lambda s: repo.store_new_version(
             s, plan_id=plan.id, seen_version=seen, proposal=stored, kind=kind,
-            author_slack_id=author_id, note=note,
+            author_slack_id=author_id, note=note, target_sprint=proposal.target_sprint,
         )
     )
     if not moved:
