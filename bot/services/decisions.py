@@ -119,7 +119,7 @@ def _required(plan: Plan) -> frozenset[str]:
     return permissions_to_apply(Proposal.model_validate(plan.proposal)) or needed
 
 
-async def _may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
+async def may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
     """A Taiga session for an allowed decider holding the permissions, else tells why not.
 
     PLAN_APPROVERS=requester: only the requester decides; =writers: anyone holding the write
@@ -180,7 +180,7 @@ async def approve(services: Services, decision: Decision) -> None:
     plan = await _open_proposal(services, decision)
     if plan is None:
         return
-    session = await _may_decide(services, plan, decision)
+    session = await may_decide(services, plan, decision)
     if session is None:
         return
     if not await _decide(services, plan, decision, Transition.APPROVE):
@@ -200,7 +200,7 @@ async def retry(services: Services, decision: Decision) -> None:
     if plan.state not in RETRYABLE_STATES:
         await decision.tell(_closed_sentence(services, plan))
         return
-    session = await _may_decide(services, plan, decision)
+    session = await may_decide(services, plan, decision)
     if session is None:
         return
     logger.info("plan %s: retry by %s", plan.id, decision.user_id)
@@ -212,7 +212,7 @@ async def reject(services: Services, decision: Decision) -> None:
     if plan is None:
         return
     if decision.user_id != plan.requester_slack_id:
-        if await _may_decide(services, plan, decision) is None:
+        if await may_decide(services, plan, decision) is None:
             return
     if not await _decide(services, plan, decision, Transition.REJECT):
         return
@@ -248,7 +248,7 @@ async def _apply(
 ) -> None:
     """Apply and show the result; a Retry shows its status only once the executor writes, so a
     Retry of a plan another run holds leaves the message (and its button) as it is."""
-    assert decision.link is not None  # `_may_decide` gave a session, so the clicker is linked
+    assert decision.link is not None  # `may_decide` gave a session, so the clicker is linked
     run = ApplyRun(
         actor=decision.user_id,
         actor_taiga_id=decision.link.taiga_user_id,
