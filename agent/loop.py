@@ -29,7 +29,7 @@ from agent.planning.reads import TaigaReads, within_deadline
 from agent.planning.recorder import Recorder, planning_gate
 from agent.progress import Progress
 from agent.progress import report as report_progress
-from agent.prompts import first_message
+from agent.prompts import Revision, first_message
 from agent.proposal import ProjectInfo, Proposal, Usage
 from taiga.errors import Unavailable
 from taiga.models import Project
@@ -50,14 +50,16 @@ async def propose(
     taiga: TaigaSession,
     project_ref: Project | int | str,
     sprint_name: str,
-    minutes: str,
+    minutes: str | None,
     budgets: Budgets,
     clock: Clock,
     progress: Progress | None = None,
     today: date | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    revision: Revision | None = None,
 ) -> Proposal:
     """Plan `sprint_name` of a project from meeting minutes; returns the proposal, writes nothing.
+    With `revision`, the model re-proposes that plan as the instruction asks (`agent.refine`).
 
     `project_ref` is an id, a slug, or a `Project` the caller already read with this same
     session (so it is not fetched twice). Raises `TaigaError` if the project cannot be read,
@@ -89,7 +91,7 @@ async def propose(
         progress=progress,
     )
     if can_plan:
-        await run.converse(minutes)
+        await run.converse(minutes, revision)
     return run.finish()
 
 
@@ -120,7 +122,7 @@ class PlanningConversation:
         self.model_summary = ""
         self.messages: list[dict[str, Any]] = []
 
-    async def converse(self, minutes: str) -> None:
+    async def converse(self, minutes: str | None, revision: Revision | None = None) -> None:
         """Step until the model is done or a budget stops it (the reason becomes a warning)."""
         params = t.anthropic_tool_params(list(self.offered.values()))
         first = first_message(
@@ -128,6 +130,7 @@ class PlanningConversation:
             notes=self.warnings,
             sprint_name=self.scope.sprint_name,
             minutes=minutes,
+            revision=revision,
         )
         self.messages = [{"role": "user", "content": first}]
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import Session
@@ -173,3 +174,44 @@ def test_leaving_everything_out_writes_nothing_not_even_the_new_sprint(left_out:
     proposal = _two_story_plan().picking(left_out, picked=False)
 
     assert proposal.actions() == [] and proposal.is_empty
+
+
+def test_version_1_keeps_the_minutes_it_was_drafted_from(database: Database) -> None:
+    plan = _drafting_plan(database)
+    database.run_sync(
+        lambda s: repo.store_first_version(
+            s, plan_id=plan.id, proposal=PROPOSAL_V1, author_slack_id="U_ALICE",
+            minutes="Ship the login page.",
+        )
+    )
+    older = _proposed_plan(database)  # stored without its minutes
+
+    assert database.run_sync(lambda s: repo.drafted_from(s, plan.id)) == "Ship the login page."
+    assert database.run_sync(lambda s: repo.drafted_from(s, older.id)) is None
+
+
+def test_the_latest_plan_of_a_thread_is_the_newest_one_started_there(database: Database) -> None:
+    def started(thread_ts: str, minute: int) -> Plan:
+        return database.run_sync(
+            lambda s: repo.create_plan(
+                s, slack_team_id="T1", slack_channel_id="C1", slack_thread_ts=thread_ts,
+                project_id=7, project_slug="acme", target_sprint="Sprint 6",
+                minutes_digest="a" * 64, created_at=datetime(2024, 6, 3, 9, minute, tzinfo=UTC),
+            )
+        )
+
+    started("1.1", 0)
+    second = started("1.1", 5)
+    elsewhere = started("2.2", 10)
+
+    def latest(thread_ts: str) -> str | None:
+        plan = database.run_sync(
+            lambda s: repo.latest_plan_in_thread(
+                s, team_id="T1", channel_id="C1", thread_ts=thread_ts
+            )
+        )
+        return plan.id if plan else None
+
+    assert latest("1.1") == second.id
+    assert latest("2.2") == elsewhere.id
+    assert latest("3.3") is None

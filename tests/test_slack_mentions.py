@@ -147,14 +147,17 @@ async def test_plan_without_minutes_asks_for_them_and_plans_from_the_reply(h: Ha
 
 
 @pytest.mark.anyio
-async def test_a_mention_without_a_request_gets_usage_in_the_thread(h: Harness) -> None:
+async def test_an_unrelated_mention_gets_a_private_usage_hint(h: Harness) -> None:
     envelope = h.slack.app_mention_event(
         h.channel, f"<@{h.slack.bot_user_id}> hello", user=h.alice
     )
     await h.event(envelope)
-    posted = await h.slack.wait_for("chat.postMessage", within=WAIT)
-    assert "plan <sprint name>" in posted.params["text"]
-    assert posted.params["thread_ts"] == envelope["event"]["ts"]
+    told = await h.slack.wait_for("chat.postEphemeral", within=WAIT)
+    await h.settle()
+    assert "plan <sprint name>" in told.params["text"]
+    assert told.params["user"] == h.alice
+    assert told.params["thread_ts"] == envelope["event"]["ts"]
+    assert h.slack.calls("chat.postMessage") == [] and h.anthropic.requests == []
 
 
 @pytest.mark.anyio

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bot.services.parsing import parse_mention, parse_subcommand, project_ref
+from bot.services.parsing import asks_for_change, parse_mention, parse_subcommand, project_ref
 from bot.services.status import ThrottledStatus
 from tests.peers.clock import FakeClock
 from tests.peers.slack_harness import WAIT
@@ -31,6 +31,22 @@ def test_mention_with_plan_and_minutes_splits_them() -> None:
     request = parse_mention("<@UBOT> plan Sprint 7\nminutes here", "UBOT")
     assert (request.is_plan, request.sprint, request.minutes) == (True, "Sprint 7", "minutes here")
     assert not parse_mention("<@UBOT> here are the notes", "UBOT").is_plan
+
+
+@pytest.mark.parametrize(
+    ("text", "change"),
+    [
+        ("merge the two login stories", True),
+        ("Drop the analytics story", True),
+        ("move task 2 to the API story", True),
+        ("also plan the QA work Dana mentioned", True),
+        ("thanks, looks good!", False),
+        ("no changes needed, thanks", False),
+        ("what happens when I approve?", False),
+    ],
+)
+def test_a_mention_asks_for_a_change_by_its_words(text: str, change: bool) -> None:
+    assert asks_for_change(text) is change
 
 
 @pytest.mark.anyio

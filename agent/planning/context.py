@@ -3,7 +3,8 @@
 `prefetch` reads the project (permissions, sprints, members), then its sprints and the target
 sprint's stories concurrently. `plan_scope` picks the target sprint: an existing one, or a new
 one named and dated like the others when the user may create sprints. The `*_view` functions are
-the shapes of projects, sprints, stories and members handed to the model, here and by the reads.
+the shapes of projects, sprints, stories and members handed to the model, here and by the reads,
+and `proposal_view` the shape of a current plan a refinement revises.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from agent.proposal import ProposedMilestone
+from agent.proposal import Proposal, ProposedMilestone, ProposedTask
 from agent.tools import ADD_SPRINT
 from taiga.models import Member, Milestone, Project, UserStory
 from taiga.names import milestone_named
@@ -219,3 +220,35 @@ def member_view(m: Member) -> dict[str, Any]:
         "name": m.full_name_display,
         "role": m.role_name,
     }
+
+
+def proposal_view(proposal: Proposal) -> dict[str, Any]:
+    """A proposal as the model revises it: what Approve would write (left-out items are not
+    carried over), stories numbered as people see them in Slack, tasks within their story."""
+    m = proposal.milestone
+    sprint: dict[str, Any] = {"name": m.name if m else proposal.target_sprint}
+    if m is not None:
+        sprint |= {"to_create": m.to_create, "estimated_start": m.estimated_start,
+                   "estimated_finish": m.estimated_finish}
+    stories = [
+        {
+            "number": number,
+            "subject": story.subject,
+            "description": story.description,
+            "tags": story.tags,
+            "tasks": [_task_view(t) for t in story.tasks if proposal.is_picked(t.key)],
+        }
+        for number, story in enumerate(proposal.stories, start=1)
+        if proposal.is_picked(story.key)
+    ]
+    existing = [
+        {**_task_view(t), "user_story_id": t.user_story_id, "user_story_ref": t.user_story_ref,
+         "user_story_subject": t.user_story_subject}
+        for t in proposal.tasks_for_existing
+        if proposal.is_picked(t.key)
+    ]
+    return {"target_sprint": sprint, "stories": stories, "tasks_for_existing_stories": existing}
+
+
+def _task_view(task: ProposedTask) -> dict[str, Any]:
+    return {"subject": task.subject, "description": task.description}

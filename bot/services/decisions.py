@@ -163,7 +163,7 @@ async def may_approve(services: Services, plan: Plan, decision: Decision) -> App
     return Approver(session, project)
 
 
-async def _may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
+async def may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
     approver = await may_approve(services, plan, decision)
     return approver.session if approver else None
 
@@ -194,7 +194,7 @@ async def approve(services: Services, decision: Decision) -> None:
     plan = await open_proposal(services, decision)
     if plan is None:
         return
-    session = await _may_decide(services, plan, decision)
+    session = await may_decide(services, plan, decision)
     if session is None:
         return
     if not await _decide(services, plan, decision, Transition.APPROVE):
@@ -214,7 +214,7 @@ async def retry(services: Services, decision: Decision) -> None:
     if plan.state not in RETRYABLE_STATES:
         await decision.tell(_closed_sentence(services, plan))
         return
-    session = await _may_decide(services, plan, decision)
+    session = await may_decide(services, plan, decision)
     if session is None:
         return
     logger.info("plan %s: retry by %s", plan.id, decision.user_id)
@@ -226,7 +226,7 @@ async def reject(services: Services, decision: Decision) -> None:
     if plan is None:
         return
     if decision.user_id != plan.requester_slack_id:
-        if await _may_decide(services, plan, decision) is None:
+        if await may_decide(services, plan, decision) is None:
             return
     if not await _decide(services, plan, decision, Transition.REJECT):
         return
@@ -262,7 +262,7 @@ async def _apply(
 ) -> None:
     """Apply and show the result; a Retry shows its status only once the executor writes, so a
     Retry of a plan another run holds leaves the message (and its button) as it is."""
-    assert decision.link is not None  # `_may_decide` gave a session, so the clicker is linked
+    assert decision.link is not None  # `may_decide` gave a session, so the clicker is linked
     run = ApplyRun(
         actor=decision.user_id,
         actor_taiga_id=decision.link.taiga_user_id,

@@ -68,6 +68,22 @@ def is_plan_command(text: str, bot_user_id: str | None) -> bool:
     return parse_subcommand(strip_mention(text, bot_user_id)).name == "plan"
 
 
+# Words that ask for a change to a proposed plan. A mention in a plan's thread refines the plan
+# only when it holds one of them, so "thanks, looks good!" never calls the model.
+CHANGE_WORDS = frozenset({
+    "add", "also", "drop", "remove", "delete", "merge", "combine", "split", "move", "rename",
+    "change", "replace", "reword", "rewrite", "include", "exclude", "put", "make", "swap",
+    "shorten", "expand", "assign", "instead", "without", "skip", "cut", "turn", "update", "fix",
+    "separate", "reorder",
+})
+_WORD = re.compile(r"[a-z]+")
+
+
+def asks_for_change(text: str) -> bool:
+    """Whether a mention in a plan's thread asks to change the plan (by its words)."""
+    return any(word in CHANGE_WORDS for word in _WORD.findall(text.casefold()))
+
+
 def project_ref(argument: str) -> str | None:
     """A project slug from `slug`, a Taiga project URL (`…/project/<slug>/…`), or Slack's
     `<url>` / `<url|label>` form. None when it is neither."""

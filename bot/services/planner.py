@@ -1,4 +1,5 @@
-"""Starting a plan: from `/taiga plan` or a mention, into a thread, up to the proposal.
+"""Starting a plan: from `/taiga plan` or a mention (`bot.services.mentions`), into a thread,
+up to the proposal.
 
 The request is checked (linked account, channel project, minutes within the limit), a status
 message in the thread shows each step (throttled, updated in place), and the proposal replaces
@@ -14,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from sqlmodel import Session
 
 from agent.budgets import Budgets
 from agent.loop import propose
@@ -32,14 +32,11 @@ from bot.services.errors import (
     not_in_channel_sentence,
     slack_error_code,
 )
-from bot.services.parsing import MentionRequest, is_plan_command, parse_mention
 from bot.services.slack_io import (
     Tell,
     esc,
-    is_person_message,
     post,
     readable,
-    thread_messages,
     update,
 )
 from bot.services.status import StatusMessage
@@ -50,10 +47,6 @@ from storage.plan_states import Transition
 logger = logging.getLogger(__name__)
 
 ASK_BLOCK_PREFIX = "taiga_plan_ask:"
-PLAN_USAGE = (
-    "To plan a sprint, mention me with `plan <sprint name>` and the minutes on the next lines, "
-    "or mention me with `plan <sprint name>` in a thread that holds the minutes."
-)
 Json = dict[str, Any]
 
 
@@ -79,7 +72,7 @@ async def channel_project(
     )
 
 
-def _too_long(services: Services, minutes: str) -> str | None:
+def too_long(services: Services, minutes: str) -> str | None:
     limit = services.settings.max_minutes_chars
     return minutes_too_long(len(minutes), limit).text if len(minutes) > limit else None
 
@@ -113,7 +106,7 @@ async def plan_from_command(
         return
     sprint = await readable(services.slack, sprint)
     minutes = await readable(services.slack, raw_minutes)
-    problem = _too_long(services, minutes)
+    problem = too_long(services, minutes)
     if problem:
         await tell(problem)
         return
@@ -175,136 +168,6 @@ def asked_sprint(message: Json) -> str | None:
         if block_id.startswith(ASK_BLOCK_PREFIX):
             return block_id[len(ASK_BLOCK_PREFIX) :]
     return None
-
-
-# --------------------------------------------------------------------------- mentions
-
-
-@dataclass(frozen=True, slots=True)
-class Mention:
-    team_id: str
-    channel_id: str
-    user_id: str
-    ts: str
-    thread_ts: str | None
-    text: str
-    event_id: str | None
-
-    @property
-    def in_thread(self) -> bool:
-        return bool(self.thread_ts) and self.thread_ts != self.ts
-
-    @property
-    def reply_thread(self) -> str:
-        return self.thread_ts or self.ts
-
-
-# Slack re-sends an event within minutes; a day of ids is plenty, and keeps the table small.
-EVENT_MEMORY = timedelta(days=1)
-
-
-async def first_delivery(services: Services, event_id: str | None) -> bool:
-    if not event_id:
-        return True
-    now = services.now()
-
-    def remember(session: Session) -> bool:
-        repo.prune_slack_events(session, before=now - EVENT_MEMORY)
-        return repo.first_delivery(session, event_id=event_id, now=now)
-
-    return await services.db.run(remember)
-
-
-async def plan_from_mention(
-    services: Services,
-    mention: Mention,
-    *,
-    bot_user_id: str | None,
-    link: repo.TaigaLinkView | None,
-    tell: Tell,
-) -> None:
-    """`@bot plan <sprint>` (minutes in the message, or the thread above it), or a reply with
-    the minutes in a thread where the bot asked for them. Re-deliveries start nothing. `tell`
-    answers the person who mentioned the bot, privately."""
-    if not await first_delivery(services, mention.event_id):
-        logger.info("event %s delivered again; ignored", mention.event_id)
-        return
-    request = parse_mention(mention.text, bot_user_id)
-    thread: list[Json] = []
-    if mention.in_thread and (not request.is_plan or not request.minutes):
-        thread = await thread_messages(
-            services.slack, channel=mention.channel_id, thread_ts=mention.reply_thread
-        )
-    sprint, raw_minutes = _sprint_and_minutes(request, mention, thread, bot_user_id)
-    if sprint is None:
-        await post(
-            services.slack, channel=mention.channel_id, thread_ts=mention.reply_thread,
-            text=PLAN_USAGE,
-        )
-        return
-    if link is None:
-        await tell(NOT_LINKED)
-        return
-    project = await channel_project(services, mention.team_id, mention.channel_id)
-    if project is None:
-        await tell(NO_PROJECT)
-        return
-    sprint = await readable(services.slack, sprint)
-    # One decode of the whole text: each person mentioned is looked up once, not per message.
-    minutes = await readable(services.slack, "\n\n".join(raw_minutes))
-    problem = _too_long(services, minutes)
-    if problem:
-        await tell(problem)
-        return
-    if not minutes.strip():
-        await ask_for_minutes(
-            services, channel_id=mention.channel_id, user_id=mention.user_id, sprint=sprint,
-            project=project, thread_ts=mention.reply_thread,
-        )
-        return
-    run = PlanRun(
-        mention.team_id, mention.channel_id, mention.reply_thread, mention.user_id,
-        sprint, minutes, project, link,
-    )
-    await run_plan(services, run, tell=tell)
-
-
-def _sprint_and_minutes(
-    request: MentionRequest, mention: Mention, thread: list[Json], bot_user_id: str | None
-) -> tuple[str | None, list[str]]:
-    """The sprint name and the minutes (Slack's wire text, one part per message)."""
-    if request.is_plan:
-        if request.minutes:
-            return request.sprint, [request.minutes]
-        return request.sprint, _human_messages_before(thread, mention.ts, bot_user_id)
-    sprint = next((s for s in map(asked_sprint, reversed(thread)) if s), None)
-    if sprint is None:
-        return None, []
-    if request.text:
-        return sprint, [request.text]
-    return sprint, _human_messages_before(thread, mention.ts, bot_user_id)
-
-
-def _human_messages_before(thread: list[Json], ts: str, bot_user_id: str | None) -> list[str]:
-    """People's messages before the mention: not ours, not other bots', not Slack's
-    bookkeeping (deleted parents, joins), not plan commands."""
-    before = _ts_key(ts)
-    return [
-        str(m.get("text") or "")
-        for m in thread
-        if _ts_key(str(m.get("ts", "0"))) < before
-        and is_person_message(m, bot_user_id)
-        and not is_plan_command(str(m.get("text") or ""), bot_user_id)
-        and str(m.get("text") or "").strip()
-    ]
-
-
-def _ts_key(ts: str) -> tuple[int, int]:
-    seconds, _, micros = ts.partition(".")
-    try:
-        return int(seconds), int(micros or 0)
-    except ValueError:
-        return 0, 0
 
 
 # --------------------------------------------------------------------------- the run
@@ -395,7 +258,7 @@ async def _show_proposal(
     moved = await services.db.run(
         lambda s: repo.store_first_version(
             s, plan_id=plan_id, proposal=stored, author_slack_id=run.user_id,
-            expires_at=expires_at,
+            minutes=run.minutes, expires_at=expires_at,
         )
     )
     if not moved:

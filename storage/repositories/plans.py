@@ -59,6 +59,23 @@ def get_plan(session: Session, plan_id: str) -> Plan | None:
     return session.get(Plan, plan_id, populate_existing=True)
 
 
+def latest_plan_in_thread(
+    session: Session, *, team_id: str, channel_id: str, thread_ts: str
+) -> Plan | None:
+    """The newest plan started in a Slack thread, if any."""
+    statement = (
+        select(Plan)
+        .where(
+            Plan.slack_team_id == team_id,
+            Plan.slack_channel_id == channel_id,
+            Plan.slack_thread_ts == thread_ts,
+        )
+        .order_by(Plan.created_at.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    )
+    return session.exec(statement.execution_options(populate_existing=True)).first()
+
+
 def transition_plan(
     session: Session,
     *,

@@ -24,15 +24,17 @@ def store_first_version(
     plan_id: str,
     proposal: dict[str, Any],
     author_slack_id: str | None,
+    minutes: str | None = None,
     **changes: Any,
 ) -> bool:
-    """Move a drafting plan to `proposed` with `proposal` as version 1; True iff it moved."""
+    """Move a drafting plan to `proposed` with `proposal` as version 1; True iff it moved.
+    The minutes it was drafted from are kept as its note, for refining it later."""
     moved = transition_plan(
         session, plan_id=plan_id, transition=Transition.PROPOSE,
         proposal=proposal, proposal_version=1, **changes,
     )
     if moved:
-        _record(session, plan_id, 1, "drafted", author_slack_id, None, proposal)
+        _record(session, plan_id, 1, "drafted", author_slack_id, minutes, proposal)
     return moved
 
 
@@ -57,6 +59,14 @@ def store_new_version(
     if moved:
         _record(session, plan_id, seen_version + 1, kind, author_slack_id, note, proposal)
     return moved
+
+
+def drafted_from(session: Session, plan_id: str) -> str | None:
+    """The minutes version 1 was drafted from (None for plans from before they were kept)."""
+    statement = select(PlanRevision.note).where(
+        PlanRevision.plan_id == plan_id, PlanRevision.number == 1
+    )
+    return session.exec(statement).first()
 
 
 def revisions_of(session: Session, plan_id: str) -> list[PlanRevision]:

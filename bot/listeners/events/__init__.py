@@ -1,4 +1,5 @@
-"""`app_mention`: `@Taiga Planner plan <sprint>` in a thread or with the minutes."""
+"""`app_mention`: `@Taiga Planner plan <sprint>`, minutes asked for, or a word about the plan in
+the thread (`bot.services.mentions` decides which)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.services import planner
+from bot.services import mentions
 from bot.services.core import Services
 from bot.services.slack_io import tell_by_ephemeral
 
@@ -29,7 +30,7 @@ async def app_mention(
         logger.info("edited mention %s in %s ignored", event.get("ts"), event.get("channel"))
         return
     services: Services = context["services"]
-    mention = planner.Mention(
+    mention = mentions.Mention(
         team_id=str(context.team_id or body.get("team_id") or ""),
         channel_id=str(event["channel"]),
         user_id=str(event.get("user") or ""),
@@ -43,9 +44,9 @@ async def app_mention(
         thread_ts=mention.reply_thread,
     )
     services.spawn(
-        planner.plan_from_mention(
+        mentions.answer_mention(
             services, mention, bot_user_id=context.bot_user_id, link=context.get("taiga_link"),
             tell=tell,
         ),
-        name="plan-mention", tell=tell,
+        name="mention", tell=tell,
     )
