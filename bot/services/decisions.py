@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 # Retry resumes a partly applied plan; on an approved or executing one the executor decides
 # (another run active: "being applied right now"; a run that died: it takes over).
 RETRYABLE_STATES = frozenset({"partial", "approved", "executing"})
+NOTHING_PICKED = (
+    "Every story and task of this plan is unticked, so there is nothing to write. Tick what "
+    "should be created, or reject the plan."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +55,7 @@ async def _load(services: Services, plan_id: str) -> Plan | None:
     return await services.db.run(lambda s: repo.get_plan(s, plan_id))
 
 
-async def _open_proposal(services: Services, decision: Decision) -> Plan | None:
+async def open_proposal(services: Services, decision: Decision) -> Plan | None:
     """The plan if it still waits for a decision; otherwise tells the clicker why not."""
     plan = await _load(services, decision.plan_id)
     if plan is None or plan.slack_team_id != decision.team_id:
@@ -119,7 +123,7 @@ def _required(plan: Plan) -> frozenset[str]:
     return permissions_to_apply(Proposal.model_validate(plan.proposal)) or needed
 
 
-async def _may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
+async def may_decide(services: Services, plan: Plan, decision: Decision) -> TaigaSession | None:
     """A Taiga session for an allowed decider holding the permissions, else tells why not.
 
     PLAN_APPROVERS=requester: only the requester decides; =writers: anyone holding the write
@@ -177,10 +181,13 @@ async def _decide(
 
 
 async def approve(services: Services, decision: Decision) -> None:
-    plan = await _open_proposal(services, decision)
+    plan = await open_proposal(services, decision)
     if plan is None:
         return
-    session = await _may_decide(services, plan, decision)
+    if plan.proposal is not None and Proposal.model_validate(plan.proposal).is_empty:
+        await decision.tell(NOTHING_PICKED)
+        return
+    session = await may_decide(services, plan, decision)
     if session is None:
         return
     if not await _decide(services, plan, decision, Transition.APPROVE):
@@ -200,7 +207,7 @@ async def retry(services: Services, decision: Decision) -> None:
     if plan.state not in RETRYABLE_STATES:
         await decision.tell(_closed_sentence(services, plan))
         return
-    session = await _may_decide(services, plan, decision)
+    session = await may_decide(services, plan, decision)
     if session is None:
         return
     logger.info("plan %s: retry by %s", plan.id, decision.user_id)
@@ -208,11 +215,11 @@ async def retry(services: Services, decision: Decision) -> None:
 
 
 async def reject(services: Services, decision: Decision) -> None:
-    plan = await _open_proposal(services, decision)
+    plan = await open_proposal(services, decision)
     if plan is None:
         return
     if decision.user_id != plan.requester_slack_id:
-        if await _may_decide(services, plan, decision) is None:
+        if await may_decide(services, plan, decision) is None:
             return
     if not await _decide(services, plan, decision, Transition.REJECT):
         return
@@ -248,7 +255,7 @@ async def _apply(
 ) -> None:
     """Apply and show the result; a Retry shows its status only once the executor writes, so a
     Retry of a plan another run holds leaves the message (and its button) as it is."""
-    assert decision.link is not None  # `_may_decide` gave a session, so the clicker is linked
+    assert decision.link is not None  # `may_decide` gave a session, so the clicker is linked
     run = ApplyRun(
         actor=decision.user_id,
         actor_taiga_id=decision.link.taiga_user_id,
