@@ -120,6 +120,14 @@ class Proposal(_Model):
             left = self.left_out + sorted((keys & known) - set(self.left_out))
         return self.model_copy(update={"left_out": left})
 
+    def left_out_counts(self) -> tuple[int, int]:
+        """(stories, tasks) people left out; a left-out story's tasks count as left out."""
+        tasks = [t for s in self.stories for t in s.tasks] + self.tasks_for_existing
+        return (
+            sum(not self.is_picked(s.key) for s in self.stories),
+            sum(not self.is_picked(t.key) for t in tasks),
+        )
+
     def item_keys(self) -> set[str]:
         """Every story and task key of the proposal, picked or not."""
         keys = {s.key for s in self.stories}

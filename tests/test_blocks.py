@@ -30,6 +30,7 @@ from bot.blocks import (
     result_blocks,
     status_blocks,
 )
+from bot.blocks.full_plan import full_plan_pages, full_plan_view
 from tests.peers.fake_slack import MAX_BLOCKS_TEXT, FakeSlack, blocks_text_length, validate_blocks
 
 PLAN_ID = "0f8e4b2a9c1d4e6f8a7b6c5d4e3f2a1b"
@@ -119,7 +120,8 @@ def _assert_within_limits(message: SlackMessage) -> None:
         if block["type"] == "header":
             assert len(block["text"]["text"]) <= 150
         if block["type"] == "actions":
-            assert all(len(e["text"]["text"]) <= 75 for e in block["elements"])
+            buttons = [e for e in block["elements"] if e["type"] == "button"]
+            assert all(len(e["text"]["text"]) <= 75 for e in buttons)
     assert 0 < len(message.text) <= 200
     assert "<" not in message.text
 
@@ -300,6 +302,10 @@ class _Result:
     milestone_url: str | None = f"{WEB}/project/acme-web/taskboard/sprint-6"
     created: list[_Created] = field(default_factory=list)
     failed: list[_Failed] = field(default_factory=list)
+    proposed_stories: int = 0
+    proposed_tasks: int = 0
+    left_out_stories: int = 0
+    left_out_tasks: int = 0
 
 
 def _created(stories: int, tasks: int) -> list[_Created]:
@@ -403,3 +409,35 @@ def test_an_error_after_approval_offers_retry_within_limits() -> None:
     _assert_within_limits(message)
     assert _buttons(message)[ACTION_RETRY]["value"] == PLAN_ID
     assert ACTION_RETRY not in _buttons(error_blocks("Taiga is not answering right now."))
+
+
+def test_a_story_with_twenty_tasks_is_pickable_in_groups_of_ten() -> None:
+    message = proposal_blocks(PLAN_ID, _proposal(2, 20), REQUESTER)
+
+    _assert_within_limits(message)
+    values = [
+        option["value"]
+        for block in message.blocks
+        for element in [block.get("accessory") or {}, *block.get("elements", [])]
+        if element.get("type") == "checkboxes"
+        for option in element["options"]
+    ]
+    assert values == [v for i in (1, 2) for v in [str(i), *(f"{i}.{j}" for j in range(1, 21))]]
+
+
+def test_the_full_plan_modal_shows_every_description_in_full_on_pages_slack_accepts() -> None:
+    proposal = _proposal(30, 10, description="word " * 2000, task_subject="{j} x&y " * 20)
+    proposal.stories[0].tasks[0].description = "the first task's whole description"
+    picked = proposal.picking({"new-story-2"}, picked=False)
+
+    count = len(full_plan_pages(picked))
+    pages = [full_plan_view(PLAN_ID, 2, picked, page) for page in range(count)]
+    text = "\n".join(_texts([b for page in pages for b in page["blocks"]]))
+
+    assert len(pages) > 1
+    for page in pages:
+        assert validate_blocks(page["blocks"], max_blocks=100) == []
+        assert page["private_metadata"] == f"{PLAN_ID}:2"
+    assert text.count("word") == 30 * 2000
+    assert "the first task's whole description" in text
+    assert "*2. Story 2: make the login page remember the user*  auth  _left out" in text

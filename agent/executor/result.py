@@ -57,6 +57,12 @@ class ExecutionResult(BaseModel):
     milestone_url: str | None = None
     created: list[CreatedItem] = []
     failed: list[FailedItem] = []
+    # What the approved proposal held, and how much of it people left out before approving
+    # (0 on results stored before picking existed).
+    proposed_stories: int = 0
+    proposed_tasks: int = 0
+    left_out_stories: int = 0
+    left_out_tasks: int = 0
 
     def created_of(self, kind: ActionKind) -> list[CreatedItem]:
         return [item for item in self.created if item.kind == kind]
@@ -103,6 +109,8 @@ def build_result(run: ApplyRun, writes: Writes, state: ResultState) -> Execution
             )
         )
     complete = not failed and state != "executing"
+    proposal = run.proposal
+    left_out_stories, left_out_tasks = proposal.left_out_counts()
     return ExecutionResult(
         plan_id=run.plan_id,
         state=state if state == "executing" else ("done" if complete else "partial"),
@@ -112,6 +120,10 @@ def build_result(run: ApplyRun, writes: Writes, state: ResultState) -> Execution
         milestone_url=milestone_url,
         created=created,
         failed=failed,
+        proposed_stories=len(proposal.stories),
+        proposed_tasks=proposal.task_count,
+        left_out_stories=left_out_stories,
+        left_out_tasks=left_out_tasks,
     )
 
 

@@ -11,7 +11,8 @@ ACTION_REJECT = "plan_reject"
 ACTION_RETRY = "plan_retry"
 ACTION_EDIT = "plan_edit"
 ACTION_VIEW = "plan_view"
-ACTION_PICK = "plan_pick"
+ACTION_PICK = "plan_pick"  # a prefix: each checkbox group's action id is "plan_pick:<n>"
+ACTION_VIEW_PAGE = "plan_view_page"  # Next / Previous in the full-plan modal (value: the page)
 ACTIONS_BLOCK_ID = "plan_actions"
 
 
@@ -27,10 +28,16 @@ def parse_plan_ref(value: str) -> tuple[str, int | None]:
 
 
 def decision_buttons(
-    plan_id: str, version: int, *, can_approve: bool, can_edit: bool = False
+    plan_id: str,
+    version: int,
+    *,
+    can_approve: bool,
+    can_edit: bool = False,
+    approve_note: str = "",
 ) -> ActionsBlock:
-    """Approve (unless there is nothing to approve), Edit (when there is something to edit) and
-    Reject (with a confirm); each button carries the version it was shown with."""
+    """Approve (unless there is nothing to approve; its confirm says `approve_note`), View full
+    plan, Edit (when there is something to edit) and Reject (with a confirm); each button
+    carries the version it was shown with."""
     value = plan_ref(plan_id, version)
     reject = button(
         "Reject",
@@ -47,7 +54,14 @@ def decision_buttons(
     )
     elements = [button("Edit", ACTION_EDIT, value), reject] if can_edit else [reject]
     if can_approve:
-        elements.insert(0, button("Approve", ACTION_APPROVE, value, style="primary"))
+        confirm = ConfirmObject(
+            title="Write this plan to Taiga?", text=approve_note or "Write the plan to Taiga.",
+            confirm="Approve", deny="Not yet",
+        )
+        elements[:0] = [
+            button("Approve", ACTION_APPROVE, value, style="primary", confirm=confirm),
+            button("View full plan", ACTION_VIEW, value),
+        ]
     return ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=elements)
 
 

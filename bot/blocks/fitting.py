@@ -6,15 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from slack_sdk.models.blocks import Block
 
 from agent.wording import counted
-from bot.blocks.kit import MAX_BLOCKS, SECTION_FILL, SECTION_TEXT_MAX, TOTAL_TEXT_BUDGET
+from bot.blocks.kit import (
+    MAX_BLOCKS,
+    SECTION_FILL,
+    SECTION_TEXT_MAX,
+    TOTAL_TEXT_BUDGET,
+    section,
+)
 from bot.slack_text import ELLIPSIS, truncate
 
 Noun = tuple[str, str]  # singular, plural
 _SEPARATOR = "\n\n"
+T = TypeVar("T")
 
 
 def fit_sections(
@@ -28,10 +36,44 @@ def fit_sections(
 ) -> list[str]:
     """Section texts for `count` items that fit in one message next to its `fixed` blocks
     (and `reserved_blocks` more); `render(i, level)` is as for `_condense`."""
-    budget = TOTAL_TEXT_BUDGET - sum(_text_length(b.to_dict()) for b in fixed) - 100
-    fitted = _condense(count, render, levels, max(budget, 500))
+    fitted = _condense(
+        count, render, levels, _budget(fixed), size=lambda text: len(text) + len(_SEPARATOR)
+    )
     sections, unplaced = _pack(fitted.chunks, MAX_BLOCKS - len(fixed) - reserved_blocks)
     return _with_more(sections, fitted.omitted + unplaced, noun)
+
+
+def fit_blocks(
+    count: int,
+    render: Callable[[int, int], list[Block]],
+    *,
+    levels: int,
+    fixed: Sequence[Block],
+    reserved_blocks: int,
+    noun: Noun,
+) -> list[Block]:
+    """The blocks of `count` items (each its own blocks, say a section with a control) that fit
+    in one message next to its `fixed` blocks and `reserved_blocks` more; `render(i, level)` is
+    as for `_condense`. Items that do not fit are counted in a closing "…and N more" section."""
+    fitted = _condense(count, render, levels, _budget(fixed), size=_blocks_length)
+    room = MAX_BLOCKS - len(fixed) - reserved_blocks - 1  # the "…and N more" line
+    placed: list[Block] = []
+    shown = 0
+    for item in fitted.chunks:
+        if len(placed) + len(item) > room:
+            break
+        placed.extend(item)
+        shown += 1
+    more = _with_more([], count - shown, noun)
+    return placed + [section(line) for line in more]
+
+
+def _budget(fixed: Sequence[Block]) -> int:
+    return max(TOTAL_TEXT_BUDGET - sum(_text_length(b.to_dict()) for b in fixed) - 100, 500)
+
+
+def _blocks_length(blocks: Sequence[Block]) -> int:
+    return sum(_text_length(b.to_dict()) for b in blocks)
 
 
 def bullets(lines: Sequence[str], limit: int, noun: Noun) -> str:
@@ -56,20 +98,27 @@ def _text_length(value: object) -> int:
 
 
 @dataclass(frozen=True)
-class _Fitted:
-    chunks: list[str]
+class _Fitted(Generic[T]):
+    chunks: list[T]
     omitted: int
 
 
-def _condense(count: int, render: Callable[[int, int], str], levels: int, budget: int) -> _Fitted:
-    """Render `count` items within `budget` characters.
+def _condense(
+    count: int,
+    render: Callable[[int, int], T],
+    levels: int,
+    budget: int,
+    *,
+    size: Callable[[T], int],
+) -> _Fitted[T]:
+    """Render `count` items within `budget` characters (as `size` measures a rendering).
 
     `render(i, level)` gives item i at a detail level (0 = richest, `levels - 1` = most
     compact). Levels are lowered one step at a time for every item, the last items first, and
     when even the most compact rendering is too long, the last items are left out.
     """
     level = [0] * count
-    cost = [len(render(i, 0)) + len(_SEPARATOR) for i in range(count)]
+    cost = [size(render(i, 0)) for i in range(count)]
     total = sum(cost)
     for target in range(1, levels):
         for i in reversed(range(count)):
@@ -77,7 +126,7 @@ def _condense(count: int, render: Callable[[int, int], str], levels: int, budget
                 break
             total -= cost[i]
             level[i] = target
-            cost[i] = len(render(i, target)) + len(_SEPARATOR)
+            cost[i] = size(render(i, target))
             total += cost[i]
     shown = count
     while shown > 1 and total > budget:

@@ -1,20 +1,20 @@
-"""The proposal message: the plan a person is asked to approve, with its sprint, stories,
-tasks for existing stories, warnings, usage, and the Approve / Reject buttons."""
+"""The proposal message: the plan a person is asked to approve, with its sprint, its stories
+and tasks (each with a checkbox that picks it), warnings, usage, and the Approve / View full
+plan / Reject buttons. What a long plan cannot show in full here is in the full-plan modal."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import date
+from functools import partial
 
 from slack_sdk.models.blocks import Block, DividerBlock
 
 from agent.proposal import Proposal, ProposedStory, ProposedTask
 from agent.wording import counted
 from bot.blocks.actions import decision_buttons
-from bot.blocks.fitting import bullets, fit_sections
+from bot.blocks.fitting import bullets, fit_blocks
 from bot.blocks.kit import (
-    EXISTING_TASKS_MAX,
-    SECTION_FILL,
     SUBJECT_MAX,
     SlackMessage,
     context,
@@ -25,16 +25,22 @@ from bot.blocks.kit import (
     section,
     slack_message,
 )
+from bot.blocks.picking import OPTION_TEXT_MAX, PickItem, pick_blocks
 from bot.slack_text import escape_mrkdwn, one_line, truncate
 from taiga.links import sprint_url
 
-_TASK_MAX = 150
-_TASK_COMPACT_MAX = 80
-_DESCRIPTION_MAX = 280
-_DESCRIPTION_SHORT_MAX = 100
+# Detail levels of a story (see `_story_group`): its description and its task labels shrink.
+_DESCRIPTION_LIMITS = (280, 100, 0, 0)
+_LABEL_LIMITS = (OPTION_TEXT_MAX, 45, 25, 0)
+_LEVELS = len(_DESCRIPTION_LIMITS)
+_SUBJECT_COMPACT_MAX = 80
 _SUMMARY_MAX = 1000
 _WARNINGS_MAX = 1500
-_STORY_LEVELS = 4  # see `_story_chunk`
+_CONFIRM_MAX = 300
+_PICK_HINT = (
+    "Untick a story or task to leave it out; only what stays ticked is written. Every story "
+    "and task in full, descriptions included, is in *View full plan*."
+)
 
 
 def proposal_blocks(
@@ -46,7 +52,9 @@ def proposal_blocks(
     model: str | None = None,
     web_url: str | None = None,
 ) -> SlackMessage:
-    """The proposed plan with Approve (value = plan id) and Reject (with a confirm) buttons.
+    """The proposed plan: each story with checkboxes that pick it and its tasks (left-out items
+    unchecked and struck through), then Approve (with a confirm saying what it writes), View
+    full plan, and Reject; every control carries the plan id and `version`.
 
     `web_url` (Taiga's web UI) links an existing sprint; `model` is shown in the usage line.
     """
@@ -56,35 +64,73 @@ def proposal_blocks(
     head: list[Block] = [header(title), section(overview)]
     summary = proposal.summary.strip() or proposal.count_summary()
     head.append(section(truncate(escape_mrkdwn(summary), _SUMMARY_MAX)))
+    has_items = bool(proposal.item_keys())
+    if has_items:
+        head.append(context(_PICK_HINT))
     tail: list[Block] = []
-    if proposal.tasks_for_existing:
-        tail.append(section(_existing_tasks_text(proposal.tasks_for_existing)))
     if proposal.warnings:
         warnings = [f":warning: {esc_line(w, 400)}" for w in proposal.warnings]
         tail.append(section(bullets(warnings, _WARNINGS_MAX, ("warning", "warnings"))))
     tail.append(context(_usage_line(proposal, requester_id, model)))
     tail.append(
         decision_buttons(
-            plan_id, version, can_approve=not proposal.is_empty,
-            can_edit=bool(proposal.item_keys()),
+            plan_id, version, can_approve=has_items, can_edit=bool(proposal.item_keys()),
+            approve_note=_approve_note(proposal),
         )
     )
 
-    story_blocks: list[Block] = []
-    if proposal.stories:
-        stories = proposal.stories
-        sections = fit_sections(
-            len(stories),
-            lambda i, level: _story_chunk(i + 1, stories[i], level),
-            levels=_STORY_LEVELS,
-            fixed=[*head, *tail],
-            reserved_blocks=1,  # the divider
-            noun=("story", "stories"),
-        )
-        story_blocks = [DividerBlock(), *(section(s) for s in sections)]
+    groups = _pick_groups(proposal)
+    item_blocks: list[Block] = []
+    if groups:
+        item_blocks = [
+            DividerBlock(),
+            *fit_blocks(
+                len(groups),
+                lambda i, level: pick_blocks(plan_id, version, i, *groups[i](level)),
+                levels=_LEVELS,
+                fixed=[*head, *tail],
+                reserved_blocks=1,  # the divider
+                noun=("story", "stories"),
+            ),
+        ]
 
     text = f"Proposed sprint plan for {sprint}: {_counts(proposal)}. Approve or reject it."
-    return slack_message(text, [*head, *story_blocks, *tail])
+    return slack_message(text, [*head, *item_blocks, *tail])
+
+
+# One group of the message's checkboxes at a detail level: its section text and its items.
+_Group = Callable[[int], tuple[str, list[PickItem]]]
+
+
+def _pick_groups(proposal: Proposal) -> list[_Group]:
+    """Each story, then the tasks for existing stories, as a group of the message."""
+    groups: list[_Group] = [
+        partial(_story_group, proposal, number, story)
+        for number, story in enumerate(proposal.stories, 1)
+    ]
+    if proposal.tasks_for_existing:
+        groups.append(partial(_existing_group, proposal))
+    return groups
+
+
+def _approve_note(proposal: Proposal) -> str:
+    actions = proposal.actions()
+    stories = sum(a.kind == "story" for a in actions)
+    tasks = sum(a.kind == "task" for a in actions)
+    sprint = next((a.milestone for a in actions if a.milestone is not None), None)
+    writes = f"{counted(stories, 'story', 'stories')} and {counted(tasks, 'task', 'tasks')}"
+    if sprint is not None:
+        writes += f" and the sprint *{esc_line(sprint.name, 60)}*"
+    stories_out, tasks_out = proposal.left_out_counts()
+    left_out = ""
+    if stories_out or tasks_out:
+        left = f"{counted(stories_out, 'story', 'stories')}, {counted(tasks_out, 'task', 'tasks')}"
+        left_out = f" Left out (not written): {left}."
+    return truncate(
+        f"This creates {writes} in Taiga as you.{left_out} The full text of every item is in "
+        "“View full plan”.",
+        _CONFIRM_MAX,
+    )
 
 
 def _day(value: date | None) -> str:
@@ -115,37 +161,49 @@ def _counts(proposal: Proposal) -> str:
     return f"{stories}, {counted(proposal.task_count, 'task', 'tasks')}"
 
 
-def _story_chunk(number: int, story: ProposedStory, level: int) -> str:
-    """One story at a detail level: 0 full, 1 short description, 2 no description, 3 counts."""
-    head = f"*{number}. {esc_line(story.subject, SUBJECT_MAX)}*"
-    if story.tags:
+def _story_group(
+    proposal: Proposal, number: int, story: ProposedStory, level: int
+) -> tuple[str, list[PickItem]]:
+    """One story at a detail level (0 richest … 3 most compact): the section shows its subject,
+    tags and (cut) description; its checkboxes the story and its tasks' subjects."""
+    picked = proposal.is_picked(story.key)
+    subject = esc_line(story.subject, SUBJECT_MAX if level < 3 else _SUBJECT_COMPACT_MAX)
+    head = f"*{number}. {subject}*" if picked else f"*{number}. ~{subject}~*  _left out_"
+    if story.tags and level < 3:
         head += "  " + esc_line(", ".join(story.tags), 100)
-    lines = [head]
     description = one_line(story.description)
-    if description and level <= 1:
-        limit = _DESCRIPTION_MAX if level == 0 else _DESCRIPTION_SHORT_MAX
-        lines.append(f"_{esc_line(description, limit)}_")
-    if level >= 3:
-        if story.tasks:
-            lines.append(f"      {counted(len(story.tasks), 'task', 'tasks')}")
-        return "\n".join(lines)
-    task_max = _TASK_MAX if level <= 1 else _TASK_COMPACT_MAX
-    tasks = [f"      • {esc_line(task.subject, task_max)}" for task in story.tasks]
-    head_text = "\n".join(lines)
-    if not tasks:
-        return head_text
-    return head_text + "\n" + bullets(tasks, SECTION_FILL - len(head_text), ("task", "tasks"))
+    limit = _DESCRIPTION_LIMITS[level]
+    if description and limit:
+        head += f"\n_{esc_line(description, limit)}_"
+    items = [PickItem(str(number), f"Story {number}", "", picked)]
+    items += [
+        PickItem(
+            f"{number}.{j}", f"{number}.{j}", task.subject, proposal.is_picked(task.key),
+            _LABEL_LIMITS[level],
+        )
+        for j, task in enumerate(story.tasks, 1)
+    ]
+    return head, items
 
 
-def _existing_tasks_text(tasks: Sequence[ProposedTask]) -> str:
-    lines = []
-    for task in tasks:
-        story = f"#{task.user_story_ref}" if task.user_story_ref else "an existing story"
-        if task.user_story_subject:
-            story += f" {esc_line(task.user_story_subject, 80)}"
-        lines.append(f"• {esc_line(task.subject, _TASK_COMPACT_MAX)}  _(in {story})_")
-    heading = "*Tasks for existing stories*\n"
-    return heading + bullets(lines, EXISTING_TASKS_MAX - len(heading), ("task", "tasks"))
+def _existing_group(proposal: Proposal, level: int) -> tuple[str, list[PickItem]]:
+    tasks = proposal.tasks_for_existing
+    heading = f"*Tasks for existing stories* ({len(tasks)})"
+    items = [
+        PickItem(
+            f"E{k}", f"E{k}", f"{task.subject} (in {_story_ref(task)})",
+            proposal.is_picked(task.key), _LABEL_LIMITS[level],
+        )
+        for k, task in enumerate(tasks, 1)
+    ]
+    return heading, items
+
+
+def _story_ref(task: ProposedTask) -> str:
+    story = f"#{task.user_story_ref}" if task.user_story_ref else "an existing story"
+    if task.user_story_subject:
+        story += f" {one_line(task.user_story_subject)}"
+    return story
 
 
 def _usage_line(proposal: Proposal, requester_id: str, model: str | None) -> str:

@@ -80,6 +80,14 @@ class ResultLike(Protocol):
     def created(self) -> Sequence[CreatedLike]: ...
     @property
     def failed(self) -> Sequence[FailedLike]: ...
+    @property
+    def proposed_stories(self) -> int: ...
+    @property
+    def proposed_tasks(self) -> int: ...
+    @property
+    def left_out_stories(self) -> int: ...
+    @property
+    def left_out_tasks(self) -> int: ...
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -116,6 +124,9 @@ def result_blocks(
         " created"
     )
     lines = [f"{emoji} *{title}*: {counts}"]
+    left_out = _left_out_sentence(result, len(stories), n_tasks)
+    if left_out:
+        lines.append(left_out)
     if result.milestone_name:
         name = f"*{esc_line(result.milestone_name, 200)}*"
         lines.append(f"Sprint {link(result.milestone_url, name)}")
@@ -148,6 +159,8 @@ def result_blocks(
         body = [section(s) for s in sections]
 
     text = f"{title}: {counts}"
+    if left_out:
+        text += f". {left_out}"
     if result.failed:
         text += f", {len(result.failed)} not created yet"
     return slack_message(text, [*head, *body, *tail])
@@ -172,6 +185,22 @@ def _approval_lines(
 def _revision_label(revision: RevisionLike) -> str:
     by = f" by {mention(revision.author_slack_id)}" if revision.author_slack_id else ""
     return f"{revision.number} {esc_line(revision.kind, 20)}{by}"
+
+
+def _left_out_sentence(result: ResultLike, n_stories: int, n_tasks: int) -> str | None:
+    """"Created 3 of 4 proposed stories; 1 left out." when people left items out, else None."""
+    if not result.left_out_stories and not result.left_out_tasks:
+        return None
+    parts = [
+        f"Created {created} of {counted(proposed, 'proposed ' + one, 'proposed ' + many)}; "
+        f"{left_out} left out"
+        for created, proposed, left_out, one, many in (
+            (n_stories, result.proposed_stories, result.left_out_stories, "story", "stories"),
+            (n_tasks, result.proposed_tasks, result.left_out_tasks, "task", "tasks"),
+        )
+        if left_out
+    ]
+    return ". ".join(parts) + "."
 
 
 def _created_label(item: CreatedLike) -> str:

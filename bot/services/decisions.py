@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 # Retry resumes a partly applied plan; on an approved or executing one the executor decides
 # (another run active: "being applied right now"; a run that died: it takes over).
 RETRYABLE_STATES = frozenset({"partial", "approved", "executing"})
+NOTHING_PICKED = (
+    "Every story and task of this plan is unticked, so there is nothing to write. Tick what "
+    "should be created, or reject the plan."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +197,9 @@ async def _decide(
 async def approve(services: Services, decision: Decision) -> None:
     plan = await open_proposal(services, decision)
     if plan is None:
+        return
+    if plan.proposal is not None and Proposal.model_validate(plan.proposal).is_empty:
+        await decision.tell(NOTHING_PICKED)
         return
     session = await may_decide(services, plan, decision)
     if session is None:

@@ -176,8 +176,28 @@ def _check_element(element: Any, where: str, action_ids: set[str], errors: list[
             errors.append(f"must be less than 3001 characters [json-pointer:{where}/url]")
         if element.get("style") not in (None, "primary", "danger"):
             errors.append(f"must be primary or danger [json-pointer:{where}/style]")
+    if element["type"] == "checkboxes":
+        _check_checkboxes(element, where, errors)
     if "confirm" in element:
         _check_confirm(element["confirm"], f"{where}/confirm", errors)
+
+
+def _check_checkboxes(element: Json, where: str, errors: list[str]) -> None:
+    """1-10 options, each text ≤ 75 and value ≤ 150 characters; the initial options among them."""
+    options = element.get("options")
+    if not isinstance(options, list) or not 1 <= len(options) <= 10:
+        errors.append(f"must have 1 to 10 items [json-pointer:{where}/options]")
+        return
+    values = []
+    for i, option in enumerate(options):
+        _check_text(option.get("text"), f"{where}/options/{i}/text", errors, max_len=75)
+        value = option.get("value")
+        if not isinstance(value, str) or not 0 < len(value) <= 150:
+            errors.append(f"must be 1 to 150 characters [json-pointer:{where}/options/{i}/value]")
+        values.append(option)
+    for i, option in enumerate(element.get("initial_options") or []):
+        if option not in values:
+            errors.append(f"must match an option [json-pointer:{where}/initial_options/{i}]")
 
 
 def _check_block(block: Json, where: str, action_ids: set[str], errors: list[str]) -> None:
@@ -509,23 +529,64 @@ class FakeSlack:
             action = _find_button(message, action_id)
             if action is None:
                 raise KeyError(f"no button {action_id!r} in message {message_ts}")
-            action["action_ts"] = self._mint_ts()
-            container: Json = {
-                "type": "message", "message_ts": message_ts, "channel_id": channel,
-                "is_ephemeral": False,
+            return self._message_action(channel, message, action, user=user)
+
+    def checkbox_action_payload(
+        self, channel: str, message_ts: str, value: str, *, ticked: bool, user: str
+    ) -> Json:
+        """What Slack sends when `user` ticks (or unticks) the checkbox option `value` of a
+        stored message: the group's `selected_options` after the click."""
+        with self._lock:
+            message = _copy(self._find(channel, message_ts))
+            group = _find_checkboxes(message, value)
+            if group is None:
+                raise KeyError(f"no checkbox {value!r} in message {message_ts}")
+            element, block_id = group
+            chosen = {o["value"] for o in element.get("initial_options") or []}
+            chosen = chosen | {value} if ticked else chosen - {value}
+            action = {
+                "type": "checkboxes", "action_id": element["action_id"], "block_id": block_id,
+                "selected_options": [o for o in element["options"] if o["value"] in chosen],
             }  # fmt: skip
-            if message.get("thread_ts"):
-                container["thread_ts"] = message["thread_ts"]
+            return self._message_action(channel, message, action, user=user)
+
+    def _message_action(self, channel: str, message: Json, action: Json, *, user: str) -> Json:
+        action["action_ts"] = self._mint_ts()
+        container: Json = {
+            "type": "message", "message_ts": message["ts"], "channel_id": channel,
+            "is_ephemeral": False,
+        }  # fmt: skip
+        if message.get("thread_ts"):
+            container["thread_ts"] = message["thread_ts"]
+        return {
+            "type": "block_actions", "user": self._user_ref(user),
+            "api_app_id": self.app_id, "token": "verification-token-unused",
+            "container": container, "trigger_id": self.mint_trigger_id(),
+            "team": {"id": self.team_id, "domain": self.team.lower()},
+            "enterprise": None, "is_enterprise_install": False,
+            "channel": {"id": channel, "name": self._channels[channel].name},
+            "message": message, "state": {"values": {}},
+            "response_url": self.mint_response_url(channel=channel, user=user),
+            "actions": [action],
+        }  # fmt: skip
+
+    def view_action_payload(self, view_id: str, action_id: str, *, user: str) -> Json:
+        """What Slack sends when `user` clicks the button `action_id` in an open modal (no
+        response_url: a modal's buttons answer with views.update)."""
+        with self._lock:
+            view = _copy(self._views[view_id])
+            action = _find_button(view, action_id)
+            if action is None:
+                raise KeyError(f"no button {action_id!r} in view {view_id}")
+            action["action_ts"] = self._mint_ts()
             return {
                 "type": "block_actions", "user": self._user_ref(user),
                 "api_app_id": self.app_id, "token": "verification-token-unused",
-                "container": container, "trigger_id": self.mint_trigger_id(),
+                "container": {"type": "view", "view_id": view_id},
+                "trigger_id": self.mint_trigger_id(),
                 "team": {"id": self.team_id, "domain": self.team.lower()},
                 "enterprise": None, "is_enterprise_install": False,
-                "channel": {"id": channel, "name": self._channels[channel].name},
-                "message": message, "state": {"values": {}},
-                "response_url": self.mint_response_url(channel=channel, user=user),
-                "actions": [action],
+                "view": view, "actions": [action],
             }  # fmt: skip
 
     def view_submission_payload(
@@ -1191,6 +1252,19 @@ def _find_button(message: Json, action_id: str) -> Json | None:
         for element in block.get("elements", []):
             if element.get("action_id") == action_id:
                 return {**element, "block_id": block.get("block_id", "")}
+    return None
+
+
+def _find_checkboxes(message: Json, value: str) -> tuple[Json, str] | None:
+    """The checkboxes element (in a section's accessory or an actions block) with an option
+    `value`, and its block's id."""
+    for block in message.get("blocks", []):
+        elements = [block.get("accessory") or {}, *block.get("elements", [])]
+        for element in elements:
+            if element.get("type") != "checkboxes":
+                continue
+            if any(o.get("value") == value for o in element.get("options", [])):
+                return element, block.get("block_id", "")
     return None
 
 

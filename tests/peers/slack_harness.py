@@ -120,6 +120,14 @@ class Harness:
         )
         return await self.payload(payload), payload["response_url"]
 
+    async def tick(self, message_ts: str, value: str, *, ticked: bool,
+                   user: str | None = None) -> tuple[httpx.Response, str]:
+        """Tick (or untick) the checkbox option `value` ("2", "1.2") of a message."""
+        payload = self.slack.checkbox_action_payload(
+            self.channel, message_ts, value, ticked=ticked, user=user or self.alice
+        )
+        return await self.payload(payload), payload["response_url"]
+
     # --- arranging -------------------------------------------------------------------------
 
     async def link(self, slack_user: str, taiga_username: str) -> None:

@@ -1,4 +1,5 @@
-"""The proposal's buttons: Approve, Edit, Reject, and Retry on a partly applied plan."""
+"""The proposal's controls: Approve, Edit, Reject, and Retry on a partly applied plan here; the
+pick checkboxes and the full-plan modal in their own modules."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.blocks import ACTION_APPROVE, ACTION_REJECT, ACTION_RETRY
 from bot.blocks.actions import ACTION_EDIT, parse_plan_ref
+from bot.listeners.actions import full_plan, picking
+from bot.listeners.actions.clicks import click_decision
 from bot.services import decisions, editing
 from bot.services.core import Services
-from bot.services.slack_io import tell_by_response_url
 
 Decide = Callable[[Services, decisions.Decision], Coroutine[Any, Any, None]]
 
@@ -30,20 +32,8 @@ def register(app: AsyncApp) -> None:
     for action_id in DECISIONS:
         app.action(action_id)(button_clicked)
     app.action(ACTION_EDIT)(edit_clicked)
-
-
-def _decision(
-    action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
-) -> decisions.Decision:
-    plan_id, version = parse_plan_ref(str(action.get("value") or ""))
-    return decisions.Decision(
-        plan_id=plan_id,
-        version=version,
-        team_id=str(context.team_id or (body.get("team") or {}).get("id") or ""),
-        user_id=str(context.user_id or (body.get("user") or {}).get("id") or ""),
-        link=context.get("taiga_link"),
-        tell=tell_by_response_url(respond),
-    )
+    picking.register(app)
+    full_plan.register(app)
 
 
 async def button_clicked(
@@ -56,7 +46,9 @@ async def button_clicked(
     await ack()
     services: Services = context["services"]
     decide = DECISIONS[action["action_id"]]
-    decision = _decision(action, body, respond, context)
+    decision = click_decision(
+        parse_plan_ref(str(action.get("value") or "")), body, respond, context
+    )
     services.spawn(
         decide(services, decision), name=f"{decide.__name__}-{decision.plan_id}",
         tell=decision.tell,
@@ -72,7 +64,9 @@ async def edit_clicked(
 ) -> None:
     await ack()
     services: Services = context["services"]
-    decision = _decision(action, body, respond, context)
+    decision = click_decision(
+        parse_plan_ref(str(action.get("value") or "")), body, respond, context
+    )
     services.spawn(
         editing.open_editor(services, decision, trigger_id=str(body.get("trigger_id") or "")),
         name=f"edit-{decision.plan_id}", tell=decision.tell,

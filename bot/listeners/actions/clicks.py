@@ -1,0 +1,33 @@
+"""Who clicked which plan: a `Decision` from a click on a plan's message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.services.decisions import Decision
+from bot.services.slack_io import tell_by_response_url
+
+
+def click_decision(
+    plan: tuple[str, int | None],
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> Decision:
+    """The click on `plan` (its id and the version the control was shown with)."""
+    plan_id, version = plan
+    return Decision(
+        plan_id=plan_id,
+        version=version,
+        team_id=team_of(body, context),
+        user_id=str(context.user_id or (body.get("user") or {}).get("id") or ""),
+        link=context.get("taiga_link"),
+        tell=tell_by_response_url(respond),
+    )
+
+
+def team_of(body: dict[str, Any], context: AsyncBoltContext) -> str:
+    return str(context.team_id or (body.get("team") or {}).get("id") or "")
