@@ -1,5 +1,6 @@
-"""The proposal's controls: Approve, Edit, Reject, and Retry on a partly applied plan here; the
-pick checkboxes and the full-plan modal in their own modules."""
+"""The buttons on a plan's message: Approve, View full plan, Edit, Reject, and Retry on a partly
+applied plan; each click becomes a `Decision` and its work runs after the ack. The pick
+checkboxes and the full-plan modal's pages are in their own modules."""
 
 from __future__ import annotations
 
@@ -11,27 +12,37 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.blocks import ACTION_APPROVE, ACTION_REJECT, ACTION_RETRY
-from bot.blocks.actions import ACTION_EDIT, parse_plan_ref
+from bot.blocks.actions import (
+    ACTION_APPROVE,
+    ACTION_EDIT,
+    ACTION_REJECT,
+    ACTION_RETRY,
+    ACTION_VIEW,
+    parse_plan_ref,
+)
 from bot.listeners.actions import full_plan, picking
 from bot.listeners.actions.clicks import click_decision
 from bot.services import decisions, editing
 from bot.services.core import Services
+from bot.services.full_plan import open_full_plan
 
-Decide = Callable[[Services, decisions.Decision], Coroutine[Any, Any, None]]
+# What a click starts, given the services, the click and its trigger_id (for a modal).
+ButtonWork = Callable[[Services, decisions.Decision, str], Coroutine[Any, Any, None]]
 
-
-DECISIONS: dict[str, Decide] = {
-    ACTION_APPROVE: decisions.approve,
-    ACTION_REJECT: decisions.reject,
-    ACTION_RETRY: decisions.retry,
+BUTTONS: dict[str, ButtonWork] = {
+    ACTION_APPROVE: lambda services, decision, _: decisions.approve(services, decision),
+    ACTION_REJECT: lambda services, decision, _: decisions.reject(services, decision),
+    ACTION_RETRY: lambda services, decision, _: decisions.retry(services, decision),
+    ACTION_EDIT: lambda services, decision, trigger: editing.open_editor(
+        services, decision, trigger_id=trigger
+    ),
+    ACTION_VIEW: open_full_plan,
 }
 
 
 def register(app: AsyncApp) -> None:
-    for action_id in DECISIONS:
+    for action_id in BUTTONS:
         app.action(action_id)(button_clicked)
-    app.action(ACTION_EDIT)(edit_clicked)
     picking.register(app)
     full_plan.register(app)
 
@@ -45,29 +56,9 @@ async def button_clicked(
 ) -> None:
     await ack()
     services: Services = context["services"]
-    decide = DECISIONS[action["action_id"]]
+    action_id = str(action["action_id"])
     decision = click_decision(
         parse_plan_ref(str(action.get("value") or "")), body, respond, context
     )
-    services.spawn(
-        decide(services, decision), name=f"{decide.__name__}-{decision.plan_id}",
-        tell=decision.tell,
-    )
-
-
-async def edit_clicked(
-    ack: AsyncAck,
-    action: dict[str, Any],
-    body: dict[str, Any],
-    respond: AsyncRespond,
-    context: AsyncBoltContext,
-) -> None:
-    await ack()
-    services: Services = context["services"]
-    decision = click_decision(
-        parse_plan_ref(str(action.get("value") or "")), body, respond, context
-    )
-    services.spawn(
-        editing.open_editor(services, decision, trigger_id=str(body.get("trigger_id") or "")),
-        name=f"edit-{decision.plan_id}", tell=decision.tell,
-    )
+    work = BUTTONS[action_id](services, decision, str(body.get("trigger_id") or ""))
+    services.spawn(work, name=f"{action_id}-{decision.plan_id}", tell=decision.tell)

@@ -1,4 +1,5 @@
-"""The "View full plan" button and the Previous / Next buttons of its modal."""
+"""The Previous / Next buttons of the "View full plan" modal (the button itself is a plan
+button: `bot.listeners.actions`)."""
 
 from __future__ import annotations
 
@@ -8,33 +9,16 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.blocks.actions import ACTION_VIEW, ACTION_VIEW_PAGE, parse_plan_ref
-from bot.listeners.actions.clicks import click_decision, team_of
+from bot.blocks.actions import ACTION_VIEW_PAGE
+from bot.listeners.actions.clicks import team_of
 from bot.services.core import Services
-from bot.services.full_plan import open_full_plan, turn_page
+from bot.services.full_plan import turn_page
 
 
 def register(app: AsyncApp) -> None:
-    app.action(ACTION_VIEW)(view_clicked)
     app.action(re.compile(f"^{re.escape(ACTION_VIEW_PAGE)}:"))(page_clicked)
 
-
-async def view_clicked(
-    ack: AsyncAck,
-    action: dict[str, Any],
-    body: dict[str, Any],
-    respond: AsyncRespond,
-    context: AsyncBoltContext,
-) -> None:
-    await ack()
-    services: Services = context["services"]
-    decision = click_decision(
-        parse_plan_ref(str(action.get("value") or "")), body, respond, context
-    )
-    work = open_full_plan(services, decision, str(body.get("trigger_id") or ""))
-    services.spawn(work, name=f"view-{decision.plan_id}", tell=decision.tell)
 
 
 async def page_clicked(
