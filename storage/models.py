@@ -128,6 +128,8 @@ class Plan(SQLModel, table=True):
     # the request without its tokens, so a repeated request finds this plan (NULL otherwise).
     idempotency_key: str | None = Field(default=None, sa_type=sa.String(64))
     request_digest: str | None = Field(default=None, sa_type=sa.String(64))
+    # The Slack thread the plan came from, linked from what it creates (NULL: API and CLI plans).
+    slack_permalink: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class PlanRevision(SQLModel, table=True):
@@ -174,6 +176,10 @@ class WriteLedger(SQLModel, table=True):
     # The Taiga user whose session sends the write: Taiga records them as the object's owner,
     # so reconciliation looks for objects of this user (NULL on rows from before revision 0003).
     actor_taiga_id: int | None = None
+    # The object's Taiga `version` right after our write (undo keeps what changed since), and
+    # for a moved story the sprint it came from (NULL: the backlog).
+    taiga_version: int | None = None
+    previous_milestone_id: int | None = None
 
 
 class SlackEvent(SQLModel, table=True):

@@ -28,6 +28,8 @@ class LedgerEntry:
     attempted_at: datetime
     done_at: datetime | None
     actor_taiga_id: int | None = None
+    taiga_version: int | None = None
+    previous_milestone_id: int | None = None
     claimed_now: bool = False
 
     @property
@@ -97,14 +99,19 @@ def complete_action(
     taiga_id: int | None,
     taiga_ref: int | None,
     now: datetime,
+    taiga_version: int | None = None,
+    previous_milestone_id: int | None = None,
 ) -> LedgerEntry:
-    """Mark a claimed action done with the Taiga object it created."""
+    """Mark a claimed action done with the Taiga object it wrote (its `version` after the write
+    and, for a move, the sprint the story came from)."""
     row = _ledger_row(session, plan_id, action_key)
     if row is None:
         raise LookupError(f"action {action_key!r} of plan {plan_id} was never claimed")
     row.state = "done"
     row.taiga_id = taiga_id
     row.taiga_ref = taiga_ref
+    row.taiga_version = taiga_version
+    row.previous_milestone_id = previous_milestone_id
     row.done_at = now
     session.add(row)
     session.flush()
@@ -172,5 +179,7 @@ def _entry(row: WriteLedger, *, claimed_now: bool = False) -> LedgerEntry:
         attempted_at=row.attempted_at,
         done_at=row.done_at,
         actor_taiga_id=row.actor_taiga_id,
+        taiga_version=row.taiga_version,
+        previous_milestone_id=row.previous_milestone_id,
         claimed_now=claimed_now,
     )
