@@ -7,6 +7,7 @@ travels (token refresh, paging, retries, deadlines) is `taiga.client.TaigaSessio
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -126,7 +127,10 @@ class SessionEndpoints(ABC):
         description: str = "",
         milestone_id: int | None = None,
         tags: list[str] | None = None,
+        external_reference: Sequence[str] | None = None,
     ) -> UserStory:
+        """`external_reference` (e.g. `["taiga-planner", "<plan>:<action>"]`) is stored as sent
+        and returned by reads; Taiga cannot filter lists by it."""
         payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
         if description:
             payload["description"] = description
@@ -134,6 +138,8 @@ class SessionEndpoints(ABC):
             payload["milestone"] = int(milestone_id)
         if tags:
             payload["tags"] = list(tags)
+        if external_reference is not None:
+            payload["external_reference"] = list(external_reference)
         return parse_as(UserStory, await self._post("/userstories", payload))
 
     async def create_task(
@@ -144,6 +150,7 @@ class SessionEndpoints(ABC):
         user_story_id: int | None = None,
         milestone_id: int | None = None,
         description: str = "",
+        external_reference: Sequence[str] | None = None,
     ) -> Task:
         payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
         if user_story_id is not None:
@@ -152,4 +159,6 @@ class SessionEndpoints(ABC):
             payload["milestone"] = int(milestone_id)
         if description:
             payload["description"] = description
+        if external_reference is not None:
+            payload["external_reference"] = list(external_reference)
         return parse_as(Task, await self._post("/tasks", payload))

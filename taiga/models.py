@@ -90,6 +90,8 @@ class UserStory(_Model):
     tags: list[str] = Field(default_factory=list)
     status_name: str | None = None
     is_closed: bool = False
+    # Who made it and for what, as the creating program wrote it (None for things made by hand).
+    external_reference: list[str] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +141,7 @@ class Task(_Model):
     description: str | None = None
     status_name: str | None = None
     is_closed: bool = False
+    external_reference: list[str] | None = None
 
     @model_validator(mode="before")
     @classmethod

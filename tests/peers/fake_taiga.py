@@ -537,14 +537,17 @@ class FakeTaiga:
         description: str = "",
         tags: list[str] | tuple[str, ...] = (),
         owner: str | None = None,
+        external_reference: list[str] | None = None,
+        story_id: int | None = None,
     ) -> dict[str, Any]:
         """Create a user story directly (no HTTP); returns its API body."""
         with self._lock:
             owner_id = self._owner_id(project_id, owner)
-            return self._story_body(
-                self._create_story(project_id, subject, owner_id, milestone_id, description, tags),
-                detail=True,
+            story = self._create_story(
+                project_id, subject, owner_id, milestone_id, description, tags, story_id
             )
+            story["external_reference"] = external_reference
+            return self._story_body(story, detail=True)
 
     def add_task(
         self,
@@ -1212,7 +1215,7 @@ class FakeTaiga:
             "subject": story["subject"],
             "client_requirement": False,
             "team_requirement": False,
-            "external_reference": None,
+            "external_reference": story["external_reference"],
             "version": story["version"],
             "is_blocked": False,
             "blocked_note": "",
@@ -1260,7 +1263,7 @@ class FakeTaiga:
             "generated_from_issue": None,
             "generated_from_task": None,
             "from_task_ref": None,
-            "external_reference": None,
+            "external_reference": story["external_reference"],
             "tribe_gig": None,
             "version": story["version"],
             "watchers": [],
@@ -1306,7 +1309,7 @@ class FakeTaiga:
             "us_order": task["us_order"],
             "taskboard_order": task["taskboard_order"],
             "is_iocaine": False,
-            "external_reference": None,
+            "external_reference": task["external_reference"],
             "version": task["version"],
             "watchers": [],
             "is_blocked": False,
@@ -1334,9 +1337,12 @@ class FakeTaiga:
         milestone_id: int | None,
         description: str,
         tags: list[str] | tuple[str, ...],
+        story_id: int | None = None,
     ) -> dict[str, Any]:
         order = _order_value()
-        story = self._new_item("story", project_id, subject, description, milestone_id, owner_id)
+        story = self._new_item(
+            "story", project_id, subject, description, milestone_id, owner_id, story_id
+        )
         story["tags"] = list(dict.fromkeys(str(t).lower() for t in tags))
         story |= {"backlog_order": order, "sprint_order": order, "kanban_order": order}
         self._stories[story["id"]] = story
@@ -1365,12 +1371,14 @@ class FakeTaiga:
         description: str,
         milestone_id: int | None,
         owner_id: int,
+        item_id: int | None = None,
     ) -> dict[str, Any]:
-        """The fields a new story and a new task share: the next id and the project's next ref."""
+        """The fields a new story and a new task share: the next id (or `item_id`) and the
+        project's next ref."""
         project = self._projects[project_id]
         now = timestamp()
         return {
-            "id": self._next_id(kind),
+            "id": self._claim_id(kind, item_id),
             "ref": next(project.refs),
             "project": project_id,
             "subject": subject,
@@ -1378,6 +1386,7 @@ class FakeTaiga:
             "milestone": milestone_id,
             "owner": owner_id,
             "status": 1,
+            "external_reference": None,
             "version": 1,
             "created_date": now,
             "modified_date": now,
@@ -1718,6 +1727,13 @@ class FakeTaiga:
             raise _Reply(400, {"tags": ["Invalid tag list."]})
         return [str(t[0] if isinstance(t, list) and t else t) for t in tags]
 
+    @staticmethod
+    def _external_reference(payload: dict[str, Any]) -> list[str] | None:
+        """Stored as sent and returned as a list of strings (108, 110); lists cannot be filtered
+        by it (133): the list handlers ignore that query parameter like any unknown one."""
+        value = payload.get("external_reference")
+        return [str(item) for item in value] if isinstance(value, list) else None
+
     def _r_stories_create(self, request: RecordedRequest) -> _Reply:
         user = self._require_user(request)
         payload = self._payload(request)
@@ -1731,6 +1747,7 @@ class FakeTaiga:
             project_id, subject, user.id, milestone_id, str(payload.get("description") or ""),
             self._tags(payload),
         )  # fmt: skip
+        story["external_reference"] = self._external_reference(payload)
         return _Reply(201, self._story_body(story, detail=True))
 
     def _r_story_patch(self, request: RecordedRequest, pk: int) -> _Reply:
@@ -1836,6 +1853,7 @@ class FakeTaiga:
             milestone_id,
             str(payload.get("description") or ""),
         )
+        task["external_reference"] = self._external_reference(payload)
         return _Reply(201, self._task_body(task, detail=True))
 
     def _r_tasks_bulk_create(self, request: RecordedRequest) -> _Reply:
