@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from agent.errors import GoneSinceProposal
 from agent.executor.run import ApplyRun
-from agent.executor.writes import Outcome, Write, Writes
+from agent.executor.writes import Outcome, Write, Writes, with_link_back
 from agent.wording import plural
 from taiga.errors import TaigaError, ValidationFailed
 
@@ -99,9 +99,10 @@ async def _story_phase(run: ApplyRun, stories: Sequence[Write]) -> None:
             story = await run.taiga.create_user_story(
                 run.project_id,
                 write.subject,
-                description=write.description,
+                description=with_link_back(write.description, run.thread_link),
                 milestone_id=run.milestone_id,
                 tags=list(write.tags) or None,
+                external_reference=run.reference(write),
             )
         return Outcome(id=story.id, ref=story.ref)
 
@@ -144,6 +145,7 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
                 user_story_id=story_id(write),
                 milestone_id=run.milestone_id,
                 description=write.description,
+                external_reference=run.reference(write),
             )
         return Outcome(id=task.id, ref=task.ref)
 

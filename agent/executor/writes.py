@@ -1,6 +1,8 @@
 """The writes an apply sends: one per Taiga object of the proposal, and what each one produced.
 
-Keys come from `Proposal.actions()`, so they are the write ledger's action keys.
+Keys come from `Proposal.actions()`, so they are the write ledger's action keys. Each story and
+task is sent with an `external_reference` naming this app and its plan action, and a story's
+description ends with a link back to the Slack thread the plan came from.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from pydantic import BaseModel
 
 from agent.proposal import ActionKind, Proposal
 
+# The first element of every `external_reference` we send: which program made the object.
+REFERENCE_APP = "taiga-planner"
+# Kinds of Taiga object that can carry an `external_reference` (sprints cannot).
+REFERENCED_KINDS: frozenset[ActionKind] = frozenset({"story", "task"})
 
 @dataclass(frozen=True)
 class Write:
@@ -23,6 +29,12 @@ class Write:
     tags: tuple[str, ...] = ()
     story_key: str | None = None  # task of a new story
     user_story_id: int | None = None  # task of an existing story
+
+    def reference(self, plan_id: str) -> tuple[str, str] | None:
+        """The `external_reference` this write carries: `("taiga-planner", "<plan>:<key>")`."""
+        if self.kind not in REFERENCED_KINDS:
+            return None
+        return (REFERENCE_APP, f"{plan_id}:{self.key}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,15 @@ class Outcome(BaseModel):
     id: int
     ref: int | None = None
     reconciled: bool = False
+
+
+def with_link_back(description: str, thread_link: str | None) -> str:
+    """A story's description as sent: the proposal's text, then a link to the Slack thread
+    (nothing for plans made through the API or the CLI)."""
+    if not thread_link:
+        return description
+    link = f"[Planned in this Slack thread]({thread_link})"
+    return f"{description.rstrip()}\n\n{link}" if description.strip() else link
 
 
 def writes_of(proposal: Proposal) -> Writes:
