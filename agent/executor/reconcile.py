@@ -74,6 +74,7 @@ class Reconciler:
         return None
 
     def _matches(self, write: Write, candidate: Any, me: int) -> bool:
+        """By the reference the row's attempt sent; the plain match only for rows without one."""
         entry = self.ledger.entry(write)
         reference = _reference_of(candidate)
         sent = entry.external_reference if entry else None
