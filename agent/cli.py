@@ -334,7 +334,9 @@ def format_proposal(proposal: Proposal) -> str:
         lines.append(f"User stories ({len(proposal.stories)}):")
         for n, story in enumerate(proposal.stories, start=1):
             tags = f"  [{', '.join(story.tags)}]" if story.tags else ""
-            lines.append(f"  {n}. {story.subject}{tags}")
+            dup = story.duplicate_of
+            left = f"  (left out: likely a duplicate of #{dup.ref} {dup.subject})" if dup else ""
+            lines.append(f"  {n}. {story.subject}{tags}{left}")
             for task in story.tasks:
                 lines.append(f"     - {task.subject}")
     if proposal.tasks_for_existing:
@@ -345,6 +347,10 @@ def format_proposal(proposal: Proposal) -> str:
             )
             title = f" {task.user_story_subject}" if task.user_story_subject else ""
             lines.append(f"  - {parent}{title}: {task.subject}")
+    if proposal.moves:
+        lines.append(f"Existing stories moved into the sprint ({len(proposal.moves)}):")
+        for move in proposal.moves:
+            lines.append(f"  - #{move.ref} {move.subject} (from {move.from_sprint or 'backlog'})")
     if not proposal.actions():
         lines.append("Nothing to create.")
     for warning in proposal.warnings:

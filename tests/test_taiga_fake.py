@@ -127,8 +127,20 @@ def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Clie
         sample["request"]["body"] = {"refresh": old["refresh"]}
     elif name == "78_err_userstories_patch_stale_version.json":
         replay(fake, load("77_userstories_patch_with_version.json"), http)
+    elif number in (113, 114, 121, 131, 132):
+        _story_82_as_recorded(fake, number)
     elif name in ("22_milestones_create_sprint5.json", "23_milestones_create_sprint6.json"):
         sample["request"]["body"]["name"] += " (replayed)"  # the seed already has these sprints
+
+
+def _story_82_as_recorded(fake: FakeTaiga, number: int) -> None:
+    """Story 82 of samples 112-132: made in the backlog (v1), moved into Sprint 6 (113, v2), its
+    description edited (121, v3)."""
+    fake.add_story(PROJECT_ID, "SMP Backlog story to move into Sprint 6", story_id=82)
+    if number > 113:
+        fake.edit_story(82, milestone=SPRINT6_ID)
+    if number == 132:
+        fake.edit_story(82, description="Moved into Sprint 6 by the planner.")
 
 
 def key_set(body: Any) -> Any:

@@ -538,14 +538,15 @@ class FakeTaiga:
         description: str = "",
         tags: list[str] | tuple[str, ...] = (),
         owner: str | None = None,
+        story_id: int | None = None,
     ) -> dict[str, Any]:
         """Create a user story directly (no HTTP); returns its API body."""
         with self._lock:
             owner_id = self._owner_id(project_id, owner)
-            return self._story_body(
-                self._create_story(project_id, subject, owner_id, milestone_id, description, tags),
-                detail=True,
+            story = self._create_story(
+                project_id, subject, owner_id, milestone_id, description, tags, story_id
             )
+            return self._story_body(story, detail=True)
 
     def edit_story(self, story_id: int, **fields: Any) -> dict[str, Any]:
         """Change a story as someone else would in Taiga's UI (its `version` goes up by one)."""
@@ -1343,9 +1344,12 @@ class FakeTaiga:
         milestone_id: int | None,
         description: str,
         tags: list[str] | tuple[str, ...],
+        story_id: int | None = None,
     ) -> dict[str, Any]:
         order = _order_value()
-        story = self._new_item("story", project_id, subject, description, milestone_id, owner_id)
+        story = self._new_item(
+            "story", project_id, subject, description, milestone_id, owner_id, story_id
+        )
         story["tags"] = list(dict.fromkeys(str(t).lower() for t in tags))
         story |= {"backlog_order": order, "sprint_order": order, "kanban_order": order}
         self._stories[story["id"]] = story
@@ -1374,12 +1378,14 @@ class FakeTaiga:
         description: str,
         milestone_id: int | None,
         owner_id: int,
+        item_id: int | None = None,
     ) -> dict[str, Any]:
-        """The fields a new story and a new task share: the next id and the project's next ref."""
+        """The fields a new story and a new task share: the next (or given) id and the project's
+        next ref."""
         project = self._projects[project_id]
         now = timestamp()
         return {
-            "id": self._next_id(kind),
+            "id": self._claim_id(kind, item_id),
             "ref": next(project.refs),
             "project": project_id,
             "subject": subject,
