@@ -129,6 +129,9 @@ def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Clie
         replay(fake, load("77_userstories_patch_with_version.json"), http)
     elif number in (113, 114, 121, 131, 132):
         _story_82_as_recorded(fake, number)
+    elif number == 116:  # story 83 after the bulk move of 115
+        fake.add_story(PROJECT_ID, "SMP Backlog story for bulk_update_milestone", story_id=83,
+                       milestone_id=SPRINT6_ID)  # fmt: skip
     elif name in ("22_milestones_create_sprint5.json", "23_milestones_create_sprint6.json"):
         sample["request"]["body"]["name"] += " (replayed)"  # the seed already has these sprints
 
