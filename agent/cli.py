@@ -298,8 +298,9 @@ def format_result(result: ExecutionResult) -> str:
     for item in result.created:
         if item.kind == "milestone":
             lines.append(f"  Sprint: {item.subject} (new)  {item.url}")
-        elif item.kind == "story":
-            lines.append(f"  #{item.ref} {item.subject}  {item.url}")
+        elif item.kind in ("story", "move"):
+            moved = " (moved into the sprint)" if item.kind == "move" else ""
+            lines.append(f"  #{item.ref} {item.subject}{moved}  {item.url}")
             lines.extend(tasks_by_story.pop(item.action_key, []))
     for parent, task_lines in tasks_by_story.items():
         if parent.startswith("existing:"):
