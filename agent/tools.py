@@ -4,7 +4,8 @@ A tool is a pydantic input model (its JSON schema is what Claude sees, generated
 written by hand), a description written for the model, a kind (read or write) and the Taiga
 permission it needs. Which tools a run offers is decided from the project's `my_permissions`
 for the acting user's own token; nothing in the minutes can add a tool. There is no tool that
-deletes, modifies or administers anything.
+deletes or administers anything; the only change to an existing object is moving a story into
+the target sprint.
 
 All tools act on the run's project only (there is no project argument), and write tools only
 record proposed actions; nothing is written until a person approves the plan.
@@ -104,6 +105,13 @@ class CreateTaskInput(ToolInput):
     description: Description = Field("", description="Optional details.")
 
 
+class MoveUserStoryInput(ToolInput):
+    user_story: int = Field(
+        description="The numeric id of an open story outside the target sprint (backlog or "
+        "another sprint)."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
     name: str
@@ -194,6 +202,18 @@ _SPECS = (
         extra_permissions=("add_task",),
     ),
     ToolSpec(
+        name="taiga_move_user_story",
+        description=(
+            "Propose moving an existing open story (from the backlog or another sprint) into "
+            "the target sprint, when the minutes take it into this sprint (\"we take #42\") or "
+            "when a story you would propose already exists. Recorded for approval; nothing is "
+            "written now. Tasks for a moved story may then be added with taiga_create_task."
+        ),
+        input_model=MoveUserStoryInput,
+        kind="write",
+        permission="modify_us",
+    ),
+    ToolSpec(
         name="taiga_create_task",
         description=(
             "Propose one task under a story already in the target sprint (its numeric id) or "
@@ -211,12 +231,14 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in _SPECS}
 # The write tool whose permission each kind of proposed action needs when it is applied.
 _TOOL_FOR_ACTION: dict[ActionKind, str] = {
     "milestone": "taiga_create_milestone",
+    "move": "taiga_move_user_story",
     "story": "taiga_create_user_story",
     "task": "taiga_create_task",
 }
 ADD_STORY = TOOLS["taiga_create_user_story"].permission
 ADD_TASK = TOOLS["taiga_create_task"].permission
 ADD_SPRINT = TOOLS["taiga_create_milestone"].permission
+MOVE_STORY = TOOLS["taiga_move_user_story"].permission
 # What planning stories with tasks needs: asked of an approver when a plan's actions are unknown.
 STORY_AND_TASK_PERMISSIONS = (ADD_STORY, ADD_TASK)
 

@@ -30,6 +30,10 @@ class SessionEndpoints(ABC):
         """The JSON body of one POST, or our error."""
 
     @abstractmethod
+    async def _patch(self, path: str, payload: dict[str, Any]) -> Any:
+        """The JSON body of one PATCH, or our error."""
+
+    @abstractmethod
     async def _get_all(self, path: str, params: dict[str, Any]) -> list[Any]:
         """Every item of a paginated list."""
 
@@ -141,6 +145,15 @@ class SessionEndpoints(ABC):
         if external_reference is not None:
             payload["external_reference"] = list(external_reference)
         return parse_as(UserStory, await self._post("/userstories", payload))
+
+    async def move_user_story(
+        self, story_id: int, milestone_id: int | None, *, version: int
+    ) -> UserStory:
+        """Put the story in a sprint (None: the backlog). Taiga checks `version` only against the
+        fields this PATCH sends, so a caller that must not overwrite other edits compares the
+        story's version itself first."""
+        payload = {"milestone": milestone_id, "version": int(version)}
+        return parse_as(UserStory, await self._patch(f"/userstories/{int(story_id)}", payload))
 
     async def create_task(
         self,

@@ -86,6 +86,8 @@ class UserStory(_Model):
     milestone_slug: str | None = None
     owner: int | None = None
     created_date: datetime
+    modified_date: datetime | None = None
+    version: int = 1  # Taiga's optimistic-concurrency counter: +1 on every accepted PATCH
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     status_name: str | None = None

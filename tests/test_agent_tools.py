@@ -27,7 +27,7 @@ BOB_VIEWER = frozenset(
 WRITER = BOB_VIEWER | {"add_us", "add_task", "add_milestone"}
 
 
-def test_registry_has_the_eight_tools_and_no_destructive_one() -> None:
+def test_registry_has_the_nine_tools_and_no_destructive_one() -> None:
     assert set(TOOLS) == {
         "taiga_get_project",
         "taiga_list_milestones",
@@ -37,6 +37,7 @@ def test_registry_has_the_eight_tools_and_no_destructive_one() -> None:
         "taiga_create_milestone",
         "taiga_create_user_story",
         "taiga_create_task",
+        "taiga_move_user_story",
     }
     for name in TOOLS:
         assert not any(
@@ -50,6 +51,7 @@ def test_each_tool_declares_kind_and_permission() -> None:
     assert TOOLS["taiga_create_user_story"].extra_permissions == ("add_task",)
     assert kinds["taiga_create_task"] == ("write", "add_task")
     assert kinds["taiga_create_milestone"] == ("write", "add_milestone")
+    assert kinds["taiga_move_user_story"] == ("write", "modify_us")
     assert kinds["taiga_list_user_stories"] == ("read", "view_us")
     assert kinds["taiga_list_members"] == ("read", "view_project")
 

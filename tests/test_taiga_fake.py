@@ -131,8 +131,23 @@ def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Clie
         fake.add_story(PROJECT_ID, "SMP story 79", milestone_id=SPRINT6_ID, story_id=79)
         if number == 111:
             replay(fake, load("110_tasks_create_with_external_reference.json"), http)
+    elif number in (113, 114, 121, 131, 132):
+        _story_82_as_recorded(fake, number)
+    elif number == 116:  # story 83 after the bulk move of 115
+        fake.add_story(PROJECT_ID, "SMP Backlog story for bulk_update_milestone", story_id=83,
+                       milestone_id=SPRINT6_ID)  # fmt: skip
     elif name in ("22_milestones_create_sprint5.json", "23_milestones_create_sprint6.json"):
         sample["request"]["body"]["name"] += " (replayed)"  # the seed already has these sprints
+
+
+def _story_82_as_recorded(fake: FakeTaiga, number: int) -> None:
+    """Story 82 of samples 112-132: made in the backlog (v1), moved into Sprint 6 (113, v2), its
+    description edited (121, v3)."""
+    fake.add_story(PROJECT_ID, "SMP Backlog story to move into Sprint 6", story_id=82)
+    if number > 113:
+        fake.edit_story(82, milestone=SPRINT6_ID)
+    if number == 132:
+        fake.edit_story(82, description="Moved into Sprint 6 by the planner.")
 
 
 def key_set(body: Any) -> Any:

@@ -118,5 +118,7 @@ class Ledger:
                 taiga_id=outcome.id,
                 taiga_ref=outcome.ref,
                 now=now,
+                taiga_version=outcome.version,
+                previous_milestone_id=outcome.previous_milestone_id,
             )
         )

@@ -1,4 +1,5 @@
-"""The phases of an apply, in order: the sprint (if new), then every story, then every task.
+"""The phases of an apply, in order: the sprint (if new), then every moved story
+(`agent.executor.moves`), then every new story, then every task.
 
 Each phase says how to create one of its objects in Taiga and how to find the ones whose
 outcome is unknown; `ApplyRun.run_phase` does the rest. A phase whose parent is missing is
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from agent.errors import GoneSinceProposal
+from agent.executor.moves import SKIPPED_NOT_MOVED, move_phase
 from agent.executor.run import ApplyRun
 from agent.executor.writes import Outcome, Write, Writes, with_link_back
 from agent.wording import plural
@@ -28,10 +30,11 @@ async def run_phases(run: ApplyRun, writes: Writes) -> None:
     if await _sprint_phase(run, writes.sprint):
         if run.milestone_id is not None and run.milestone_slug is None:
             await _fill_milestone_slug(run)
+        await move_phase(run, writes.moves)
         await _story_phase(run, writes.stories)
         await _task_phase(run, writes.tasks)
     else:
-        for write in [*writes.stories, *writes.tasks]:
+        for write in [*writes.moves, *writes.stories, *writes.tasks]:
             run.fail(write, SKIPPED_NO_SPRINT, skipped=True)
 
 
@@ -124,7 +127,8 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
     ready: list[Write] = []
     for task in tasks:
         if task.story_key is not None and task.story_key not in run.outcomes:
-            run.fail(task, SKIPPED_NO_STORY, skipped=True)
+            moved = task.story_key.startswith("move:")
+            run.fail(task, SKIPPED_NOT_MOVED if moved else SKIPPED_NO_STORY, skipped=True)
         else:
             ready.append(task)
     if not ready:

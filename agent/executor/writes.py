@@ -7,7 +7,7 @@ description ends with a link back to the Slack thread the plan came from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -27,8 +27,10 @@ class Write:
     subject: str
     description: str = ""
     tags: tuple[str, ...] = ()
-    story_key: str | None = None  # task of a new story
-    user_story_id: int | None = None  # task of an existing story
+    story_key: str | None = None  # task of a new (or moved) story: that story's action key
+    user_story_id: int | None = None  # task of an existing story; the story a move moves
+    version: int | None = None  # a move: the story's Taiga version when it was proposed
+    from_milestone_id: int | None = None  # a move: the sprint it was in (None: the backlog)
 
     def reference(self, plan_id: str) -> tuple[str, str] | None:
         """The `external_reference` this write carries: `("taiga-planner", "<plan>:<key>")`."""
@@ -39,14 +41,15 @@ class Write:
 
 @dataclass(frozen=True)
 class Writes:
-    """The proposal's writes in the order they are applied: sprint, stories, tasks."""
+    """The proposal's writes in the order they are applied: sprint, moves, stories, tasks."""
 
     sprint: Write | None
     stories: list[Write]
     tasks: list[Write]
+    moves: list[Write] = field(default_factory=list)
 
     def all(self) -> list[Write]:
-        return [*([self.sprint] if self.sprint else []), *self.stories, *self.tasks]
+        return [*([self.sprint] if self.sprint else []), *self.moves, *self.stories, *self.tasks]
 
 
 class Outcome(BaseModel):
@@ -55,6 +58,8 @@ class Outcome(BaseModel):
     id: int
     ref: int | None = None
     reconciled: bool = False
+    version: int | None = None  # the object's Taiga version right after the write, when known
+    previous_milestone_id: int | None = None  # a move: the sprint the story came from
 
 
 def with_link_back(description: str, thread_link: str | None) -> str:
@@ -70,9 +75,22 @@ def writes_of(proposal: Proposal) -> Writes:
     sprint: Write | None = None
     stories: list[Write] = []
     tasks: list[Write] = []
+    moves: list[Write] = []
     for action in proposal.actions():
         if action.kind == "milestone" and action.milestone is not None:
             sprint = Write(key=action.key, kind="milestone", subject=action.milestone.name)
+        elif action.kind == "move" and action.move is not None:
+            move = action.move
+            moves.append(
+                Write(
+                    key=action.key,
+                    kind="move",
+                    subject=move.subject,
+                    user_story_id=move.story_id,
+                    version=move.version,
+                    from_milestone_id=move.from_milestone_id,
+                )
+            )
         elif action.kind == "story" and action.story is not None:
             story = action.story
             stories.append(
@@ -92,8 +110,8 @@ def writes_of(proposal: Proposal) -> Writes:
                     kind="task",
                     subject=task.subject,
                     description=task.description,
-                    story_key=action.depends_on if task.user_story_id is None else None,
+                    story_key=action.depends_on,
                     user_story_id=task.user_story_id,
                 )
             )
-    return Writes(sprint=sprint, stories=stories, tasks=tasks)
+    return Writes(sprint=sprint, stories=stories, tasks=tasks, moves=moves)

@@ -23,7 +23,8 @@ Lifecycle: the `fake_taiga` fixture (function-scoped, seeded, running); or `Fake
 SPRINT5_ID, SPRINT6_ID, VIEWER_ROLE_ID, PASSWORDS, VIEW_PERMISSIONS, ALL_PERMISSIONS.
 
 Helpers (all thread-safe):
-  building:  add_user, add_project, add_role, add_member, add_milestone, add_story, add_task
+  building:  add_user, add_project, add_role, add_member, add_milestone, add_story, add_task;
+             edit_story(id, **fields) (an edit by someone else: version + 1)
   reading:   stories(project_id), tasks(project_id), milestones(project_id), user(username),
              requests (list[RecordedRequest]), requests_to(method, path), clear_requests()
   tokens:    login_tokens(username) -> {"auth_token", "refresh"}; expire_access_tokens(username);
@@ -547,6 +548,14 @@ class FakeTaiga:
                 project_id, subject, owner_id, milestone_id, description, tags, story_id
             )
             story["external_reference"] = external_reference
+            return self._story_body(story, detail=True)
+
+    def edit_story(self, story_id: int, **fields: Any) -> dict[str, Any]:
+        """Change a story as someone else would in Taiga's UI (its `version` goes up by one)."""
+        with self._lock:
+            story = self._stories[story_id]
+            story.update(fields)
+            self._bump_version(story, set(fields))
             return self._story_body(story, detail=True)
 
     def add_task(
@@ -1760,7 +1769,7 @@ class FakeTaiga:
         version = payload.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise _Reply(400, {"version": "The version parameter is not valid"})
-        if version != story["version"]:
+        if self._stale(story, version, set(payload) - {"version"}):
             raise _Reply(400, {"version": "The version doesn't match with the current one"})
         errors: dict[str, list[str]] = {}
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
@@ -1775,9 +1784,24 @@ class FakeTaiga:
             story["milestone"] = milestone_id
         if "tags" in payload:
             story["tags"] = self._tags(payload)
-        story["version"] += 1
-        story["modified_date"] = timestamp()
+        self._bump_version(story, set(payload) - {"version"})
         return _Reply(200, self._story_body(story, detail=True), {"Taiga-Info-Order-Updated": "{}"})
+
+    @staticmethod
+    def _stale(story: dict[str, Any], version: int, fields: set[str]) -> bool:
+        """Taiga's check is per field (samples 114, 132): a PATCH sent with an old version is
+        refused only if a field it sends was changed by the edits since that version."""
+        if version > story["version"]:
+            return True
+        changed = story.setdefault("changed_fields", {})
+        edits = range(version + 1, story["version"] + 1)
+        return any(changed.get(v, set()) & fields for v in edits)
+
+    @staticmethod
+    def _bump_version(story: dict[str, Any], fields: set[str]) -> None:
+        story["version"] += 1
+        story.setdefault("changed_fields", {})[story["version"]] = fields
+        story["modified_date"] = timestamp()
 
     def _r_stories_bulk_create(self, request: RecordedRequest) -> _Reply:
         user = self._require_user(request)
