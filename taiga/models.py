@@ -90,6 +90,7 @@ class UserStory(_Model):
     tags: list[str] = Field(default_factory=list)
     status_name: str | None = None
     is_closed: bool = False
+    version: int | None = None  # Taiga's edit counter: +1 for every accepted change
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +140,7 @@ class Task(_Model):
     description: str | None = None
     status_name: str | None = None
     is_closed: bool = False
+    version: int | None = None  # Taiga's edit counter: +1 for every accepted change
 
     @model_validator(mode="before")
     @classmethod
