@@ -127,6 +127,10 @@ def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Clie
         sample["request"]["body"] = {"refresh": old["refresh"]}
     elif name == "78_err_userstories_patch_stale_version.json":
         replay(fake, load("77_userstories_patch_with_version.json"), http)
+    elif name == "117_tasks_delete.json":
+        fake.add_task(PROJECT_ID, "SMP task to delete", owner="alice", task_id=297)
+    elif name == "118_userstories_delete.json":
+        fake.add_story(PROJECT_ID, "SMP story to delete", owner="alice", story_id=84)
     elif name in ("22_milestones_create_sprint5.json", "23_milestones_create_sprint6.json"):
         sample["request"]["body"]["name"] += " (replayed)"  # the seed already has these sprints
 
