@@ -110,5 +110,6 @@ class Ledger:
                 taiga_id=outcome.id,
                 taiga_ref=outcome.ref,
                 now=now,
+                taiga_version=outcome.version,
             )
         )

@@ -103,7 +103,7 @@ async def _story_phase(run: ApplyRun, stories: Sequence[Write]) -> None:
                 milestone_id=run.milestone_id,
                 tags=list(write.tags) or None,
             )
-        return Outcome(id=story.id, ref=story.ref)
+        return Outcome(id=story.id, ref=story.ref, version=story.version)
 
     async def find(writes: Sequence[Write]) -> dict[str, Outcome]:
         me = await run.me_id()
@@ -145,7 +145,7 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
                 milestone_id=run.milestone_id,
                 description=write.description,
             )
-        return Outcome(id=task.id, ref=task.ref)
+        return Outcome(id=task.id, ref=task.ref, version=task.version)
 
     async def find(writes: Sequence[Write]) -> dict[str, Outcome]:
         me = await run.me_id()

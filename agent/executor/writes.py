@@ -42,6 +42,7 @@ class Outcome(BaseModel):
 
     id: int
     ref: int | None = None
+    version: int | None = None  # Taiga's `version` right after our write (undo compares it)
     reconciled: bool = False
 
 
