@@ -60,6 +60,7 @@ class Transition(Enum):
     TAKE_OVER_UNDO = "take_over_undo"
     FINISH_UNDO = "finish_undo"
     FINISH_UNDO_PARTIAL = "finish_undo_partial"
+    PARK_UNDO = "park_undo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,8 @@ MOVES: Final[Mapping[Transition, Move]] = MappingProxyType(
         Transition.FINISH_UNDO: _move("undoing", "undone", Cause.EXECUTOR),
         # Some deletes failed or the run was interrupted: Retry finishes the undo.
         Transition.FINISH_UNDO_PARTIAL: _move("undoing", "undo_partial", Cause.EXECUTOR),
+        # An undo that cannot be resumed (the approver's link is gone) waits for their Retry.
+        Transition.PARK_UNDO: _move("undoing", "undo_partial", Cause.SWEEP),
     }
 )
 

@@ -331,7 +331,8 @@ async def _show_result(
     assert plan.slack_message_ts is not None
     history = await services.db.run(lambda s: repo.revisions_of(s, plan.id))
     message = blocks.result_blocks(
-        result, approver_id=approver, history=history, approved_version=plan.proposal_version
+        result, approver_id=approver, history=history, approved_version=plan.proposal_version,
+        undo_minutes=services.settings.plan_undo_minutes,
     )
     await update(
         services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
