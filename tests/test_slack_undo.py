@@ -154,3 +154,22 @@ async def test_the_sweep_finishes_an_undo_cut_short_by_a_restart(h: Harness) -> 
     assert f"/tasks/{task['id']}" not in [r.path for r in h.taiga.requests if r.method == "DELETE"]
     assert not (SUBJECTS | TASKS) & subjects(h)
     assert (await h.plan(plan_id)).state == "undone"
+
+
+@pytest.mark.anyio
+async def test_an_undo_that_stopped_is_finished_by_retry_undo(h: Harness) -> None:
+    plan_id, ts = await applied(h)
+    h.taiga.fail_next(500, method="DELETE", path="/userstories/*")
+
+    await h.click("plan_undo", ts)
+
+    stopped = await h.wait_update(lambda p: "partly undone" in str(p.get("text")))
+    assert "Not removed yet (1)" in block_text(stopped) and has_button(stopped, "plan_undo")
+    await h.settle()
+    assert (await h.plan(plan_id)).state == "undo_partial"
+
+    await h.click("plan_undo", ts)
+
+    finished = await h.wait_update(lambda p: "Plan undone" in str(p.get("text")))
+    assert "Removed (5)" in block_text(finished) and not has_button(finished, "plan_undo")
+    assert not (SUBJECTS | TASKS) & subjects(h)

@@ -85,13 +85,12 @@ def result_buttons(
 
 
 def undo_button(plan_id: str, label: str, undo_minutes: float | None = None) -> ButtonElement:
-    window = f" (possible for {undo_minutes:g} minutes after the plan was applied)"
+    """Undo (or Retry undo) with a confirm; `undo_minutes` names how long it is offered."""
+    text = "Deletes the sprint, stories and tasks this plan created, except those someone changed"
+    text += " in Taiga since"
+    if undo_minutes is not None:
+        text += f" (possible for {undo_minutes:g} minutes after the plan was applied)"
     confirm = ConfirmObject(
-        title="Undo this plan?",
-        text="Deletes the sprint, stories and tasks this plan created, except those someone "
-        "changed in Taiga since" + (window if undo_minutes is not None else "") + ".",
-        confirm="Undo",
-        deny="Keep them",
-        style="danger",
+        title="Undo this plan?", text=text + ".", confirm="Undo", deny="Keep them", style="danger"
     )
     return button(label, ACTION_UNDO, plan_id, style="danger", confirm=confirm)

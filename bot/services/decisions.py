@@ -100,6 +100,8 @@ def _closed_sentence(services: Services, plan: Plan) -> str:
         return f"This proposal was already rejected{by}."
     if plan.state in {"approved", "executing", "done", "partial"}:
         return f"This proposal was already approved{by}."
+    if plan.state in {"undoing", "undone", "undo_partial"}:
+        return "This plan was applied and then undone."
     return "This proposal can no longer be decided."
 
 
