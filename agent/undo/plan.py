@@ -79,11 +79,10 @@ async def undo_plan(
         raise UndoRefused(f"No plan {plan_id}.")
     if plan.state == "undone" and (stored := stored_report(plan.result)) is not None:
         return stored
-    entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
-    targets, unconfirmed = _targets(plan, entries)
     if plan.state in _UNDOABLE:
+        entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
         _check_window(plan, entries, window, now())
-        await _check_permissions(taiga, plan.project_id, targets)
+        await _check_permissions(taiga, plan.project_id, _targets(plan, entries)[0])
     moved = await _move(db, plan_id, Transition.START_UNDO)
     if not moved:
         plan = await _load(db, plan_id)
@@ -98,9 +97,12 @@ async def undo_plan(
             )
         if not moved:
             return _not_undone(plan)
-    actor = actor_id if actor_id is not None else (await taiga.me()).id
-    run = UndoRun(db, plan_id, plan.project_id, taiga, now, actor, entries)
     try:
+        # Read again now that this run holds the plan: an earlier run may have finished rows.
+        entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
+        targets, unconfirmed = _targets(plan, entries)
+        actor = actor_id if actor_id is not None else (await taiga.me()).id
+        run = UndoRun(db, plan_id, plan.project_id, taiga, now, actor, entries)
         await _remove_all(run, targets)
     except BaseException as error:  # never leave the plan stuck in undoing
         await _move(
