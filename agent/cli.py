@@ -3,7 +3,8 @@
 Prints the proposal as a readable tree (or JSON with `--json`), then asks `Apply? [y/N]` and, on
 yes, applies it exactly once (a plan row and the write ledger in DATABASE_URL) and prints what was
 created with links. `--yes` applies without asking; `--dry-run` never applies. If some writes
-fail, `python -m agent apply PLAN_ID` creates only what is missing.
+fail, `python -m agent apply PLAN_ID` creates only what is missing; `python -m agent undo PLAN_ID`
+deletes what the plan created (within PLAN_UNDO_MINUTES), keeping what people changed since.
 Taiga credentials: TAIGA_AUTH_TOKEN, or TAIGA_USERNAME + TAIGA_PASSWORD (read here, as argparse
 defaults, and nowhere else); everything else comes from `Settings`.
 
@@ -28,8 +29,10 @@ from agent.errors import PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
 from agent.planning.context import read_project
 from agent.proposal import Proposal
-from agent.service import approve_and_apply, propose_plan
+from agent.service import approve_and_apply, propose_plan, undo_applied_plan
 from agent.settings import MissingSettingError, Settings
+from agent.undo import UndoRefused, UndoReport
+from agent.undo.report import report_lines
 from storage.db import Database
 from taiga.client import Clock, SystemClock, TaigaClient, TaigaSession
 from taiga.errors import BadCredentials, TaigaError
@@ -56,7 +59,10 @@ def build_parser(env: dict[str, str] | None = None) -> argparse.ArgumentParser:
     resume.add_argument("plan_id", help="the plan id printed by `plan`")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
     resume.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    for command in (plan, resume):
+    undo = commands.add_parser("undo", help="delete what an applied plan created in Taiga")
+    undo.add_argument("plan_id", help="the plan id printed by `plan`")
+    undo.add_argument("--json", action="store_true", help="print the report as JSON")
+    for command in (plan, resume, undo):
         command.add_argument(
             "--taiga-username",
             default=env.get("TAIGA_USERNAME", ""),
@@ -85,6 +91,9 @@ def main(
         if args.command == "apply":
             result = asyncio.run(resume(args, settings, clock=clock or SystemClock()))
             return 0 if result.complete else 1
+        if args.command == "undo":
+            report = asyncio.run(undo(args, settings, clock=clock or SystemClock()))
+            return 0 if report.state == "undone" else 1
         settings.require("anthropic_api_key")
         if args.command == "plan":
             minutes = read_minutes(args.minutes, stdin, limit=settings.max_minutes_chars)
@@ -95,7 +104,9 @@ def main(
             if step.result is not None:
                 return 0 if step.result.complete and proposal.stopped is None else 1
             return 1 if proposal.stopped is not None else 0
-    except (CliError, MissingSettingError, PlanningError, PlanNotFound, PlanNotApproved) as exc:
+    except (
+        CliError, MissingSettingError, PlanningError, PlanNotFound, PlanNotApproved, UndoRefused
+    ) as exc:
         return _fail(str(exc))
     except ValidationError as exc:  # a malformed setting
         first = exc.errors()[0]
@@ -277,6 +288,27 @@ async def resume(args: argparse.Namespace, settings: Settings, *, clock: Clock) 
     return result
 
 
+async def undo(args: argparse.Namespace, settings: Settings, *, clock: Clock) -> UndoReport:
+    """`undo PLAN_ID`: delete what the plan created, keeping what people changed since."""
+    tokens = _tokens(args)
+    database = _database(settings)
+    try:
+        async with TaigaClient(settings.taiga_api_url, clock=clock) as taiga:
+            session = taiga.session(tokens or await _login(taiga, args))
+            report = await undo_applied_plan(
+                database, args.plan_id, taiga=session, settings=settings
+            )
+    finally:
+        database.dispose()
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(report_lines(report)))
+        if report.failed:
+            print(f"Run `python -m agent undo {report.plan_id}` again to remove the rest.")
+    return report
+
+
 def _print_result(result: ExecutionResult, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
@@ -313,6 +345,8 @@ def format_result(result: ExecutionResult) -> str:
         for failed in result.failed:
             lines.append(f"  {failed.kind} {failed.subject!r}: {failed.reason}")
         lines.append(f"Run `python -m agent apply {result.plan_id}` to create what is missing.")
+    if result.created:
+        lines.append(f"Run `python -m agent undo {result.plan_id}` to delete what it created.")
     return "\n".join(lines)
 
 

@@ -5,11 +5,15 @@ own). In order: `read_project` (once; its permissions decide what may be applied
 (writes nothing), then `approve_and_apply`: check that the approver's role allows every write
 (`PlanNotAllowed`), store the plan as approved, and apply it exactly once through the executor's
 write ledger. A plan that was partly applied is finished with `agent.executor.apply_plan`.
+`undo_applied_plan` (Slack's Undo button and `python -m agent undo`) deletes what a plan created,
+within `PLAN_UNDO_MINUTES`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from anthropic import AsyncAnthropic
 
@@ -21,7 +25,9 @@ from agent.progress import Progress
 from agent.proposal import Proposal
 from agent.settings import Settings
 from agent.tools import permissions_to_apply
+from agent.undo import UndoReport, undo_plan
 from storage.db import Database
+from storage.models import utcnow
 from taiga.client import Clock, TaigaSession
 from taiga.models import Project
 
@@ -90,3 +96,24 @@ async def approve_and_apply(
         request_digest=idempotency.request_digest if idempotency else None,
     )
     return await apply_plan(db=db, plan_id=plan_id, taiga=taiga, web_url=web_url, progress=progress)
+
+
+async def undo_applied_plan(
+    db: Database,
+    plan_id: str,
+    *,
+    taiga: TaigaSession,
+    settings: Settings,
+    now: Callable[[], datetime] = utcnow,
+    actor_id: int | None = None,
+) -> UndoReport:
+    """Undo the plan with `taiga`, the undoer's own session, within `PLAN_UNDO_MINUTES` of its
+    apply; raises `agent.undo.UndoRefused` with a plain sentence when it cannot."""
+    return await undo_plan(
+        db=db,
+        plan_id=plan_id,
+        taiga=taiga,
+        window=timedelta(minutes=settings.plan_undo_minutes),
+        now=now,
+        actor_id=actor_id,
+    )

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
 
     plan_approvers: Approvers = Approvers.REQUESTER
     plan_expiry_hours: float = Field(default=24.0, gt=0)
+    plan_undo_minutes: float = Field(default=30.0, ge=0)
     max_minutes_chars: int = Field(default=40_000, ge=1)
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(

@@ -25,6 +25,9 @@ PLAN_STATES: Final = frozenset(
         "failed",
         "rejected",
         "expired",
+        "undoing",
+        "undone",
+        "undo_partial",
     }
 )
 
@@ -53,6 +56,11 @@ class Transition(Enum):
     FINISH_APPLY = "finish_apply"
     FINISH_APPLY_PARTIAL = "finish_apply_partial"
     PARK = "park"
+    START_UNDO = "start_undo"
+    TAKE_OVER_UNDO = "take_over_undo"
+    FINISH_UNDO = "finish_undo"
+    FINISH_UNDO_PARTIAL = "finish_undo_partial"
+    PARK_UNDO = "park_undo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,16 @@ MOVES: Final[Mapping[Transition, Move]] = MappingProxyType(
         Transition.FINISH_APPLY_PARTIAL: _move("executing", "partial", Cause.EXECUTOR),
         # A run that cannot be resumed is left for a person to retry.
         Transition.PARK: _move("approved|executing|partial", "partial", Cause.SWEEP),
+        # Undo: the approver (Undo, or Retry of an undo that stopped) starts deleting what the
+        # plan created; applying it again is no longer possible from here on.
+        Transition.START_UNDO: _move("done|partial|undo_partial", "undoing", Cause.PERSON),
+        # An undo that stopped without finishing (restart); only safe with `expected_version`.
+        Transition.TAKE_OVER_UNDO: _move("undoing", "undoing", Cause.SWEEP),
+        Transition.FINISH_UNDO: _move("undoing", "undone", Cause.EXECUTOR),
+        # Some deletes failed or the run was interrupted: Retry finishes the undo.
+        Transition.FINISH_UNDO_PARTIAL: _move("undoing", "undo_partial", Cause.EXECUTOR),
+        # An undo that cannot be resumed (the approver's link is gone) waits for their Retry.
+        Transition.PARK_UNDO: _move("undoing", "undo_partial", Cause.SWEEP),
     }
 )
 

@@ -34,6 +34,10 @@ class SessionEndpoints(ABC):
         """The JSON body of one PATCH, or our error."""
 
     @abstractmethod
+    async def _delete(self, path: str) -> None:
+        """One DELETE answered 204, or our error."""
+
+    @abstractmethod
     async def _get_all(self, path: str, params: dict[str, Any]) -> list[Any]:
         """Every item of a paginated list."""
 
@@ -175,3 +179,19 @@ class SessionEndpoints(ABC):
         if external_reference is not None:
             payload["external_reference"] = list(external_reference)
         return parse_as(Task, await self._post("/tasks", payload))
+
+    # -- deletes (DELETE takes no `version`; a repeated DELETE of a gone object answers 403,
+    #    not 404, so only a read tells that it is gone)
+
+    async def get_task(self, task_id: int) -> Task:
+        body = await self._get(f"/tasks/{int(task_id)}", not_found=f"Task {task_id} was not found")
+        return parse_as(Task, body)
+
+    async def delete_task(self, task_id: int) -> None:
+        await self._delete(f"/tasks/{int(task_id)}")
+
+    async def delete_user_story(self, story_id: int) -> None:
+        await self._delete(f"/userstories/{int(story_id)}")
+
+    async def delete_milestone(self, milestone_id: int) -> None:
+        await self._delete(f"/milestones/{int(milestone_id)}")

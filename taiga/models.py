@@ -144,6 +144,7 @@ class Task(_Model):
     status_name: str | None = None
     is_closed: bool = False
     external_reference: list[str] | None = None
+    version: int | None = None  # Taiga's edit counter: +1 for every accepted change
 
     @model_validator(mode="before")
     @classmethod

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,6 +19,7 @@ from agent.proposal import (
     ProposedTask,
     Usage,
 )
+from agent.undo import UndoItem, UndoReport
 from bot.blocks import (
     ACTION_APPROVE,
     ACTION_REJECT,
@@ -30,7 +32,9 @@ from bot.blocks import (
     result_blocks,
     status_blocks,
 )
+from bot.blocks.actions import ACTION_UNDO
 from bot.blocks.full_plan import full_plan_pages, full_plan_view
+from bot.blocks.undo import undo_blocks
 from tests.peers.fake_slack import MAX_BLOCKS_TEXT, FakeSlack, blocks_text_length, validate_blocks
 
 PLAN_ID = "0f8e4b2a9c1d4e6f8a7b6c5d4e3f2a1b"
@@ -441,3 +445,45 @@ def test_the_full_plan_modal_shows_every_description_in_full_on_pages_slack_acce
     assert text.count("word") == 30 * 2000
     assert "the first task's whole description" in text
     assert "*2. Story 2: make the login page remember the user*  auth  _left out" in text
+
+
+def test_an_applied_result_offers_undo_next_to_retry_in_one_block() -> None:
+    failed = [_Failed("task", "Write docs", "Taiga was unavailable")]
+    partial = _Result(PLAN_ID, complete=False, created=_created(1, 1), failed=failed)
+    done = _Result(PLAN_ID, complete=True, created=_created(1, 1))
+
+    both = result_blocks(partial, undo_minutes=30)
+    only_undo = result_blocks(done, undo_minutes=30)
+
+    _assert_within_limits(both)
+    assert [b["type"] for b in both.blocks].count("actions") == 1
+    assert set(_buttons(both)) == {ACTION_RETRY, ACTION_UNDO}
+    assert _buttons(only_undo)[ACTION_UNDO]["value"] == PLAN_ID
+    assert "30 minutes" in json.dumps(_buttons(only_undo)[ACTION_UNDO]["confirm"])
+    assert ACTION_UNDO not in _buttons(result_blocks(done))
+    running = SimpleNamespace(**vars(done), state="executing")
+    assert ACTION_UNDO not in _buttons(result_blocks(running, undo_minutes=30))
+
+
+def test_an_undo_report_says_what_was_removed_and_kept_and_why_within_limits() -> None:
+    def item(n: int, reason: str = "") -> UndoItem:
+        return UndoItem(kind="story", action_key=f"story:s{n}", subject=f"Story <{n}>", ref=n,
+                        reason=reason)  # fmt: skip
+
+    report = UndoReport(
+        plan_id=PLAN_ID, state="undo_partial",
+        removed=[item(n) for n in range(300)],
+        kept=[item(1000, "changed in Taiga since")],
+        failed=[item(2000, "Taiga was unavailable")],
+    )  # fmt: skip
+
+    message = undo_blocks(report, undone_by="U0APPROVE")
+    text = _all_text(message)
+
+    _assert_within_limits(message)
+    assert "Plan partly undone" in text and "300 items removed from Taiga, 1 kept" in text
+    assert "story #1000 Story &lt;1000&gt;: changed in Taiga since" in text
+    assert "Not removed yet (1)" in text and "more items" in text
+    assert _buttons(message)[ACTION_UNDO]["text"]["text"] == "Retry undo"
+    done = undo_blocks(report.model_copy(update={"failed": [], "state": "undone"}), undone_by=None)
+    assert _buttons(done) == {} and "Plan undone" in _all_text(done)

@@ -1,5 +1,6 @@
-"""`python -m agent plan` applying the proposal (ask, --yes, --dry-run) and `apply PLAN_ID`,
-end to end against the fake Anthropic and fake Taiga with a temp-file SQLite database."""
+"""`python -m agent plan` applying the proposal (ask, --yes, --dry-run), `apply PLAN_ID` and
+`undo PLAN_ID`, end to end against the fake Anthropic and fake Taiga with a temp-file SQLite
+database."""
 
 from __future__ import annotations
 
@@ -105,6 +106,38 @@ def test_a_partial_apply_exits_1_and_apply_plan_id_creates_only_what_is_missing(
 
 def test_apply_of_an_unknown_plan_is_a_one_line_error(minutes: Path, cli: Cli) -> None:
     run = cli("apply", "0" * 32)
+
+    assert run.code == 2
+    assert run.err.startswith("error: No plan ")
+
+
+def test_undo_plan_id_deletes_what_the_plan_created_and_keeps_what_changed(
+    minutes: Path, fake_taiga: FakeTaiga, cli: Cli
+) -> None:
+    run = cli(*plan("--yes", minutes))
+    found = re.search(r"python -m agent undo ([0-9a-f]{32})", run.out)
+    assert run.code == 0 and found is not None
+    reminders = next(s for s in fake_taiga.stories(PROJECT_ID) if "reminders" in s["subject"])
+    fake_taiga.edit("story", reminders["id"], description="Changed by hand")
+
+    undone = cli("undo", found.group(1))
+
+    assert undone.code == 0, undone.err
+    assert "Removed from Taiga (4):" in undone.out
+    kept = f"  story #{reminders['ref']} As an athlete, I get reminders: changed in Taiga since"
+    assert kept in undone.out
+    subjects = [s["subject"] for s in fake_taiga.stories(PROJECT_ID)]
+    assert "As an athlete, I get reminders" in subjects
+    assert "As a coach, I can export a plan as PDF" not in subjects
+    tasks = [t["subject"] for t in fake_taiga.tasks(PROJECT_ID)]
+    assert not {"Add export button", "Render PDF", "Send e-mail"} & set(tasks)
+    again = cli("undo", found.group(1), "--json")
+    assert again.code == 0 and json.loads(again.out)["state"] == "undone"
+    assert len(fake_taiga.requests_to("DELETE", "*")) == 4
+
+
+def test_undo_of_an_unknown_plan_is_a_one_line_error(minutes: Path, cli: Cli) -> None:
+    run = cli("undo", "0" * 32)
 
     assert run.code == 2
     assert run.err.startswith("error: No plan ")

@@ -191,7 +191,7 @@ async def test_a_story_changed_in_taiga_since_the_proposal_is_reported_and_not_w
     sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
 ) -> None:
     # Taiga itself would accept the move: its version check covers only the fields sent.
-    fake_taiga.edit_story(BULK_ONE, description="Someone refined this meanwhile.")
+    fake_taiga.edit("story", BULK_ONE, description="Someone refined this meanwhile.")
     plan = _plan(
         _move(BULK_ONE, 4, "Bulk story one", None),
         tasks=[ProposedTask(key="existing-4/task-1", subject="Split it", user_story_id=BULK_ONE)],

@@ -314,6 +314,9 @@ def test_plan_states_module_lists_every_plan_state() -> None:
         "failed",
         "rejected",
         "expired",
+        "undoing",
+        "undone",
+        "undo_partial",
     }
 
 

@@ -136,6 +136,10 @@ def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Clie
     elif number == 116:  # story 83 after the bulk move of 115
         fake.add_story(PROJECT_ID, "SMP Backlog story for bulk_update_milestone", story_id=83,
                        milestone_id=SPRINT6_ID)  # fmt: skip
+    elif name == "117_tasks_delete.json":
+        fake.add_task(PROJECT_ID, "SMP task to delete", owner="alice", task_id=297)
+    elif name == "118_userstories_delete.json":
+        fake.add_story(PROJECT_ID, "SMP story to delete", owner="alice", story_id=84)
     elif name in ("22_milestones_create_sprint5.json", "23_milestones_create_sprint6.json"):
         sample["request"]["body"]["name"] += " (replayed)"  # the seed already has these sprints
 
@@ -145,9 +149,9 @@ def _story_82_as_recorded(fake: FakeTaiga, number: int) -> None:
     description edited (121, v3)."""
     fake.add_story(PROJECT_ID, "SMP Backlog story to move into Sprint 6", story_id=82)
     if number > 113:
-        fake.edit_story(82, milestone=SPRINT6_ID)
+        fake.edit("story", 82, milestone=SPRINT6_ID)
     if number == 132:
-        fake.edit_story(82, description="Moved into Sprint 6 by the planner.")
+        fake.edit("story", 82, description="Moved into Sprint 6 by the planner.")
 
 
 def key_set(body: Any) -> Any:

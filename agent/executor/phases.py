@@ -107,7 +107,7 @@ async def _story_phase(run: ApplyRun, stories: Sequence[Write]) -> None:
                 tags=list(write.tags) or None,
                 external_reference=run.reference(write),
             )
-        return Outcome(id=story.id, ref=story.ref)
+        return Outcome(id=story.id, ref=story.ref, version=story.version)
 
     async def find(writes: Sequence[Write]) -> dict[str, Outcome]:
         me = await run.me_id()
@@ -151,7 +151,7 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
                 description=write.description,
                 external_reference=run.reference(write),
             )
-        return Outcome(id=task.id, ref=task.ref)
+        return Outcome(id=task.id, ref=task.ref, version=task.version)
 
     async def find(writes: Sequence[Write]) -> dict[str, Outcome]:
         me = await run.me_id()

@@ -70,7 +70,12 @@ class Reconciler:
                 continue
             if self._matches(write, candidate, me):
                 used.add(candidate.id)
-                return Outcome(id=candidate.id, ref=candidate.ref, reconciled=True)
+                return Outcome(
+                    id=candidate.id,
+                    ref=candidate.ref,
+                    version=candidate.version,
+                    reconciled=True,
+                )
         return None
 
     def _matches(self, write: Write, candidate: Any, me: int) -> bool:

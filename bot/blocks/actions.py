@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import ActionsBlock, ConfirmObject
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject
 
 from bot.blocks.kit import button
 
@@ -12,6 +12,7 @@ ACTION_RETRY = "plan_retry"
 ACTION_EDIT = "plan_edit"
 ACTION_VIEW = "plan_view"
 ACTION_PICK = "plan_pick"  # a prefix: each checkbox group's action id is "plan_pick:<n>"
+ACTION_UNDO = "plan_undo"  # on an applied plan's result: delete what it created
 ACTION_VIEW_PAGE = "plan_view_page"  # Next / Previous in the full-plan modal (value: the page)
 ACTIONS_BLOCK_ID = "plan_actions"
 
@@ -68,3 +69,28 @@ def decision_buttons(
 def retry_button(plan_id: str) -> ActionsBlock:
     retry = button("Retry what is missing", ACTION_RETRY, plan_id, style="primary")
     return ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=[retry])
+
+
+def result_buttons(
+    plan_id: str, *, retry: bool, undo: bool, undo_minutes: float
+) -> ActionsBlock | None:
+    """A result's buttons: Retry while anything is missing, Undo once something was created
+    (its confirm names the `undo_minutes` it is offered for); None when neither applies."""
+    elements = []
+    if retry:
+        elements.append(button("Retry what is missing", ACTION_RETRY, plan_id, style="primary"))
+    if undo:
+        elements.append(undo_button(plan_id, "Undo", undo_minutes))
+    return ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=elements) if elements else None
+
+
+def undo_button(plan_id: str, label: str, undo_minutes: float | None = None) -> ButtonElement:
+    """Undo (or Retry undo) with a confirm; `undo_minutes` names how long it is offered."""
+    text = "Deletes the sprint, stories and tasks this plan created, except those someone changed"
+    text += " in Taiga since"
+    if undo_minutes is not None:
+        text += f" (possible for {undo_minutes:g} minutes after the plan was applied)"
+    confirm = ConfirmObject(
+        title="Undo this plan?", text=text + ".", confirm="Undo", deny="Keep them", style="danger"
+    )
+    return button(label, ACTION_UNDO, plan_id, style="danger", confirm=confirm)

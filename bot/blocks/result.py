@@ -9,7 +9,7 @@ from typing import Protocol
 from slack_sdk.models.blocks import Block
 
 from agent.wording import counted
-from bot.blocks.actions import retry_button
+from bot.blocks.actions import result_buttons
 from bot.blocks.fitting import bullets, fit_sections
 from bot.blocks.kit import (
     EXISTING_TASKS_MAX,
@@ -99,9 +99,11 @@ def result_blocks(
     approver_id: str | None = None,
     history: Sequence[RevisionLike] = (),
     approved_version: int | None = None,
+    undo_minutes: float | None = None,
 ) -> SlackMessage:
-    """What the approved plan created in Taiga (links), what is missing, and a Retry button;
-    with more than one version of the plan, which one was approved and how each came to be."""
+    """What the approved plan created in Taiga (links), what is missing, and a Retry button
+    (and, with `undo_minutes`, an Undo button once something was created); with more than one
+    version of the plan, which one was approved and how each came to be."""
     created = list(result.created)
     stories = [item for item in created if item.kind == "story"]
     story_keys = {item.action_key for item in stories}
@@ -148,8 +150,15 @@ def result_blocks(
         tail.append(section(_failed_text(result.failed)))
     if approver_id:
         tail.append(context(*_approval_lines(approver_id, history, approved_version)))
-    if result.failed:
-        tail.append(retry_button(result.plan_id))
+    running = getattr(result, "state", None) == "executing"
+    buttons = result_buttons(
+        result.plan_id,
+        retry=bool(result.failed),
+        undo=bool(created) and undo_minutes is not None and not running,
+        undo_minutes=undo_minutes or 0,
+    )
+    if buttons is not None:
+        tail.append(buttons)
 
     body: list[Block] = []
     if stories:

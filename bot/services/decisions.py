@@ -100,6 +100,8 @@ def _closed_sentence(services: Services, plan: Plan) -> str:
         return f"This proposal was already rejected{by}."
     if plan.state in {"approved", "executing", "done", "partial"}:
         return f"This proposal was already approved{by}."
+    if plan.state in {"undoing", "undone", "undo_partial"}:
+        return "This plan was applied and then undone."
     return "This proposal can no longer be decided."
 
 
@@ -331,7 +333,8 @@ async def _show_result(
     assert plan.slack_message_ts is not None
     history = await services.db.run(lambda s: repo.revisions_of(s, plan.id))
     message = blocks.result_blocks(
-        result, approver_id=approver, history=history, approved_version=plan.proposal_version
+        result, approver_id=approver, history=history, approved_version=plan.proposal_version,
+        undo_minutes=services.settings.plan_undo_minutes,
     )
     await update(
         services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,

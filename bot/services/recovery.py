@@ -8,6 +8,9 @@ Every `interval` (60 s) one round, at most `batch` plans, least recently touched
   whose compare-and-set lets exactly one run write, so replicas sweeping at once write once.
 - an approver whose link is gone (or dead) gets the message turned into a Retry with a plain
   sentence naming who must retry; the plan becomes `partial`, so the sweep leaves it alone.
+- an `undoing` plan idle for the same takeover age (a restart cut its undo short) is undone
+  again with the approver's link (`agent.undo` takes it over once and deletes nothing twice);
+  without a link it shows Retry undo for the approver.
 - a `proposed` plan past `expires_at` is expired and its message says so.
 A failure is logged with the plan id and never stops the round or the sweep.
 """
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from agent.executor import DEFAULT_STALE_AFTER, INTERRUPTED_BY_SHUTDOWN
-from bot.services import decisions
+from bot.services import decisions, undoing
 from bot.services.core import Services
 from bot.services.errors import explain, is_link_expired, log_failure
 from storage import repositories as repo
@@ -115,8 +118,48 @@ class RecoverySweep:
         if plan.state == "proposed":
             await decisions.expire_proposal(self.services, plan)
             report.expired.append(plan.id)
+        elif plan.state == "undoing":
+            await self._resume_undo(plan, report)
         else:
             await self._resume(plan, report)
+
+    async def _resume_undo(self, plan: Plan, report: SweepReport) -> None:
+        approver = plan.decided_by or ""
+        link = await self._link(plan.slack_team_id, approver) if approver else None
+        if link is None:
+            name = await decisions.display_name(self.services, approver) if approver else "someone"
+            await self._park_undo(plan, name, report)
+            return
+        logger.info("plan %s: resuming its undo after a restart", plan.id)
+        session = self.services.refresher.session(link)
+        result = await undoing.undo_and_show(
+            self.services, plan, session,
+            undone_by=approver, actor_taiga_id=link.taiga_user_id, tell=None,
+        )  # fmt: skip
+        if result is None:
+            report.failed.append(plan.id)
+        elif result.state == "undoing":
+            report.busy.append(plan.id)
+        else:
+            report.resumed.append(plan.id)
+
+    async def _park_undo(self, plan: Plan, name: str, report: SweepReport) -> None:
+        moved = await self.services.db.run(
+            lambda s: repo.transition_plan(
+                s, plan_id=plan.id, transition=Transition.PARK_UNDO,
+                expected_version=plan.version, error="Undo not resumed: no Taiga link.",
+            )
+        )
+        if not moved:
+            report.busy.append(plan.id)
+            return
+        sentence = (
+            f"Taiga Planner restarted while undoing this plan and could not finish it: {name} is "
+            "no longer linked to Taiga. They must link Taiga again with /taiga login, then press "
+            "Retry undo."
+        )
+        await undoing.show_undo_retry(self.services, plan, sentence)
+        report.parked.append(plan.id)
 
     async def _resume(self, plan: Plan, report: SweepReport) -> None:
         approver = plan.decided_by or plan.requester_slack_id or ""

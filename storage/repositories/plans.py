@@ -143,7 +143,7 @@ def plans_to_sweep(
     `limit`:
 
     - `approved` and not touched since `approved_before` (its apply never started),
-    - `executing` and not touched since `executing_before` (its run died),
+    - `executing` or `undoing` and not touched since `executing_before` (its run died),
     - `partial` with error `interrupted_error`, not touched since `approved_before` (a shutdown
       cancelled its run before it could show anything),
     - `proposed` whose `expires_at` is at or before `expired_by`.
@@ -152,7 +152,10 @@ def plans_to_sweep(
     """
     due = [
         sa.and_(Plan.state == "approved", Plan.updated_at < approved_before),
-        sa.and_(Plan.state == "executing", Plan.updated_at < executing_before),
+        sa.and_(
+            Plan.state.in_(["executing", "undoing"]),  # type: ignore[attr-defined]
+            Plan.updated_at < executing_before,
+        ),
         sa.and_(Plan.state == "proposed", Plan.expires_at <= expired_by),  # type: ignore[operator]
     ]
     if interrupted_error is not None:

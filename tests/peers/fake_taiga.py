@@ -23,8 +23,8 @@ Lifecycle: the `fake_taiga` fixture (function-scoped, seeded, running); or `Fake
 SPRINT5_ID, SPRINT6_ID, VIEWER_ROLE_ID, PASSWORDS, VIEW_PERMISSIONS, ALL_PERMISSIONS.
 
 Helpers (all thread-safe):
-  building:  add_user, add_project, add_role, add_member, add_milestone, add_story, add_task;
-             edit_story(id, **fields) (an edit by someone else: version + 1)
+  building:  add_user, add_project, add_role, add_member, add_milestone, add_story, add_task,
+             edit(kind, id, **fields)  (a person's change: `version` + 1)
   reading:   stories(project_id), tasks(project_id), milestones(project_id), user(username),
              requests (list[RecordedRequest]), requests_to(method, path), clear_requests()
   tokens:    login_tokens(username) -> {"auth_token", "refresh"}; expire_access_tokens(username);
@@ -550,14 +550,6 @@ class FakeTaiga:
             story["external_reference"] = external_reference
             return self._story_body(story, detail=True)
 
-    def edit_story(self, story_id: int, **fields: Any) -> dict[str, Any]:
-        """Change a story as someone else would in Taiga's UI (its `version` goes up by one)."""
-        with self._lock:
-            story = self._stories[story_id]
-            story.update(fields)
-            self._bump_version(story, set(fields))
-            return self._story_body(story, detail=True)
-
     def add_task(
         self,
         project_id: int,
@@ -567,13 +559,23 @@ class FakeTaiga:
         milestone_id: int | None = None,
         description: str = "",
         owner: str | None = None,
+        task_id: int | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             owner_id = self._owner_id(project_id, owner)
             task = self._create_task(
-                project_id, subject, owner_id, user_story_id, milestone_id, description
-            )
+                project_id, subject, owner_id, user_story_id, milestone_id, description,
+                item_id=task_id,
+            )  # fmt: skip
             return self._task_body(task, detail=True)
+
+    def edit(self, kind: str, item_id: int, **fields: Any) -> dict[str, Any]:
+        """Change a story or task as a person would in Taiga (its `version` goes up by one)."""
+        with self._lock:
+            item = (self._stories if kind == "story" else self._tasks)[item_id]
+            item.update(fields)
+            self._bump_version(item, set(fields))
+            return dict(item)
 
     def _owner_id(self, project_id: int, owner: str | None) -> int:
         """The named user, or else the project's owner."""
@@ -828,6 +830,7 @@ class FakeTaiga:
         ("GET", r"/milestones", "milestones_list"),
         ("POST", r"/milestones", "milestones_create"),
         ("GET", r"/milestones/(?P<pk>\d+)", "milestone_get"),
+        ("DELETE", r"/milestones/(?P<pk>\d+)", "milestone_delete"),
         ("GET", r"/userstories", "stories_list"),
         ("POST", r"/userstories", "stories_create"),
         ("GET", r"/userstories/by_ref", "story_by_ref"),
@@ -835,10 +838,12 @@ class FakeTaiga:
         ("POST", r"/userstories/bulk_update_milestone", "stories_bulk_update_milestone"),
         ("GET", r"/userstories/(?P<pk>\d+)", "story_get"),
         ("PATCH", r"/userstories/(?P<pk>\d+)", "story_patch"),
+        ("DELETE", r"/userstories/(?P<pk>\d+)", "story_delete"),
         ("GET", r"/tasks", "tasks_list"),
         ("POST", r"/tasks", "tasks_create"),
         ("POST", r"/tasks/bulk_create", "tasks_bulk_create"),
         ("GET", r"/tasks/(?P<pk>\d+)", "task_get"),
+        ("DELETE", r"/tasks/(?P<pk>\d+)", "task_delete"),
     )
 
     def _route(self, request: RecordedRequest, raw_path: str) -> _Reply:
@@ -1365,9 +1370,13 @@ class FakeTaiga:
         user_story_id: int | None,
         milestone_id: int | None,
         description: str,
+        *,
+        item_id: int | None = None,
     ) -> dict[str, Any]:
         order = _order_value() // 1000
-        task = self._new_item("task", project_id, subject, description, milestone_id, owner_id)
+        task = self._new_item(
+            "task", project_id, subject, description, milestone_id, owner_id, item_id
+        )
         task |= {"user_story": user_story_id, "us_order": order, "taskboard_order": order}
         self._tasks[task["id"]] = task
         return task
@@ -1798,10 +1807,10 @@ class FakeTaiga:
         return any(changed.get(v, set()) & fields for v in edits)
 
     @staticmethod
-    def _bump_version(story: dict[str, Any], fields: set[str]) -> None:
-        story["version"] += 1
-        story.setdefault("changed_fields", {})[story["version"]] = fields
-        story["modified_date"] = timestamp()
+    def _bump_version(item: dict[str, Any], fields: set[str]) -> None:
+        item["version"] += 1
+        item.setdefault("changed_fields", {})[item["version"]] = fields
+        item["modified_date"] = timestamp()
 
     def _r_stories_bulk_create(self, request: RecordedRequest) -> _Reply:
         user = self._require_user(request)
@@ -1898,6 +1907,39 @@ class FakeTaiga:
             self._create_task(project_id, s, user.id, story_id, milestone_id, "") for s in subjects
         ]
         return _Reply(200, [self._task_body(t, detail=True) for t in tasks])
+
+    # -- deletes (samples 117-120, 129, 130)
+
+    def _deletable(
+        self, request: RecordedRequest, item: dict[str, Any] | None, permission: str
+    ) -> dict[str, Any]:
+        """Taiga's `destroy` checks the permission on the object before its 404, and a missing
+        object fails that check: deleting a gone item is a 403 even for its owner."""
+        user = self._require_user(request)
+        if item is None:
+            raise _Reply(403, PERMISSION_DENIED)
+        self._check(self._projects[item["project"]], user, permission)
+        return item
+
+    def _r_task_delete(self, request: RecordedRequest, pk: int) -> _Reply:
+        self._deletable(request, self._tasks.get(pk), "delete_task")
+        del self._tasks[pk]
+        return _Reply(204)
+
+    def _r_story_delete(self, request: RecordedRequest, pk: int) -> _Reply:
+        self._deletable(request, self._stories.get(pk), "delete_us")
+        del self._stories[pk]
+        for task_id in [t["id"] for t in self._tasks.values() if t["user_story"] == pk]:
+            del self._tasks[task_id]  # Task.user_story cascades
+        return _Reply(204)
+
+    def _r_milestone_delete(self, request: RecordedRequest, pk: int) -> _Reply:
+        self._deletable(request, self._milestones.get(pk), "delete_milestone")
+        del self._milestones[pk]
+        for item in [*self._stories.values(), *self._tasks.values()]:
+            if item["milestone"] == pk:
+                item["milestone"] = None  # stories and tasks fall back to the backlog
+        return _Reply(204)
 
     # -- misc
 

@@ -1,6 +1,6 @@
-"""The buttons on a plan's message: Approve, View full plan, Edit, Reject, and Retry on a partly
-applied plan; each click becomes a `Decision` and its work runs after the ack. The pick
-checkboxes and the full-plan modal's pages are in their own modules."""
+"""The buttons on a plan's message: Approve, View full plan, Edit, Reject, Retry on a partly
+applied plan and Undo on an applied one; each click becomes a `Decision` and its work runs after
+the ack. The pick checkboxes and the full-plan modal's pages are in their own modules."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from bot.blocks.actions import (
     ACTION_EDIT,
     ACTION_REJECT,
     ACTION_RETRY,
+    ACTION_UNDO,
     ACTION_VIEW,
     parse_plan_ref,
 )
 from bot.listeners.actions import full_plan, picking
 from bot.listeners.actions.clicks import click_decision
-from bot.services import decisions, editing
+from bot.services import decisions, editing, undoing
 from bot.services.core import Services
 from bot.services.full_plan import open_full_plan
 
@@ -37,6 +38,7 @@ BUTTONS: dict[str, ButtonWork] = {
         services, decision, trigger_id=trigger
     ),
     ACTION_VIEW: open_full_plan,
+    ACTION_UNDO: lambda services, decision, _: undoing.undo(services, decision),
 }
 
 

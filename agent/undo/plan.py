@@ -1,0 +1,240 @@
+"""Undoing an applied plan: who may, until when, and the plan's state around one undo.
+
+`undo_plan` checks the undo window (`PLAN_UNDO_MINUTES` after the apply finished) and the
+user's delete permissions (with their own Taiga session) before anything changes, then moves the
+plan `done|partial|undo_partial -> undoing` (one compare-and-set, so a double click undoes once;
+an undo that died is taken over once it is stale), deletes tasks, then stories, then the sprint
+the plan created, and moves it `undoing -> undone|undo_partial` with the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent.executor import DEFAULT_STALE_AFTER
+from agent.proposal import Action, Proposal
+from agent.undo.deletes import UNDO_PREFIX, Target, UndoRun, undo_key
+from agent.undo.report import KEPT_NOT_CONFIRMED, UndoItem, UndoReport, stored_report, with_report
+from storage import repositories as repo
+from storage.db import Database
+from storage.models import Plan, utcnow
+from storage.plan_states import Transition
+from taiga.client import TaigaSession
+
+_INTERRUPTED = "Undo interrupted: {}"
+# The permission each kind of created object needs to be deleted.
+DELETE_PERMISSIONS = {"task": "delete_task", "story": "delete_us", "milestone": "delete_milestone"}
+_UNDOABLE = frozenset({"done", "partial", "undo_partial"})
+
+
+class UndoRefused(Exception):
+    """The undo cannot start; the message is a plain sentence for the user."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    id: str
+    state: str
+    version: int
+    updated_at: datetime
+    project_id: int
+    proposal: dict[str, Any] | None
+    result: dict[str, Any] | None
+
+
+def _snapshot(plan: Plan | None) -> _Snapshot | None:
+    if plan is None:
+        return None
+    return _Snapshot(
+        plan.id,
+        plan.state,
+        plan.version,
+        plan.updated_at,
+        plan.project_id,
+        plan.proposal,
+        plan.result,
+    )
+
+
+async def undo_plan(
+    *,
+    db: Database,
+    plan_id: str,
+    taiga: TaigaSession,
+    window: timedelta,
+    now: Callable[[], datetime] = utcnow,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    actor_id: int | None = None,
+) -> UndoReport:
+    """Delete what the plan created with the user's session `taiga`, exactly once.
+
+    Returns the stored report when the plan is already undone, and a report in state `undoing`
+    (deleting nothing) while another undo of it runs. Raises `UndoRefused` when the plan cannot
+    be undone (unknown, not applied, past the window, no delete permission)."""
+    plan = await _load(db, plan_id)
+    if plan is None:
+        raise UndoRefused(f"No plan {plan_id}.")
+    if plan.state == "undone" and (stored := stored_report(plan.result)) is not None:
+        return stored
+    if plan.state in _UNDOABLE:
+        entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
+        _check_window(plan, entries, window, now())
+        await _check_permissions(taiga, plan.project_id, _targets(plan, entries)[0])
+    moved = await _move(db, plan_id, Transition.START_UNDO)
+    if not moved:
+        plan = await _load(db, plan_id)
+        assert plan is not None
+        if plan.state == "undoing" and now() - plan.updated_at >= stale_after:
+            moved = await _move(
+                db,
+                plan_id,
+                Transition.TAKE_OVER_UNDO,
+                expected_version=plan.version,
+                updated_at=now(),
+            )
+        if not moved:
+            return _not_undone(plan)
+    try:
+        # Read again now that this run holds the plan: an earlier run may have finished rows.
+        entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
+        targets, unconfirmed = _targets(plan, entries)
+        actor = actor_id if actor_id is not None else (await taiga.me()).id
+        run = UndoRun(db, plan_id, plan.project_id, taiga, now, actor, entries)
+        await _remove_all(run, targets)
+    except BaseException as error:  # never leave the plan stuck in undoing
+        await _move(
+            db,
+            plan_id,
+            Transition.FINISH_UNDO_PARTIAL,
+            error=_INTERRUPTED.format(type(error).__name__),
+        )
+        raise
+    report = UndoReport(
+        plan_id=plan_id,
+        state="undo_partial" if run.failed else "undone",
+        removed=run.removed,
+        kept=[*unconfirmed, *run.kept],
+        gone=run.gone,
+        failed=run.failed,
+    )
+    latest = await _load(db, plan_id)
+    await _move(
+        db,
+        plan_id,
+        Transition.FINISH_UNDO_PARTIAL if run.failed else Transition.FINISH_UNDO,
+        result=with_report(latest.result if latest else plan.result, report),
+        error=f"{len(run.failed)} item(s) not removed yet." if run.failed else None,
+    )
+    return report
+
+
+async def _remove_all(run: UndoRun, targets: list[Target]) -> None:
+    """Tasks first, then stories (deleting a story deletes its tasks), then the sprint."""
+    for target in targets:
+        if target.kind == "task":
+            await run.remove_task(target)
+    for target in targets:
+        if target.kind == "story":
+            await run.remove_story(target)
+    for target in targets:
+        if target.kind == "milestone":
+            await run.remove_sprint(target)
+
+
+def _targets(
+    plan: _Snapshot, entries: dict[str, repo.LedgerEntry]
+) -> tuple[list[Target], list[UndoItem]]:
+    """The objects the plan created (done ledger rows of a story, task or sprint), and the
+    writes Taiga never confirmed. Rows of other kinds (e.g. a story moved into the sprint) are
+    left alone here: undoing those is not a delete."""
+    actions: dict[str, Action] = {}
+    if plan.proposal is not None:
+        actions = {a.key: a for a in Proposal.model_validate(plan.proposal).actions()}
+    targets: list[Target] = []
+    unconfirmed: list[UndoItem] = []
+    for key, entry in entries.items():
+        action = actions.get(key)
+        if key.startswith(UNDO_PREFIX) or action is None or action.kind not in DELETE_PERMISSIONS:
+            continue
+        subject = _subject(action)
+        if not entry.done or entry.taiga_id is None:
+            if undo_key(key) not in entries:
+                unconfirmed.append(
+                    UndoItem(
+                        kind=action.kind, action_key=key, subject=subject, reason=KEPT_NOT_CONFIRMED
+                    )
+                )
+            continue
+        targets.append(
+            Target(key, action.kind, subject, entry.taiga_id, entry.taiga_ref, entry.taiga_version)
+        )
+    return targets, unconfirmed
+
+
+def _subject(action: Action) -> str:
+    if action.milestone is not None:
+        return action.milestone.name
+    if action.story is not None:
+        return action.story.subject
+    return action.task.subject if action.task is not None else action.key
+
+
+def _check_window(
+    plan: _Snapshot, entries: dict[str, repo.LedgerEntry], window: timedelta, now: datetime
+) -> None:
+    if plan.state == "undo_partial":
+        return  # finishing an undo that already started
+    finished = [
+        e.done_at
+        for k, e in entries.items()
+        if e.done_at is not None and not k.startswith(UNDO_PREFIX)
+    ]
+    if not finished:
+        raise UndoRefused("This plan created nothing in Taiga, so there is nothing to undo.")
+    if now - max(finished) > window:
+        minutes = f"{window.total_seconds() / 60:g}"
+        raise UndoRefused(
+            f"Undo is only possible for {minutes} minutes after a plan is applied; "
+            "delete the items in Taiga by hand."
+        )
+
+
+async def _check_permissions(taiga: TaigaSession, project_id: int, targets: list[Target]) -> None:
+    needed = {DELETE_PERMISSIONS[t.kind] for t in targets}
+    if not needed:
+        return
+    project = await taiga.get_project(project_id)
+    missing = sorted(needed - project.my_permissions)
+    if missing:
+        raise UndoRefused(
+            f"You cannot undo this plan: your role in {project.name} lacks "
+            f"{', '.join(missing)}. Nothing was deleted."
+        )
+
+
+def _not_undone(plan: _Snapshot) -> UndoReport:
+    """Another undo holds the plan, or it is in a state that cannot be undone."""
+    if plan.state == "undone" and (stored := stored_report(plan.result)) is not None:
+        return stored
+    if plan.state == "undoing":
+        return UndoReport(plan_id=plan.id, state="undoing")
+    raise UndoRefused(_not_undoable_sentence(plan.state))
+
+
+def _not_undoable_sentence(state: str) -> str:
+    if state in {"approved", "executing"}:
+        return "This plan is being applied right now; undo it once that has finished."
+    return f"This plan is {state}: nothing of it was written to Taiga, so there is nothing to undo."
+
+
+async def _load(db: Database, plan_id: str) -> _Snapshot | None:
+    return await db.run(lambda s: _snapshot(repo.get_plan(s, plan_id)))
+
+
+async def _move(db: Database, plan_id: str, transition: Transition, **changes: Any) -> bool:
+    return await db.run(
+        lambda s: repo.transition_plan(s, plan_id=plan_id, transition=transition, **changes)
+    )
