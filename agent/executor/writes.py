@@ -57,9 +57,8 @@ class Outcome(BaseModel):
 
     id: int
     ref: int | None = None
-    version: int | None = None  # Taiga's `version` right after our write (undo compares it)
     reconciled: bool = False
-    version: int | None = None  # the object's Taiga version right after the write, when known
+    version: int | None = None  # Taiga's `version` right after our write (undo compares it)
     previous_milestone_id: int | None = None  # a move: the sprint the story came from
 
 
