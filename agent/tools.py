@@ -38,6 +38,17 @@ Subject = Annotated[
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX)]
 StoryReference = Annotated[str, StringConstraints(pattern=r"^new-story-[1-9][0-9]*$")]
+Assignee = Annotated[
+    int | Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+    | None,
+    Field(
+        description=(
+            "Who takes this on, only when the minutes say so: a member's user_id from the "
+            "context, or the name or @handle exactly as the minutes write it. Omit it when the "
+            "minutes name nobody; never guess."
+        )
+    ),
+]
 
 
 class ToolInput(BaseModel):
@@ -78,6 +89,7 @@ class CreateMilestoneInput(ToolInput):
 class TaskDraft(ToolInput):
     subject: Subject = Field(description="Short imperative task title.")
     description: Description = Field("", description="Optional details.")
+    assignee: Assignee = None
 
 
 class CreateUserStoryInput(ToolInput):
@@ -91,6 +103,7 @@ class CreateUserStoryInput(ToolInput):
         max_length=MAX_TASKS_PER_STORY,
         description="The story's tasks (created with it).",
     )
+    assignee: Assignee = None
 
 
 class CreateTaskInput(ToolInput):
@@ -102,6 +115,7 @@ class CreateTaskInput(ToolInput):
     )
     subject: Subject = Field(description="Short imperative task title.")
     description: Description = Field("", description="Optional details.")
+    assignee: Assignee = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,8 +126,11 @@ class SessionEndpoints(ABC):
         description: str = "",
         milestone_id: int | None = None,
         tags: list[str] | None = None,
+        assigned_to: int | None = None,
     ) -> UserStory:
         payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
+        if assigned_to is not None:  # a user who is not a project member is a 400
+            payload["assigned_to"] = int(assigned_to)
         if description:
             payload["description"] = description
         if milestone_id is not None:
@@ -144,8 +147,11 @@ class SessionEndpoints(ABC):
         user_story_id: int | None = None,
         milestone_id: int | None = None,
         description: str = "",
+        assigned_to: int | None = None,
     ) -> Task:
         payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
+        if assigned_to is not None:
+            payload["assigned_to"] = int(assigned_to)
         if user_story_id is not None:
             payload["user_story"] = int(user_story_id)
         if milestone_id is not None:

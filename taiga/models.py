@@ -85,6 +85,7 @@ class UserStory(_Model):
     milestone: int | None = None
     milestone_slug: str | None = None
     owner: int | None = None
+    assigned_to: int | None = None
     created_date: datetime
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
@@ -135,6 +136,7 @@ class Task(_Model):
     milestone_slug: str | None = None
     user_story: int | None = None
     owner: int | None = None
+    assigned_to: int | None = None
     created_date: datetime
     description: str | None = None
     status_name: str | None = None

@@ -127,6 +127,8 @@ def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Clie
         sample["request"]["body"] = {"refresh": old["refresh"]}
     elif name == "78_err_userstories_patch_stale_version.json":
         replay(fake, load("77_userstories_patch_with_version.json"), http)
+    elif name == "125_err_tasks_create_assigned_to_non_member.json":
+        sample["request"]["body"]["user_story"] = 1  # story 79 of the recording is not seeded
     elif name in ("22_milestones_create_sprint5.json", "23_milestones_create_sprint6.json"):
         sample["request"]["body"]["name"] += " (replayed)"  # the seed already has these sprints
 

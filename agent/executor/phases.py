@@ -102,6 +102,7 @@ async def _story_phase(run: ApplyRun, stories: Sequence[Write]) -> None:
                 description=write.description,
                 milestone_id=run.milestone_id,
                 tags=list(write.tags) or None,
+                assigned_to=write.assigned_to,
             )
         return Outcome(id=story.id, ref=story.ref)
 
@@ -144,6 +145,7 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
                 user_story_id=story_id(write),
                 milestone_id=run.milestone_id,
                 description=write.description,
+                assigned_to=write.assigned_to,
             )
         return Outcome(id=task.id, ref=task.ref)
 

@@ -23,6 +23,7 @@ class Write:
     tags: tuple[str, ...] = ()
     story_key: str | None = None  # task of a new story
     user_story_id: int | None = None  # task of an existing story
+    assigned_to: int | None = None  # a project member's user id
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def writes_of(proposal: Proposal) -> Writes:
                     subject=story.subject,
                     description=story.description,
                     tags=tuple(story.tags),
+                    assigned_to=story.assigned_to,
                 )
             )
         elif action.kind == "task" and action.task is not None:
@@ -73,6 +75,7 @@ def writes_of(proposal: Proposal) -> Writes:
                     description=task.description,
                     story_key=action.depends_on if task.user_story_id is None else None,
                     user_story_id=task.user_story_id,
+                    assigned_to=task.assigned_to,
                 )
             )
     return Writes(sprint=sprint, stories=stories, tasks=tasks)

@@ -1168,9 +1168,10 @@ class FakeTaiga:
         }
 
     def _people(self, item: dict[str, Any]) -> dict[str, Any]:
+        assigned = item.get("assigned_to")
         return {
-            "assigned_to": None,
-            "assigned_to_extra_info": None,
+            "assigned_to": assigned,
+            "assigned_to_extra_info": self._user_extra(assigned),
             "owner": item["owner"],
             "owner_extra_info": self._user_extra(item["owner"]),
             "is_watcher": False,
@@ -1275,7 +1276,7 @@ class FakeTaiga:
             "tasks": [],
             "total_attachments": 0,
             "swimlane": None,
-            "assigned_users": [],
+            "assigned_users": [story["assigned_to"]] if story.get("assigned_to") else [],
         }
         if detail:
             body.update(self._described(story))
@@ -1421,6 +1422,19 @@ class FakeTaiga:
         return f"{BACKEND_ORIGIN}{API_PREFIX}{request.path}?{urlencode(query)}"
 
     # -- validation helpers
+
+    def _assignee(
+        self, payload: dict[str, Any], project_id: int | None, errors: dict[str, list[str]]
+    ) -> int | None:
+        """`assigned_to` of a new story or task: a user who is not a project member is a 400
+        (sample 125), even a superuser."""
+        user_id = self._pk(payload, "assigned_to", self._users, errors)
+        if user_id is None or project_id is None:
+            return None
+        if self._membership(project_id, user_id) is None:
+            errors["assigned_to"] = ["The user must be a project member."]
+            return None
+        return user_id
 
     def _pk(
         self,
@@ -1725,12 +1739,14 @@ class FakeTaiga:
         project_id = self._required_pk(payload, "project", self._projects, errors)
         subject = self._text(payload, "subject", errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
+        assigned_to = self._assignee(payload, project_id, errors)
         project_id = self._valid_project(errors, project_id, user, "add_us")
         self._story_preconditions(project_id, milestone_id)
         story = self._create_story(
             project_id, subject, user.id, milestone_id, str(payload.get("description") or ""),
             self._tags(payload),
         )  # fmt: skip
+        story["assigned_to"] = assigned_to
         return _Reply(201, self._story_body(story, detail=True))
 
     def _r_story_patch(self, request: RecordedRequest, pk: int) -> _Reply:
@@ -1826,6 +1842,7 @@ class FakeTaiga:
         subject = self._text(payload, "subject", errors)
         story_id = self._pk(payload, "user_story", self._stories, errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
+        assigned_to = self._assignee(payload, project_id, errors)
         project_id = self._valid_project(errors, project_id, user, "add_task")
         milestone_id = self._task_sprint(project_id, story_id, milestone_id)
         task = self._create_task(
@@ -1836,6 +1853,7 @@ class FakeTaiga:
             milestone_id,
             str(payload.get("description") or ""),
         )
+        task["assigned_to"] = assigned_to
         return _Reply(201, self._task_body(task, detail=True))
 
     def _r_tasks_bulk_create(self, request: RecordedRequest) -> _Reply:
