@@ -50,7 +50,8 @@ class People:
         if len(found) == 1:
             return Owner(found[0])
         if not found:
-            return Owner(None, f"Who is {shown}? No project member has that name — left unassigned.")
+            unknown = f"Who is {shown}? No project member has that name — left unassigned."
+            return Owner(None, unknown)
         names = [m.full_name_display or m.username for m in found]
         listed = ", ".join(names[:-1]) + f" or {names[-1]}"
         return Owner(None, f"Who is {shown}? {listed} — left unassigned.")

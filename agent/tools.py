@@ -38,9 +38,11 @@ Subject = Annotated[
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX)]
 StoryReference = Annotated[str, StringConstraints(pattern=r"^new-story-[1-9][0-9]*$")]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)
+]
 Assignee = Annotated[
-    int | Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
-    | None,
+    int | Name | None,
     Field(
         description=(
             "Who takes this on, only when the minutes say so: a member's user_id from the "

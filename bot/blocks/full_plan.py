@@ -70,7 +70,7 @@ def _page_buttons(page: int, count: int) -> ActionsBlock:
 
 
 def _item_texts(proposal: Proposal) -> list[str]:
-    texts: list[str] = []
+    texts = [f":grey_question: {esc_line(q, 500)}" for q in proposal.questions]
     for number, story in enumerate(proposal.stories, 1):
         texts += _story_texts(proposal, number, story)
         for j, task in enumerate(story.tasks, 1):
@@ -86,6 +86,8 @@ def _story_texts(proposal: Proposal, number: int, story: ProposedStory) -> list[
     heading = f"*{number}. {esc_line(story.subject, SECTION_TEXT_MAX)}*"
     if story.tags:
         heading += "  " + esc_line(", ".join(story.tags), 500)
+    if story.assignee:
+        heading += f"  → {esc_line(story.assignee, 200)}"
     if not proposal.is_picked(story.key):
         heading += _LEFT_OUT
     return _with_description(heading, story.description)
@@ -97,6 +99,8 @@ def _task_texts(proposal: Proposal, number: str, task: ProposedTask) -> list[str
         story = f"#{task.user_story_ref}" if task.user_story_ref else "an existing story"
         subject = esc_line(task.user_story_subject or "", 200)
         heading += f"  _(in {story}{' ' + subject if subject else ''})_"
+    if task.assignee:
+        heading += f"  → {esc_line(task.assignee, 200)}"
     if not proposal.is_picked(task.key):
         heading += _LEFT_OUT
     return _with_description(heading, task.description)

@@ -68,6 +68,9 @@ def proposal_blocks(
     if has_items:
         head.append(context(_PICK_HINT))
     tail: list[Block] = []
+    if proposal.questions:
+        questions = [f":grey_question: {esc_line(q, 400)}" for q in proposal.questions]
+        tail.append(section(bullets(questions, _WARNINGS_MAX, ("question", "questions"))))
     if proposal.warnings:
         warnings = [f":warning: {esc_line(w, 400)}" for w in proposal.warnings]
         tail.append(section(bullets(warnings, _WARNINGS_MAX, ("warning", "warnings"))))
@@ -171,6 +174,8 @@ def _story_group(
     head = f"*{number}. {subject}*" if picked else f"*{number}. ~{subject}~*  _left out_"
     if story.tags and level < 3:
         head += "  " + esc_line(", ".join(story.tags), 100)
+    if story.assignee:
+        head += f"  → {esc_line(story.assignee, 100)}"
     description = one_line(story.description)
     limit = _DESCRIPTION_LIMITS[level]
     if description and limit:
@@ -178,7 +183,7 @@ def _story_group(
     items = [PickItem(str(number), f"Story {number}", "", picked)]
     items += [
         PickItem(
-            f"{number}.{j}", f"{number}.{j}", task.subject, proposal.is_picked(task.key),
+            f"{number}.{j}", f"{number}.{j}", owned(task), proposal.is_picked(task.key),
             _LABEL_LIMITS[level],
         )
         for j, task in enumerate(story.tasks, 1)
@@ -191,12 +196,17 @@ def _existing_group(proposal: Proposal, level: int) -> tuple[str, list[PickItem]
     heading = f"*Tasks for existing stories* ({len(tasks)})"
     items = [
         PickItem(
-            f"E{k}", f"E{k}", f"{task.subject} (in {_story_ref(task)})",
+            f"E{k}", f"E{k}", f"{owned(task)} (in {_story_ref(task)})",
             proposal.is_picked(task.key), _LABEL_LIMITS[level],
         )
         for k, task in enumerate(tasks, 1)
     ]
     return heading, items
+
+
+def owned(task: ProposedTask) -> str:
+    """A task's subject and, when it has one, its owner: "Write the CSV writer → Dana Scott"."""
+    return f"{task.subject} → {task.assignee}" if task.assignee else task.subject
 
 
 def _story_ref(task: ProposedTask) -> str:
