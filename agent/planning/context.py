@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from agent.proposal import Proposal, ProposedMilestone, ProposedTask
+from agent.proposal import Proposal, ProposedMilestone, ProposedStory, ProposedTask
 from agent.tools import ADD_SPRINT
 from taiga.models import Member, Milestone, Project, UserStory
 from taiga.names import milestone_named
@@ -236,6 +236,7 @@ def proposal_view(proposal: Proposal) -> dict[str, Any]:
             "subject": story.subject,
             "description": story.description,
             "tags": story.tags,
+            **_owner_view(story),
             "tasks": [_task_view(t) for t in story.tasks if proposal.is_picked(t.key)],
         }
         for number, story in enumerate(proposal.stories, start=1)
@@ -251,4 +252,9 @@ def proposal_view(proposal: Proposal) -> dict[str, Any]:
 
 
 def _task_view(task: ProposedTask) -> dict[str, Any]:
-    return {"subject": task.subject, "description": task.description}
+    return {"subject": task.subject, "description": task.description, **_owner_view(task)}
+
+
+def _owner_view(item: ProposedStory | ProposedTask) -> dict[str, Any]:
+    """The owner as the model passes it again (their user id), if the item has one."""
+    return {"assignee": item.assigned_to} if item.assigned_to is not None else {}
