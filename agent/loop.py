@@ -137,6 +137,7 @@ class PlanningConversation:
             notes=self.warnings,
             sprint_name=self.scope.sprint_name,
             minutes=minutes,
+            today=self.scope.today,
             revision=revision,
         )
         self.messages = [{"role": "user", "content": first}]

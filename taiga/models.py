@@ -55,6 +55,7 @@ class Project(_Model):
     my_permissions: frozenset[str] = frozenset()
     members: list[Member] = Field(default_factory=list)
     milestones: list[MilestoneRef] = Field(default_factory=list)
+    tags_colors: dict[str, str | None] = Field(default_factory=dict)  # the project's tags
     i_am_owner: bool = False
     i_am_admin: bool = False
     i_am_member: bool = False

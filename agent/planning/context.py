@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from taiga.client import TaigaSession
 
 DEFAULT_SPRINT_DAYS = 14
+MAX_TAGS_SHOWN = 200
 
 
 @dataclass
@@ -38,6 +39,7 @@ class PlanScope:
     sprint_stories: list[UserStory]
     milestone: ProposedMilestone | None
     known_stories: dict[int, UserStory]
+    today: date  # the model is told it, for relative dates in the minutes
 
 
 async def read_project(session: TaigaSession, ref: int | str) -> Project:
@@ -88,6 +90,7 @@ def plan_scope(
         sprint_stories=sprint_stories,
         milestone=_target_milestone(project, milestones, name, today),
         known_stories={s.id: s for s in sprint_stories},
+        today=today,
     )
 
 
@@ -174,17 +177,7 @@ def first_context(scope: PlanScope, tools: list[str]) -> dict[str, Any]:
             {k: v for k, v in milestone_view(x).items() if k != "stories"} for x in scope.milestones
         ],
         "members": [member_view(x) for x in project.members],
-    }
-
-
-def project_view(p: Project) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "slug": p.slug,
-        "name": p.name,
-        "my_permissions": sorted(p.my_permissions),
-        "sprints": [{"id": m.id, "name": m.name, "closed": m.closed} for m in p.milestones],
-        "members": [member_view(m) for m in p.members],
+        "project_tags": sorted(project.tags_colors)[:MAX_TAGS_SHOWN],
     }
 
 
