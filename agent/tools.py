@@ -166,10 +166,10 @@ _SPECS = (
         name="taiga_create_milestone",
         description=(
             "Propose creating the target sprint, or change the proposed dates of the sprint "
-            "already proposed. Use it only when the target sprint does not exist yet and the "
-            "minutes state other dates than the ones in the first message. It cannot create "
-            "any other sprint or change an existing one. Recorded for approval; nothing is "
-            "written now."
+            "already proposed; recorded for approval, nothing is written now. Use it only when "
+            "the target sprint does not exist yet and the minutes state other dates than the "
+            "ones in the first message. Do not use it for any other sprint or to change an "
+            "existing one."
         ),
         input_model=CreateMilestoneInput,
         kind="write",

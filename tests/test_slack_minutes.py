@@ -51,6 +51,8 @@ async def test_the_minutes_keep_who_said_what(h: Harness) -> None:
     prompt = model_prompt(h)
     assert "Alice Doe (@alice): Sprint 6 planning" in prompt
     assert "Bob Roe (@bob): I'll build the download button" in prompt
+    first = h.anthropic.requests[0].body["messages"][0]["content"]
+    assert '"project_tags": [\n  "auth",\n  "p1"\n ]' in first  # the project's existing tags
 
 
 @pytest.mark.anyio
