@@ -60,6 +60,7 @@ class ProposedTask(_Model):
     # minutes name them unambiguously.
     assigned_to: int | None = None
     assignee: str | None = None
+    due_date: date | None = None  # only when the minutes state it
 
 
 class ProposedStory(_Model):
@@ -70,6 +71,7 @@ class ProposedStory(_Model):
     tasks: list[ProposedTask] = Field(default_factory=list)
     assigned_to: int | None = None
     assignee: str | None = None
+    due_date: date | None = None  # only when the minutes state it
 
 
 class Usage(_Model):

@@ -41,6 +41,15 @@ StoryReference = Annotated[str, StringConstraints(pattern=r"^new-story-[1-9][0-9
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)
 ]
+DueDate = Annotated[
+    date | None,
+    Field(
+        description=(
+            "YYYY-MM-DD, only when the minutes state a deadline for this item (a relative one "
+            "counts from today's date in the first message). Omit it otherwise."
+        )
+    ),
+]
 Assignee = Annotated[
     int | Name | None,
     Field(
@@ -88,6 +97,7 @@ class TaskDraft(ToolInput):
     subject: Subject = Field(description="Short imperative task title.")
     description: Description = Field("", description="Optional details.")
     assignee: Assignee = None
+    due_date: DueDate = None
 
 
 class CreateUserStoryInput(ToolInput):
@@ -102,6 +112,7 @@ class CreateUserStoryInput(ToolInput):
         description="The story's tasks (created with it).",
     )
     assignee: Assignee = None
+    due_date: DueDate = None
 
 
 class CreateTaskInput(ToolInput):
@@ -114,6 +125,7 @@ class CreateTaskInput(ToolInput):
     subject: Subject = Field(description="Short imperative task title.")
     description: Description = Field("", description="Optional details.")
     assignee: Assignee = None
+    due_date: DueDate = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,7 @@ class UserStory(_Model):
     milestone_slug: str | None = None
     owner: int | None = None
     assigned_to: int | None = None
+    due_date: date | None = None
     created_date: datetime
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
@@ -138,6 +139,7 @@ class Task(_Model):
     user_story: int | None = None
     owner: int | None = None
     assigned_to: int | None = None
+    due_date: date | None = None
     created_date: datetime
     description: str | None = None
     status_name: str | None = None

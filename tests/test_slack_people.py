@@ -25,8 +25,10 @@ async def h(h: Harness) -> Harness:
     return h
 
 
-def story(subject: str, assignee: object = None, tasks: list[Json] | None = None) -> Json:
-    call: Json = {"subject": subject, "tasks": tasks or []}
+def story(
+    subject: str, assignee: object = None, tasks: list[Json] | None = None, **extra: object
+) -> Json:
+    call: Json = {"subject": subject, "tasks": tasks or [], **extra}
     if assignee is not None:
         call["assignee"] = assignee
     return tool_use("taiga_create_user_story", call)
@@ -49,19 +51,21 @@ async def stored_stories(h: Harness) -> list[Json]:
 
 
 @pytest.mark.anyio
-async def test_a_mentioned_person_is_assigned_through_their_linked_account(h: Harness) -> None:
+async def test_a_mentioned_person_is_assigned_through_their_linked_account_with_the_due_date(
+    h: Harness,
+) -> None:
     # Robert's Slack names match no Taiga member; his linked account (bob) decides.
     robert = h.slack.add_user("Robert Roe", display_name="rob")
     await h.link(robert, "bob")
     h.anthropic.script(message(
         text("1 story for Sprint 6."),
         story("Export plans as CSV", "@rob", [{"subject": "Write the CSV writer",
-                                               "assignee": "rob"}]),
+                                               "assignee": "rob"}], due_date="2026-12-11"),
     ))
 
-    proposal = await plan_in_thread(h, f"<@{robert}> will build the CSV export")
+    proposal = await plan_in_thread(h, f"<@{robert}> will build the CSV export by 11 December")
 
-    assert "→ Bob" in block_text(proposal)
+    assert "→ Bob Viewer, due 11 Dec 2026" in block_text(proposal)
     (first,) = await stored_stories(h)
     assert first["assigned_to"] == BOB_ID and first["tasks"][0]["assigned_to"] == BOB_ID
     await h.click("plan_approve", str(proposal["ts"]))
@@ -69,8 +73,9 @@ async def test_a_mentioned_person_is_assigned_through_their_linked_account(h: Ha
     created = next(s for s in h.taiga.stories(PROJECT_ID) if s["subject"] == "Export plans as CSV")
     task = next(t for t in h.taiga.tasks(PROJECT_ID) if t["subject"] == "Write the CSV writer")
     assert created["assigned_to"] == BOB_ID and task["assigned_to"] == BOB_ID
+    assert created["due_date"] == "2026-12-11" and task["due_date"] is None
     sent = h.taiga.requests_to("POST", "/userstories*")[-1]
-    assert sent.json["assigned_to"] == BOB_ID
+    assert sent.json["assigned_to"] == BOB_ID and sent.json["due_date"] == "2026-12-11"
 
 
 @pytest.mark.anyio

@@ -103,6 +103,7 @@ async def _story_phase(run: ApplyRun, stories: Sequence[Write]) -> None:
                 milestone_id=run.milestone_id,
                 tags=list(write.tags) or None,
                 assigned_to=write.assigned_to,
+                due_date=write.due_date,
             )
         return Outcome(id=story.id, ref=story.ref)
 
@@ -146,6 +147,7 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
                 milestone_id=run.milestone_id,
                 description=write.description,
                 assigned_to=write.assigned_to,
+                due_date=write.due_date,
             )
         return Outcome(id=task.id, ref=task.ref)
 

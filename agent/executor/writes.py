@@ -6,6 +6,7 @@ Keys come from `Proposal.actions()`, so they are the write ledger's action keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from pydantic import BaseModel
 
@@ -24,6 +25,7 @@ class Write:
     story_key: str | None = None  # task of a new story
     user_story_id: int | None = None  # task of an existing story
     assigned_to: int | None = None  # a project member's user id
+    due_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ def writes_of(proposal: Proposal) -> Writes:
                     description=story.description,
                     tags=tuple(story.tags),
                     assigned_to=story.assigned_to,
+                    due_date=story.due_date,
                 )
             )
         elif action.kind == "task" and action.task is not None:
@@ -76,6 +79,7 @@ def writes_of(proposal: Proposal) -> Writes:
                     story_key=action.depends_on if task.user_story_id is None else None,
                     user_story_id=task.user_story_id,
                     assigned_to=task.assigned_to,
+                    due_date=task.due_date,
                 )
             )
     return Writes(sprint=sprint, stories=stories, tasks=tasks)

@@ -249,5 +249,10 @@ def _task_view(task: ProposedTask) -> dict[str, Any]:
 
 
 def _owner_view(item: ProposedStory | ProposedTask) -> dict[str, Any]:
-    """The owner as the model passes it again (their user id), if the item has one."""
-    return {"assignee": item.assigned_to} if item.assigned_to is not None else {}
+    """The owner (their user id) and due date as the model passes them again, if set."""
+    view: dict[str, Any] = {}
+    if item.assigned_to is not None:
+        view["assignee"] = item.assigned_to
+    if item.due_date is not None:
+        view["due_date"] = item.due_date
+    return view

@@ -99,7 +99,7 @@ class Recorder:
         tasks = [
             ProposedTask(
                 key=f"{key}/task-{n}", subject=task.subject, description=task.description,
-                **task_owner,
+                due_date=task.due_date, **task_owner,
             )
             for n, (task, task_owner) in enumerate(zip(args.tasks, task_owners, strict=True), 1)
         ]
@@ -110,6 +110,7 @@ class Recorder:
                 description=args.description,
                 tags=list(dict.fromkeys(args.tags)),
                 tasks=tasks,
+                due_date=args.due_date,
                 **owner,
             )
         )
@@ -163,6 +164,7 @@ class Recorder:
             key=f"{story.key}/task-{len(story.tasks) + 1}",
             subject=args.subject,
             description=args.description,
+            due_date=args.due_date,
             **self._owner(args.assignee),
         )
         story.tasks.append(task)
@@ -181,6 +183,7 @@ class Recorder:
             user_story_id=existing.id,
             user_story_ref=existing.ref,
             user_story_subject=existing.subject,
+            due_date=args.due_date,
             **self._owner(args.assignee),
         )
         self.tasks_for_existing.append(task)

@@ -17,6 +17,7 @@ from agent.proposal import Proposal, ProposedStory, ProposedTask
 from agent.wording import counted
 from bot.blocks.actions import ACTION_VIEW_PAGE, plan_ref
 from bot.blocks.kit import SECTION_TEXT_MAX, button, context, esc_line, section
+from bot.blocks.proposal import owner_and_due
 from bot.slack_text import escape_mrkdwn
 
 FULL_PLAN_CALLBACK_ID = "plan_full"
@@ -86,8 +87,8 @@ def _story_texts(proposal: Proposal, number: int, story: ProposedStory) -> list[
     heading = f"*{number}. {esc_line(story.subject, SECTION_TEXT_MAX)}*"
     if story.tags:
         heading += "  " + esc_line(", ".join(story.tags), 500)
-    if story.assignee:
-        heading += f"  → {esc_line(story.assignee, 200)}"
+    if story.assignee or story.due_date:
+        heading += "  " + esc_line(owner_and_due(story), 300)
     if not proposal.is_picked(story.key):
         heading += _LEFT_OUT
     return _with_description(heading, story.description)
@@ -99,8 +100,8 @@ def _task_texts(proposal: Proposal, number: str, task: ProposedTask) -> list[str
         story = f"#{task.user_story_ref}" if task.user_story_ref else "an existing story"
         subject = esc_line(task.user_story_subject or "", 200)
         heading += f"  _(in {story}{' ' + subject if subject else ''})_"
-    if task.assignee:
-        heading += f"  → {esc_line(task.assignee, 200)}"
+    if task.assignee or task.due_date:
+        heading += "  " + esc_line(owner_and_due(task), 300)
     if not proposal.is_picked(task.key):
         heading += _LEFT_OUT
     return _with_description(heading, task.description)

@@ -174,8 +174,8 @@ def _story_group(
     head = f"*{number}. {subject}*" if picked else f"*{number}. ~{subject}~*  _left out_"
     if story.tags and level < 3:
         head += "  " + esc_line(", ".join(story.tags), 100)
-    if story.assignee:
-        head += f"  → {esc_line(story.assignee, 100)}"
+    if story.assignee or story.due_date:
+        head += "  " + esc_line(owner_and_due(story), 200)
     description = one_line(story.description)
     limit = _DESCRIPTION_LIMITS[level]
     if description and limit:
@@ -205,8 +205,17 @@ def _existing_group(proposal: Proposal, level: int) -> tuple[str, list[PickItem]
 
 
 def owned(task: ProposedTask) -> str:
-    """A task's subject and, when it has one, its owner: "Write the CSV writer → Dana Scott"."""
-    return f"{task.subject} → {task.assignee}" if task.assignee else task.subject
+    """A task's subject with its owner and due date, if any: "Write the CSV writer → Dana"."""
+    extra = owner_and_due(task)
+    return f"{task.subject}  {extra}" if extra else task.subject
+
+
+def owner_and_due(item: ProposedStory | ProposedTask) -> str:
+    """"→ Dana Scott, due 11 Dec 2026", or the part of it the item has, or ""."""
+    parts = [f"→ {item.assignee}"] if item.assignee else []
+    if item.due_date:
+        parts.append(f"due {_day(item.due_date)}")
+    return ", ".join(parts)
 
 
 def _story_ref(task: ProposedTask) -> str:

@@ -1198,7 +1198,7 @@ class FakeTaiga:
 
     def _embedded_story(self, story: dict[str, Any]) -> dict[str, Any]:
         return {
-            **_DUE_DATE,
+            **_due(story),
             "assigned_to": None,
             "assigned_to_extra_info": None,
             **self._status(story, "us_statuses"),
@@ -1235,7 +1235,7 @@ class FakeTaiga:
     ) -> dict[str, Any]:
         milestone = self._sprint_of(story)
         body: dict[str, Any] = {
-            **_DUE_DATE,
+            **_due(story),
             "total_comments": 0,
             "tags": [[tag, None] for tag in story["tags"]],
             "attachments": [],
@@ -1288,7 +1288,7 @@ class FakeTaiga:
         milestone = self._sprint_of(task)
         story = self._stories.get(task["user_story"]) if task["user_story"] else None
         body: dict[str, Any] = {
-            **_DUE_DATE,
+            **_due(task),
             "total_comments": 0,
             "tags": [],
             "attachments": [],
@@ -1740,13 +1740,14 @@ class FakeTaiga:
         subject = self._text(payload, "subject", errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
         assigned_to = self._assignee(payload, project_id, errors)
+        due_date = _due_date(payload, errors)
         project_id = self._valid_project(errors, project_id, user, "add_us")
         self._story_preconditions(project_id, milestone_id)
         story = self._create_story(
             project_id, subject, user.id, milestone_id, str(payload.get("description") or ""),
             self._tags(payload),
         )  # fmt: skip
-        story["assigned_to"] = assigned_to
+        story |= {"assigned_to": assigned_to, "due_date": due_date}
         return _Reply(201, self._story_body(story, detail=True))
 
     def _r_story_patch(self, request: RecordedRequest, pk: int) -> _Reply:
@@ -1843,6 +1844,7 @@ class FakeTaiga:
         story_id = self._pk(payload, "user_story", self._stories, errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
         assigned_to = self._assignee(payload, project_id, errors)
+        due_date = _due_date(payload, errors)
         project_id = self._valid_project(errors, project_id, user, "add_task")
         milestone_id = self._task_sprint(project_id, story_id, milestone_id)
         task = self._create_task(
@@ -1853,7 +1855,7 @@ class FakeTaiga:
             milestone_id,
             str(payload.get("description") or ""),
         )
-        task["assigned_to"] = assigned_to
+        task |= {"assigned_to": assigned_to, "due_date": due_date}
         return _Reply(201, self._task_body(task, detail=True))
 
     def _r_tasks_bulk_create(self, request: RecordedRequest) -> _Reply:
@@ -1885,6 +1887,25 @@ class FakeTaiga:
 
 
 _DUE_DATE: dict[str, Any] = {"due_date": None, "due_date_reason": "", "due_date_status": "not_set"}
+
+
+def _due(item: dict[str, Any]) -> dict[str, Any]:
+    """The due-date fields of a story or task (a set date's status is not recorded: "set")."""
+    due = item.get("due_date")
+    return _DUE_DATE | ({"due_date": due, "due_date_status": "set"} if due else {})
+
+
+def _due_date(payload: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
+    value = payload.get("due_date")
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        errors["due_date"] = [
+            "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+        ]
+        return None
 
 
 def _of_projects(rows: dict[int, dict[str, Any]], projects: Container[int]) -> list[dict[str, Any]]:
