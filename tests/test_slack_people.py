@@ -3,10 +3,13 @@ project's members, questions instead of guesses, and the assignee written to Tai
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from agent.proposal import Proposal
+from bot.blocks.full_plan import full_plan_view
 from tests.peers.fake_anthropic import message, text, tool_results, tool_use
 from tests.peers.fake_taiga import ADMIN_ID, BOB_ID, PROJECT_ID
 from tests.peers.slack_harness import Harness, block_text, has_button
@@ -124,3 +127,23 @@ async def test_a_non_member_id_from_the_model_is_refused_to_the_model(h: Harness
     (only,) = await stored_stories(h)
     assert only["assigned_to"] is None
     assert len(h.anthropic.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_the_full_plan_shows_owners_due_dates_and_questions(h: Harness) -> None:
+    h.anthropic.script(message(
+        text("2 stories."),
+        story("Export plans as CSV", "bob", [{"subject": "Write the CSV writer",
+                                              "assignee": "Sam Lee"}], due_date="2026-12-11"),
+        story("Import plans", "Sam"),
+    ))
+    proposal = await plan_in_thread(h, "Bob exports by 11 Dec, Sam Lee writes it; Sam imports.")
+    plan = (await h.plans())[0]
+
+    view = full_plan_view(plan.id, 1, Proposal.model_validate(plan.proposal), 0)
+
+    shown = json.dumps(view, ensure_ascii=False)
+    assert "→ Bob Viewer, due 11 Dec 2026" in shown
+    assert "→ Sam Lee" in shown
+    assert "Who is Sam? Sam Lee or Sam Ortiz — left unassigned." in shown
+    assert "Write the CSV writer → Sam Lee" in block_text(proposal)  # the task's checkbox

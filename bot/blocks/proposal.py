@@ -207,7 +207,7 @@ def _existing_group(proposal: Proposal, level: int) -> tuple[str, list[PickItem]
 def owned(task: ProposedTask) -> str:
     """A task's subject with its owner and due date, if any: "Write the CSV writer → Dana"."""
     extra = owner_and_due(task)
-    return f"{task.subject}  {extra}" if extra else task.subject
+    return f"{task.subject} {extra}" if extra else task.subject
 
 
 def owner_and_due(item: ProposedStory | ProposedTask) -> str:
