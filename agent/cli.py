@@ -27,7 +27,7 @@ from pydantic import SecretStr, ValidationError
 from agent.errors import PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
 from agent.planning.context import read_project
-from agent.proposal import Proposal
+from agent.proposal import Proposal, ProposedStory, ProposedTask
 from agent.service import approve_and_apply, propose_plan
 from agent.settings import MissingSettingError, Settings
 from storage.db import Database
@@ -334,9 +334,9 @@ def format_proposal(proposal: Proposal) -> str:
         lines.append(f"User stories ({len(proposal.stories)}):")
         for n, story in enumerate(proposal.stories, start=1):
             tags = f"  [{', '.join(story.tags)}]" if story.tags else ""
-            lines.append(f"  {n}. {story.subject}{tags}")
+            lines.append(f"  {n}. {story.subject}{tags}{_owner_and_due(story)}")
             for task in story.tasks:
-                lines.append(f"     - {task.subject}")
+                lines.append(f"     - {task.subject}{_owner_and_due(task)}")
     if proposal.tasks_for_existing:
         lines.append(f"Tasks under existing stories ({len(proposal.tasks_for_existing)}):")
         for task in proposal.tasks_for_existing:
@@ -344,9 +344,10 @@ def format_proposal(proposal: Proposal) -> str:
                 f"#{task.user_story_ref}" if task.user_story_ref else f"id {task.user_story_id}"
             )
             title = f" {task.user_story_subject}" if task.user_story_subject else ""
-            lines.append(f"  - {parent}{title}: {task.subject}")
+            lines.append(f"  - {parent}{title}: {task.subject}{_owner_and_due(task)}")
     if not proposal.actions():
         lines.append("Nothing to create.")
+    lines += [f"? {question}" for question in proposal.questions]
     for warning in proposal.warnings:
         lines.append(f"! {warning}")
     lines.append(f"Summary: {proposal.summary}")
@@ -357,6 +358,13 @@ def format_proposal(proposal: Proposal) -> str:
         f"{u.cache_read_tokens} read from cache)"
     )
     return "\n".join(lines)
+
+
+def _owner_and_due(item: ProposedStory | ProposedTask) -> str:
+    """"  → Dana Scott, due 2026-12-11", the part of it the item has, or ""."""
+    parts = [f"→ {item.assignee}"] if item.assignee else []
+    parts += [f"due {item.due_date}"] if item.due_date else []
+    return "  " + ", ".join(parts) if parts else ""
 
 
 def dump_json(proposal: Proposal) -> str:
