@@ -22,14 +22,18 @@ from agent.people import SlackPerson
 from bot import slack_text
 from bot.services.core import Services
 from bot.services.errors import UserError
-from bot.services.slack_io import PERSON_SUBTYPES, SlackProfile, profiles
+from bot.services.slack_io import SlackProfile, profiles
 from storage import repositories as repo
 
 Json = dict[str, Any]
 
 TRANSCRIPT_SUFFIXES = (".txt", ".vtt", ".md")
-# Other apps' posts (a note-taker's summary) are minutes too; ours are filtered by user id.
-MINUTES_SUBTYPES = PERSON_SUBTYPES | {"bot_message"}
+# What people and other apps (a note-taker's summary) write; ours are filtered by user id. Every
+# other subtype (a deleted parent's `tombstone`, joins, topic changes, edits' `message_changed`,
+# …) is Slack's bookkeeping, not minutes.
+MINUTES_SUBTYPES = frozenset(
+    {None, "thread_broadcast", "file_share", "me_message", "bot_message"}
+)
 DOWNLOAD_TIMEOUT_SECONDS = 20.0
 
 

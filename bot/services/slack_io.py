@@ -104,26 +104,6 @@ async def thread_messages(slack: AsyncWebClient, *, channel: str, thread_ts: str
     raise UserError(THREAD_TOO_LONG)
 
 
-# Subtypes of what people write; every other subtype (a deleted parent's `tombstone`, joins,
-# topic changes, edits' `message_changed`, …) is Slack's bookkeeping, not minutes.
-PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_message"})
-
-
-def is_person_message(message: Json, bot_user_id: str | None) -> bool:
-    """A message a person wrote: a known person subtype, and not from a bot or app."""
-    return message.get("subtype") in PERSON_SUBTYPES and not is_bot_message(message, bot_user_id)
-
-
-def is_bot_message(message: Json, bot_user_id: str | None) -> bool:
-    """Our own messages and any other app's or bot's."""
-    return bool(
-        message.get("bot_id")
-        or message.get("subtype") in {"bot_message", "app_message"}
-        or message.get("bot_profile")
-        or (bot_user_id and message.get("user") == bot_user_id)
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class SlackProfile:
     """What `users.info` tells about a Slack user."""
