@@ -298,8 +298,9 @@ def format_result(result: ExecutionResult) -> str:
     for item in result.created:
         if item.kind == "milestone":
             lines.append(f"  Sprint: {item.subject} (new)  {item.url}")
-        elif item.kind == "story":
-            lines.append(f"  #{item.ref} {item.subject}  {item.url}")
+        elif item.kind in ("story", "move"):
+            moved = " (moved into the sprint)" if item.kind == "move" else ""
+            lines.append(f"  #{item.ref} {item.subject}{moved}  {item.url}")
             lines.extend(tasks_by_story.pop(item.action_key, []))
     for parent, task_lines in tasks_by_story.items():
         if parent.startswith("existing:"):
@@ -334,7 +335,9 @@ def format_proposal(proposal: Proposal) -> str:
         lines.append(f"User stories ({len(proposal.stories)}):")
         for n, story in enumerate(proposal.stories, start=1):
             tags = f"  [{', '.join(story.tags)}]" if story.tags else ""
-            lines.append(f"  {n}. {story.subject}{tags}{_owner_and_due(story)}")
+            dup = story.duplicate_of
+            left = f"  (left out: likely a duplicate of #{dup.ref} {dup.subject})" if dup else ""
+            lines.append(f"  {n}. {story.subject}{tags}{_owner_and_due(story)}{left}")
             for task in story.tasks:
                 lines.append(f"     - {task.subject}{_owner_and_due(task)}")
     if proposal.tasks_for_existing:
@@ -345,6 +348,10 @@ def format_proposal(proposal: Proposal) -> str:
             )
             title = f" {task.user_story_subject}" if task.user_story_subject else ""
             lines.append(f"  - {parent}{title}: {task.subject}{_owner_and_due(task)}")
+    if proposal.moves:
+        lines.append(f"Existing stories moved into the sprint ({len(proposal.moves)}):")
+        for move in proposal.moves:
+            lines.append(f"  - #{move.ref} {move.subject} (from {move.from_sprint or 'backlog'})")
     if not proposal.actions():
         lines.append("Nothing to create.")
     lines += [f"? {question}" for question in proposal.questions]

@@ -51,6 +51,11 @@ class GoneSinceProposal(NotFound):
     the whole sentence."""
 
 
+class ChangedSinceProposal(TaigaError):
+    """An existing object the plan changes was edited in Taiga after the plan was made, so it is
+    left as it is; the message is the whole sentence."""
+
+
 @dataclass(frozen=True)
 class Explanation:
     """`sentence` for a person in Slack; `api_detail` for an HTTP API or CLI caller, who may get
@@ -152,7 +157,7 @@ def _taiga(error: TaigaError, project: str | None, permission: str | None) -> Ex
         return Explanation(
             f"Taiga refused{where}: your account lacks the permission{needed}. {message}", 403
         )
-    if isinstance(error, GoneSinceProposal):
+    if isinstance(error, GoneSinceProposal | ChangedSinceProposal):
         return Explanation(message, 409)
     if isinstance(error, NotFound):
         found = _ended(message or "not found")

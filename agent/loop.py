@@ -77,7 +77,7 @@ async def propose(
     )
     await report_progress(progress, "Reading the project in Taiga…")
     try:
-        project, milestones, sprint_stories = await within_deadline(
+        project, milestones, stories = await within_deadline(
             tracker, prefetch(taiga, project_ref, sprint_name)
         )
     except BudgetExceeded:
@@ -85,7 +85,7 @@ async def propose(
             f"Taiga did not answer within the planning time limit of "
             f"{budgets.deadline_seconds:g} s."
         ) from None
-    scope = plan_scope(project, milestones, sprint_stories, sprint_name, today or date.today())
+    scope = plan_scope(project, milestones, stories, sprint_name, today or date.today())
     warnings, can_plan = planning_gate(scope)
     run = PlanningConversation(
         model_caller=model_caller,
@@ -237,6 +237,8 @@ class PlanningConversation:
             milestone=self.scope.milestone,
             stories=self.recorder.stories,
             tasks_for_existing=self.recorder.tasks_for_existing,
+            moves=self.recorder.moves,
+            left_out=self.recorder.left_out,
             warnings=self.warnings,
             stopped=self.stopped,
             usage=self.usage,

@@ -5,6 +5,7 @@ It is plain data (pydantic, JSON round-trip through `model_dump(mode="json")` an
 `Proposal.actions()` lists the writes in order with stable keys for the write ledger:
 
     milestone                      the sprint, only when it must be created
+    move:move-<usid>               each existing story moved into the sprint
     story:new-story-1              each proposed story (into the sprint)
     task:new-story-1/task-1        each task under a proposed story
     task:existing-<usid>/task-1    each task under a story that already exists
@@ -25,7 +26,8 @@ DESCRIPTION_MAX = 10_000
 TAG_MAX = 50
 
 
-ActionKind = Literal["milestone", "story", "task"]
+ActionKind = Literal["milestone", "move", "story", "task"]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -63,6 +65,15 @@ class ProposedTask(_Model):
     due_date: date | None = None  # only when the minutes state it
 
 
+class ExistingStory(_Model):
+    """A story already in Taiga (one a proposed story likely duplicates)."""
+
+    id: int
+    ref: int
+    subject: str
+    sprint: str | None = None  # its sprint's name; None: the backlog
+
+
 class ProposedStory(_Model):
     key: str  # "new-story-1"
     subject: str = Field(max_length=SUBJECT_MAX)
@@ -72,6 +83,20 @@ class ProposedStory(_Model):
     assigned_to: int | None = None
     assignee: str | None = None
     due_date: date | None = None  # only when the minutes state it
+    duplicate_of: ExistingStory | None = None  # left out by default when set
+
+
+class ProposedMove(_Model):
+    """An existing story to move into the target sprint, as it was when proposed: a story whose
+    `version` has changed since is reported and not moved."""
+
+    key: str  # "move-<story id>"
+    story_id: int
+    ref: int
+    subject: str
+    from_milestone_id: int | None = None  # None: the backlog
+    from_sprint: str | None = None
+    version: int
 
 
 class Usage(_Model):
@@ -94,6 +119,7 @@ class Action(_Model):
     kind: ActionKind
     depends_on: str | None = None
     milestone: ProposedMilestone | None = None
+    move: ProposedMove | None = None
     story: ProposedStory | None = None
     task: ProposedTask | None = None
 
@@ -104,6 +130,7 @@ class Proposal(_Model):
     milestone: ProposedMilestone | None  # None: the sprint is missing and may not be created
     stories: list[ProposedStory] = Field(default_factory=list)
     tasks_for_existing: list[ProposedTask] = Field(default_factory=list)
+    moves: list[ProposedMove] = Field(default_factory=list)
     summary: str = ""
     warnings: list[str] = Field(default_factory=list)
     stopped: StopReason | None = None
@@ -141,7 +168,7 @@ class Proposal(_Model):
 
     def item_keys(self) -> set[str]:
         """Every story and task key of the proposal, picked or not."""
-        keys = {s.key for s in self.stories}
+        keys = {s.key for s in self.stories} | {m.key for m in self.moves}
         keys |= {t.key for s in self.stories for t in s.tasks}
         return keys | {t.key for t in self.tasks_for_existing}
 
@@ -158,9 +185,15 @@ class Proposal(_Model):
         actions: list[Action] = []
         milestone_key: str | None = None
         stories = [s for s in self.stories if self.is_picked(s.key)]
-        if stories and self.milestone is not None and self.milestone.to_create:
+        moves = [m for m in self.moves if self.is_picked(m.key)]
+        if (stories or moves) and self.milestone is not None and self.milestone.to_create:
             milestone_key = "milestone"
             actions.append(Action(key="milestone", kind="milestone", milestone=self.milestone))
+        moved = {m.story_id: f"move:{m.key}" for m in moves}
+        for move in moves:
+            actions.append(
+                Action(key=moved[move.story_id], kind="move", depends_on=milestone_key, move=move)
+            )
         for story in stories:
             actions.append(
                 Action(
@@ -178,8 +211,9 @@ class Proposal(_Model):
                     )
                 )
         for task in (t for t in self.tasks_for_existing if self.is_picked(t.key)):
+            depends_on = moved.get(task.user_story_id or 0)  # a story moved by this plan
             actions.append(
-                Action(key=f"task:{task.key}", kind="task", task=task)
+                Action(key=f"task:{task.key}", kind="task", depends_on=depends_on, task=task)
             )
         return actions
 
@@ -192,6 +226,9 @@ class Proposal(_Model):
         if n_stories:
             where = f" in {self.milestone.name}" if self.milestone is not None else ""
             parts.append(f"{n_stories} user {plural(n_stories, 'story', 'stories')}{where}")
+        if self.moves:
+            n_moves = len(self.moves)
+            parts.append(f"move {n_moves} existing {plural(n_moves, 'story', 'stories')}")
         if self.task_count:
             parts.append(f"{self.task_count} {plural(self.task_count, 'task', 'tasks')}")
         if not parts:

@@ -4,7 +4,8 @@ A tool is a pydantic input model (its JSON schema is what Claude sees, generated
 written by hand), a description written for the model, a kind (read or write) and the Taiga
 permission it needs. Which tools a run offers is decided from the project's `my_permissions`
 for the acting user's own token; nothing in the minutes can add a tool. There is no tool that
-deletes, modifies or administers anything.
+deletes or administers anything; the only change to an existing object is moving a story into
+the target sprint.
 
 All tools act on the run's project only (there is no project argument), and write tools only
 record proposed actions; nothing is written until a person approves the plan.
@@ -128,6 +129,13 @@ class CreateTaskInput(ToolInput):
     due_date: DueDate = None
 
 
+class MoveUserStoryInput(ToolInput):
+    user_story: int = Field(
+        description="The numeric id of an open story outside the target sprint (backlog or "
+        "another sprint)."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
     name: str
@@ -167,8 +175,8 @@ _SPECS = (
             "List the project's existing user stories (id, ref, subject, sprint, status), "
             "optionally only one sprint's or only the backlog. Use it when the minutes name a "
             "story that may already exist outside the target sprint (by #ref or by name), so "
-            "you do not propose it again. Do not use it for the target sprint: its stories are "
-            "in the first message."
+            "you do not propose it again. Do not use it for the target sprint or the open "
+            "stories the first message already lists."
         ),
         input_model=ListUserStoriesInput,
         kind="read",
@@ -202,11 +210,25 @@ _SPECS = (
         extra_permissions=("add_task",),
     ),
     ToolSpec(
+        name="taiga_move_user_story",
+        description=(
+            "Propose moving an existing open story (from the backlog or another sprint) into "
+            "the target sprint; recorded for approval, nothing is written now. Use it when the "
+            "minutes take a story into this sprint (\"we take #42\"), or when a story you would "
+            "propose already exists. Do not use it for a story already in the target sprint or "
+            "a closed one. Tasks for a moved story may then be added with taiga_create_task."
+        ),
+        input_model=MoveUserStoryInput,
+        kind="write",
+        permission="modify_us",
+    ),
+    ToolSpec(
         name="taiga_create_task",
         description=(
             "Propose one task under a story already in the target sprint (its numeric id) or "
             "under a story proposed in this run (its reference, e.g. 'new-story-1'). Use it for "
-            "new work on a story that exists in the sprint. Do not use it for the tasks of a "
+            "new work on a story that exists in the sprint or that you move into it. Do not use "
+            "it for the tasks of a "
             "story you propose: put those in taiga_create_user_story. Recorded for approval; "
             "nothing is written now."
         ),
@@ -220,12 +242,14 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in _SPECS}
 # The write tool whose permission each kind of proposed action needs when it is applied.
 _TOOL_FOR_ACTION: dict[ActionKind, str] = {
     "milestone": "taiga_create_milestone",
+    "move": "taiga_move_user_story",
     "story": "taiga_create_user_story",
     "task": "taiga_create_task",
 }
 ADD_STORY = TOOLS["taiga_create_user_story"].permission
 ADD_TASK = TOOLS["taiga_create_task"].permission
 ADD_SPRINT = TOOLS["taiga_create_milestone"].permission
+MOVE_STORY = TOOLS["taiga_move_user_story"].permission
 # What planning stories with tasks needs: asked of an approver when a plan's actions are unknown.
 STORY_AND_TASK_PERMISSIONS = (ADD_STORY, ADD_TASK)
 

@@ -180,6 +180,11 @@ class WriteLedger(SQLModel, table=True):
     # for a moved story the sprint it came from (NULL: the backlog).
     taiga_version: int | None = None
     previous_milestone_id: int | None = None
+    # The `external_reference` the latest attempt sent to Taiga, which names this write exactly
+    # (NULL on rows claimed before revision 0006, and for sprints, which cannot carry one).
+    external_reference: list[str] | None = Field(
+        default=None, sa_type=sa.JSON(none_as_null=True)
+    )
 
 
 class SlackEvent(SQLModel, table=True):

@@ -286,6 +286,9 @@ class TaigaSession(SessionEndpoints):
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
         return success_json(await self._call("POST", path, json=payload))
 
+    async def _patch(self, path: str, payload: dict[str, Any]) -> Any:
+        return success_json(await self._call("PATCH", path, json=payload))
+
     async def _get_all(self, path: str, params: dict[str, Any]) -> list[Any]:
         """Every item of a paginated list, paging against our own base URL."""
         items: list[Any] = []

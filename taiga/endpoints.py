@@ -7,6 +7,7 @@ travels (token refresh, paging, retries, deadlines) is `taiga.client.TaigaSessio
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -27,6 +28,10 @@ class SessionEndpoints(ABC):
     @abstractmethod
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
         """The JSON body of one POST, or our error."""
+
+    @abstractmethod
+    async def _patch(self, path: str, payload: dict[str, Any]) -> Any:
+        """The JSON body of one PATCH, or our error."""
 
     @abstractmethod
     async def _get_all(self, path: str, params: dict[str, Any]) -> list[Any]:
@@ -128,7 +133,10 @@ class SessionEndpoints(ABC):
         tags: list[str] | None = None,
         assigned_to: int | None = None,
         due_date: date | None = None,
+        external_reference: Sequence[str] | None = None,
     ) -> UserStory:
+        """`external_reference` (e.g. `["taiga-planner", "<plan>:<action>"]`) is stored as sent
+        and returned by reads; Taiga cannot filter lists by it."""
         payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
         if assigned_to is not None:  # a user who is not a project member is a 400
             payload["assigned_to"] = int(assigned_to)
@@ -140,7 +148,18 @@ class SessionEndpoints(ABC):
             payload["milestone"] = int(milestone_id)
         if tags:
             payload["tags"] = list(tags)
+        if external_reference is not None:
+            payload["external_reference"] = list(external_reference)
         return parse_as(UserStory, await self._post("/userstories", payload))
+
+    async def move_user_story(
+        self, story_id: int, milestone_id: int | None, *, version: int
+    ) -> UserStory:
+        """Put the story in a sprint (None: the backlog). Taiga checks `version` only against the
+        fields this PATCH sends, so a caller that must not overwrite other edits compares the
+        story's version itself first."""
+        payload = {"milestone": milestone_id, "version": int(version)}
+        return parse_as(UserStory, await self._patch(f"/userstories/{int(story_id)}", payload))
 
     async def create_task(
         self,
@@ -152,6 +171,7 @@ class SessionEndpoints(ABC):
         description: str = "",
         assigned_to: int | None = None,
         due_date: date | None = None,
+        external_reference: Sequence[str] | None = None,
     ) -> Task:
         payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
         if assigned_to is not None:
@@ -164,4 +184,6 @@ class SessionEndpoints(ABC):
             payload["milestone"] = int(milestone_id)
         if description:
             payload["description"] = description
+        if external_reference is not None:
+            payload["external_reference"] = list(external_reference)
         return parse_as(Task, await self._post("/tasks", payload))

@@ -89,10 +89,14 @@ class UserStory(_Model):
     assigned_to: int | None = None
     due_date: date | None = None
     created_date: datetime
+    modified_date: datetime | None = None
+    version: int = 1  # Taiga's optimistic-concurrency counter: +1 on every accepted PATCH
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     status_name: str | None = None
     is_closed: bool = False
+    # Who made it and for what, as the creating program wrote it (None for things made by hand).
+    external_reference: list[str] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -144,6 +148,7 @@ class Task(_Model):
     description: str | None = None
     status_name: str | None = None
     is_closed: bool = False
+    external_reference: list[str] | None = None
 
     @model_validator(mode="before")
     @classmethod

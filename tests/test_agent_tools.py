@@ -27,7 +27,7 @@ BOB_VIEWER = frozenset(
 WRITER = BOB_VIEWER | {"add_us", "add_task", "add_milestone"}
 
 
-def test_registry_has_the_five_tools_and_no_destructive_one() -> None:
+def test_registry_has_the_six_tools_and_no_destructive_one() -> None:
     # No read tool whose answer the first message already holds (project, sprints, members).
     assert set(TOOLS) == {
         "taiga_get_milestone_by_name",
@@ -35,6 +35,7 @@ def test_registry_has_the_five_tools_and_no_destructive_one() -> None:
         "taiga_create_milestone",
         "taiga_create_user_story",
         "taiga_create_task",
+        "taiga_move_user_story",
     }
     for name in TOOLS:
         assert not any(
@@ -48,6 +49,7 @@ def test_each_tool_declares_kind_and_permission() -> None:
     assert TOOLS["taiga_create_user_story"].extra_permissions == ("add_task",)
     assert kinds["taiga_create_task"] == ("write", "add_task")
     assert kinds["taiga_create_milestone"] == ("write", "add_milestone")
+    assert kinds["taiga_move_user_story"] == ("write", "modify_us")
     assert kinds["taiga_list_user_stories"] == ("read", "view_us")
     assert kinds["taiga_get_milestone_by_name"] == ("read", "view_milestones")
 

@@ -462,8 +462,13 @@ async def test_a_lost_story_that_taiga_saves_late_is_adopted_on_retry_not_duplic
     plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=0))
     fake_taiga.fail_next(504, method="POST", path="/userstories")
     first = await apply(sqlite_database, plan_id, alice)
-    # Taiga finishes saving the first request after the run looked for it.
-    late = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
+    # Taiga finishes saving the first request (with the reference it carried) after the run
+    # looked for it.
+    [sent] = posts(fake_taiga, "/userstories")
+    late = fake_taiga.add_story(
+        PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice",
+        external_reference=sent.json["external_reference"],
+    )  # fmt: skip
 
     second = await apply(sqlite_database, plan_id, alice)
 
@@ -551,6 +556,104 @@ async def test_two_stories_with_one_subject_are_never_adopted_twice(
     assert len({item.id for item in result.created}) == 2
     assert len(story_rows(fake_taiga, "Same subject")) == 2
     assert len(posts(fake_taiga, "/userstories")) == 1
+
+
+def reference(plan_id: str, key: str) -> list[str]:
+    return ["taiga-planner", f"{plan_id}:{key}"]
+
+
+@pytest.mark.anyio
+async def test_every_created_story_and_task_names_this_app_and_its_plan_action(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    plan_id = await store_plan(sqlite_database, proposal(stories=2, existing_story_tasks=1))
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.complete and len(result.created) == 7
+    in_taiga = {
+        (kind, row["id"]): row["external_reference"]
+        for kind, rows in (("story", fake_taiga.stories), ("task", fake_taiga.tasks))
+        for row in rows(PROJECT_ID)
+    }
+    for item in result.created:
+        assert in_taiga[(item.kind, item.id)] == reference(plan_id, item.action_key)
+    # A plan made through the API or the CLI has no thread to link back to.
+    [story] = story_rows(fake_taiga, "Story 1")
+    assert story["description"] == "About story 1"
+
+
+@pytest.mark.anyio
+async def test_a_lost_response_is_adopted_by_its_reference_not_by_an_older_look_alike(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    """Someone made "Story 1" by hand a moment before; our POST is saved but its answer lost:
+    the story carrying our reference is adopted, the hand-made one left alone."""
+    plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=1))
+    by_hand = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
+    fake_taiga.lose_next_response(method="POST", path="/userstories")
+
+    result = await apply(sqlite_database, plan_id, alice)
+
+    assert result.complete
+    [story] = result.created_of("story")
+    [ours] = [row for row in story_rows(fake_taiga, "Story 1") if row["id"] != by_hand["id"]]
+    assert (story.id, story.reconciled) == (ours["id"], True)
+    assert ours["external_reference"] == reference(plan_id, "story:new-story-1")
+    assert len(posts(fake_taiga, "/userstories")) == 1
+    assert [t.user_story_id for t in result.created_of("task")] == [ours["id"]]
+
+
+@pytest.mark.anyio
+async def test_a_same_subject_look_alike_without_our_reference_is_never_adopted(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    """Our story POST is lost before Taiga saves it, and a person makes a story with the same
+    subject in the sprint meanwhile: Retry does not take theirs for ours, it creates ours."""
+    db = sqlite_database
+    plan_id = await store_plan(db, proposal(stories=1, tasks=0))
+    fake_taiga.fail_next(504, method="POST", path="/userstories")
+    first = await apply(db, plan_id, alice)
+    by_hand = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
+
+    second = await apply(db, plan_id, alice)
+
+    assert first.failed[0].reason == NOT_CONFIRMED
+    assert second.complete
+    [story] = second.created_of("story")
+    assert story.id != by_hand["id"] and not story.reconciled
+    assert len(posts(fake_taiga, "/userstories")) == 2
+    rows = {row["id"]: row["external_reference"] for row in story_rows(fake_taiga, "Story 1")}
+    assert rows == {by_hand["id"]: None, story.id: reference(plan_id, "story:new-story-1")}
+
+
+@pytest.mark.anyio
+async def test_a_row_claimed_before_references_falls_back_then_resends_with_one(
+    sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
+) -> None:
+    """Rows from before references were sent: the plain subject/owner/time match adopts the
+    story that attempt made; one with nothing in Taiga is sent again, now with its reference."""
+    db = sqlite_database
+    plan_id = await store_plan(db, proposal(stories=2, tasks=0), state="partial")
+    await claim_pending(
+        db, plan_id, ["story:new-story-1", "story:new-story-2"], at=datetime.now(UTC)
+    )
+    reached = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")
+
+    result = await apply(db, plan_id, alice)
+
+    assert result.complete
+    by_key = {item.action_key: item for item in result.created}
+    assert (by_key["story:new-story-1"].id, by_key["story:new-story-1"].reconciled) == (
+        reached["id"],
+        True,
+    )
+    [sent] = posts(fake_taiga, "/userstories")
+    assert sent.json["external_reference"] == reference(plan_id, "story:new-story-2")
+    ledger = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
+    assert ledger["story:new-story-2"].external_reference == tuple(
+        reference(plan_id, "story:new-story-2")
+    )
 
 
 @pytest.mark.anyio

@@ -244,6 +244,44 @@ async def test_a_double_approve_writes_each_item_once(h: Harness) -> None:
 
 
 @pytest.mark.anyio
+async def test_each_story_ends_with_a_link_back_to_the_slack_thread_it_came_from(
+    h: Harness,
+) -> None:
+    await linked(h)
+    proposal_ts = await propose(h)
+
+    await h.click("plan_approve", proposal_ts)
+    await h.wait_update(lambda p: "applied" in str(p.get("text")))
+    await h.settle()
+
+    root = h.slack.messages(h.channel)[0]
+    plan = (await h.plans())[0]
+    assert plan.slack_permalink is not None
+    assert plan.slack_permalink.endswith(f"/archives/{h.channel}/p{root['ts'].replace('.', '')}")
+    link = f"[Planned in this Slack thread]({plan.slack_permalink})"
+    stories = [s for s in h.taiga.stories(PROJECT_ID) if s["subject"] in dict(STORIES)]
+    assert len(stories) == 2 and all(s["description"].endswith(link) for s in stories)
+    assert all(link not in t["description"] for t in h.taiga.tasks(PROJECT_ID))
+
+
+@pytest.mark.anyio
+async def test_a_thread_slack_gives_no_link_to_is_planned_without_the_link_line(
+    h: Harness,
+) -> None:
+    await linked(h)
+    h.slack.fail_next("chat.getPermalink", "message_not_found")
+    proposal_ts = await propose(h)
+
+    await h.click("plan_approve", proposal_ts)
+    await h.wait_update(lambda p: "applied" in str(p.get("text")))
+    await h.settle()
+
+    assert (await h.plans())[0].slack_permalink is None
+    stories = [s for s in h.taiga.stories(PROJECT_ID) if s["subject"] in dict(STORIES)]
+    assert len(stories) == 2 and not any("Slack thread" in s["description"] for s in stories)
+
+
+@pytest.mark.anyio
 async def test_approve_writes_as_the_linked_taiga_user_without_asking_taiga_who_that_is(
     h: Harness,
 ) -> None:

@@ -801,6 +801,32 @@ def test_retaking_restamps_only_pending_actions_with_the_new_sender(database: Da
     )
 
 
+def test_each_attempt_records_the_external_reference_it_sends(database: Database) -> None:
+    """Claiming stores a write's reference (none for keys without one, e.g. the sprint);
+    a retake stamps the new attempt's, replacing a row claimed without one."""
+    plan = _plan(database, state="partial")
+    story = ["taiga-planner", f"{plan.id}:story:new-story-1"]
+
+    def claim_then_retake(session: Session) -> list[repo.LedgerEntry]:
+        repo.claim_actions(
+            session, plan_id=plan.id, action_keys=["milestone", "story:new-story-1"], now=NOW,
+            actor=ACTOR, references={"story:new-story-1": story},
+        )  # fmt: skip
+        _claim(session, plan_id=plan.id, action_key="task:legacy", now=NOW, actor=ACTOR)
+        return repo.retake_actions(
+            session, plan_id=plan.id, action_keys=["task:legacy"], now=NOW, actor=ACTOR,
+            references={"task:legacy": ["taiga-planner", f"{plan.id}:task:legacy"]},
+        )  # fmt: skip
+
+    [retaken] = database.run_sync(claim_then_retake)
+
+    ledger = database.run_sync(lambda s: repo.ledger_for_plan(s, plan.id))
+    assert ledger["milestone"].external_reference is None
+    assert ledger["story:new-story-1"].external_reference == tuple(story)
+    expected = ("taiga-planner", f"{plan.id}:task:legacy")
+    assert retaken.external_reference == ledger["task:legacy"].external_reference == expected
+
+
 def test_completing_an_unclaimed_action_is_an_error(database: Database) -> None:
     plan = _plan(database, state="executing")
 

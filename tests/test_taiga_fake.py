@@ -127,10 +127,27 @@ def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Clie
         sample["request"]["body"] = {"refresh": old["refresh"]}
     elif name == "78_err_userstories_patch_stale_version.json":
         replay(fake, load("77_userstories_patch_with_version.json"), http)
-    elif name == "125_err_tasks_create_assigned_to_non_member.json":
-        sample["request"]["body"]["user_story"] = 1  # story 79 of the recording is not seeded
+    elif number in (110, 111, 125):  # tasks of story 79, which sample 108 created
+        fake.add_story(PROJECT_ID, "SMP story 79", milestone_id=SPRINT6_ID, story_id=79)
+        if number == 111:
+            replay(fake, load("110_tasks_create_with_external_reference.json"), http)
+    elif number in (113, 114, 121, 131, 132):
+        _story_82_as_recorded(fake, number)
+    elif number == 116:  # story 83 after the bulk move of 115
+        fake.add_story(PROJECT_ID, "SMP Backlog story for bulk_update_milestone", story_id=83,
+                       milestone_id=SPRINT6_ID)  # fmt: skip
     elif name in ("22_milestones_create_sprint5.json", "23_milestones_create_sprint6.json"):
         sample["request"]["body"]["name"] += " (replayed)"  # the seed already has these sprints
+
+
+def _story_82_as_recorded(fake: FakeTaiga, number: int) -> None:
+    """Story 82 of samples 112-132: made in the backlog (v1), moved into Sprint 6 (113, v2), its
+    description edited (121, v3)."""
+    fake.add_story(PROJECT_ID, "SMP Backlog story to move into Sprint 6", story_id=82)
+    if number > 113:
+        fake.edit_story(82, milestone=SPRINT6_ID)
+    if number == 132:
+        fake.edit_story(82, description="Moved into Sprint 6 by the planner.")
 
 
 def key_set(body: Any) -> Any:
@@ -355,3 +372,26 @@ def test_login_failures_trip_the_login_fail_throttle_for_auth_and_refresh_only(
     assert [r.status_code for r in (wrong, reused, login, refresh, me)] == [401, 401, 429, 429, 200]
     assert login.headers["X-Throttle-Wait-Seconds"] == "60" and "retry-after" not in login.headers
     assert login.json()["_error_type"] == "taiga.base.exceptions.Throttled"
+
+
+def test_external_reference_is_stored_as_sent_and_lists_ignore_it_as_a_filter(
+    fake_taiga: FakeTaiga,
+) -> None:
+    """Samples 108, 110 and 133: echoed exactly on create and in lists, null when not sent,
+    and `?external_reference=` filters nothing."""
+    reference = ["taiga-planner", "plan-123:story:new-story-1"]
+    with httpx.Client(timeout=10) as http:
+        replay(fake_taiga, load("108_userstories_create_with_external_reference.json"), http)
+        listed = replay(
+            fake_taiga, load("133_userstories_list_external_reference_param_ignored.json"), http
+        )
+        everything = http.get(
+            f"{fake_taiga.api_url}/userstories",
+            params={"project": PROJECT_ID, "milestone": SPRINT6_ID},
+            headers={"Authorization": f"Bearer {fake_taiga.login_tokens('alice')['auth_token']}"},
+        )
+    references = [s["external_reference"] for s in fake_taiga.stories(PROJECT_ID)]
+    assert references.count(reference) == 1 and references.count(None) == len(references) - 1
+    count = listed.headers["x-pagination-count"]
+    assert count == everything.headers["x-pagination-count"] == str(len(everything.json()))
+    assert listed.json()[0]["external_reference"] is None

@@ -103,6 +103,26 @@ def test_recorded_bodies_parse_into_the_values_we_rely_on() -> None:
     assert (task.ref, task.user_story) == (8, 1)
 
 
+def test_external_references_parse_as_sent_and_as_null_when_none_was_sent() -> None:
+    samples = dict(load_samples())
+
+    def body(name: str) -> Any:
+        return samples[name]["response"]["body"]
+
+    sent = ["taiga-planner", "plan-123:story:new-story-1"]
+    story = UserStory.model_validate(body("108_userstories_create_with_external_reference.json"))
+    listed = UserStory.model_validate(
+        body("109_userstories_list_milestone_tag_filter_external_reference.json")[0]
+    )
+    assert story.external_reference == listed.external_reference == sent
+    task = Task.model_validate(body("110_tasks_create_with_external_reference.json"))
+    [listed_task] = body("111_tasks_list_by_user_story_external_reference.json")
+    assert task.external_reference == Task.model_validate(listed_task).external_reference
+    assert task.external_reference == ["taiga-planner", "plan-123:task:new-story-1/task-1"]
+    [by_hand] = body("133_userstories_list_external_reference_param_ignored.json")
+    assert UserStory.model_validate(by_hand).external_reference is None
+
+
 EXPECTED_ERROR: dict[int, type[TaigaError]] = {
     400: ValidationFailed,
     401: Unauthorized,

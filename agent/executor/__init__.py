@@ -1,12 +1,14 @@
 """Apply a stored, approved proposal to Taiga exactly once.
 
 The executor writes exactly the actions recorded in `Plan.proposal`: the sprint first (if one is
-to be created), then every story, then every task, with bounded concurrency. Every write goes
+to be created), then every existing story it moves in, then every new story, then every task,
+with bounded concurrency. Every write goes
 through the write ledger (pending before it is sent, done after), so a retry, a second approval
 or a restart never writes twice; a write whose outcome is unknown is first looked up in Taiga.
 
     apply.py      apply_plan / record_approved_plan, and the plan's state around a run
     phases.py     sprint, then stories, then tasks: how each is created and found in Taiga
+    moves.py      existing stories moved into the sprint, only if unchanged since the proposal
     run.py        ApplyRun: one apply's state, and how one phase of writes is sent
     ledger.py     the write ledger: claim pending, complete done, read a done write's outcome
     reconcile.py  recognising in Taiga a write whose outcome is unknown, before resending

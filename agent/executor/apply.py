@@ -149,6 +149,7 @@ async def apply_plan(
             concurrency=concurrency,
             progress=progress,
             actor_id=actor_id,
+            thread_link=plan.slack_permalink,
         )
         writes = writes_of(proposal)
         await run_phases(run, writes)
@@ -185,6 +186,7 @@ async def _open_run(
     concurrency: int = 1,
     progress: Progress | None = None,
     actor_id: int | None = None,
+    thread_link: str | None = None,
 ) -> ApplyRun:
     ledger = await Ledger.load(db, plan_id, now)
     return ApplyRun(
@@ -196,6 +198,7 @@ async def _open_run(
         semaphore=asyncio.Semaphore(max(1, concurrency)),
         progress=progress,
         actor_id=actor_id,
+        thread_link=thread_link,
     )
 
 
@@ -236,6 +239,7 @@ class _PlanSnapshot:
     updated_at: datetime
     proposal: dict[str, Any] | None
     result: dict[str, Any] | None
+    slack_permalink: str | None
 
 
 def _snapshot(plan: Plan | None) -> _PlanSnapshot | None:
@@ -248,6 +252,7 @@ def _snapshot(plan: Plan | None) -> _PlanSnapshot | None:
         updated_at=plan.updated_at,
         proposal=plan.proposal,
         result=plan.result,
+        slack_permalink=plan.slack_permalink,
     )
 
 

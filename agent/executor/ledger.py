@@ -71,13 +71,21 @@ class Ledger:
 
     async def claim(self, fresh: Sequence[Write], resend: Sequence[Write], actor: int) -> Claim:
         """Mark a phase's writes pending in ONE transaction before any is sent: insert the fresh
-        ones, restamp the pending ones about to be sent again with this sender."""
+        ones, restamp the pending ones about to be sent again with this sender. Each row records
+        the `external_reference` its attempt sends."""
         if not fresh and not resend:
             return Claim(ours=[], done_meanwhile=[], unknown=[])
         now = self.now()
+        references = {
+            write.key: reference
+            for write in [*fresh, *resend]
+            if (reference := write.reference(self.plan_id)) is not None
+        }
 
         def claim(session: Session) -> tuple[dict[str, repo.LedgerEntry], list[repo.LedgerEntry]]:
-            common: dict[str, Any] = {"plan_id": self.plan_id, "now": now, "actor": actor}
+            common: dict[str, Any] = {
+                "plan_id": self.plan_id, "now": now, "actor": actor, "references": references,
+            }  # fmt: skip
             claimed = repo.claim_actions(session, action_keys=[w.key for w in fresh], **common)
             retaken = repo.retake_actions(session, action_keys=[w.key for w in resend], **common)
             return claimed, retaken
@@ -110,5 +118,7 @@ class Ledger:
                 taiga_id=outcome.id,
                 taiga_ref=outcome.ref,
                 now=now,
+                taiga_version=outcome.version,
+                previous_milestone_id=outcome.previous_milestone_id,
             )
         )

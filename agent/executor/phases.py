@@ -1,4 +1,5 @@
-"""The phases of an apply, in order: the sprint (if new), then every story, then every task.
+"""The phases of an apply, in order: the sprint (if new), then every moved story
+(`agent.executor.moves`), then every new story, then every task.
 
 Each phase says how to create one of its objects in Taiga and how to find the ones whose
 outcome is unknown; `ApplyRun.run_phase` does the rest. A phase whose parent is missing is
@@ -13,8 +14,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from agent.errors import GoneSinceProposal
+from agent.executor.moves import SKIPPED_NOT_MOVED, move_phase
 from agent.executor.run import ApplyRun
-from agent.executor.writes import Outcome, Write, Writes
+from agent.executor.writes import Outcome, Write, Writes, with_link_back
 from agent.wording import plural
 from taiga.errors import TaigaError, ValidationFailed
 
@@ -28,10 +30,11 @@ async def run_phases(run: ApplyRun, writes: Writes) -> None:
     if await _sprint_phase(run, writes.sprint):
         if run.milestone_id is not None and run.milestone_slug is None:
             await _fill_milestone_slug(run)
+        await move_phase(run, writes.moves)
         await _story_phase(run, writes.stories)
         await _task_phase(run, writes.tasks)
     else:
-        for write in [*writes.stories, *writes.tasks]:
+        for write in [*writes.moves, *writes.stories, *writes.tasks]:
             run.fail(write, SKIPPED_NO_SPRINT, skipped=True)
 
 
@@ -99,11 +102,12 @@ async def _story_phase(run: ApplyRun, stories: Sequence[Write]) -> None:
             story = await run.taiga.create_user_story(
                 run.project_id,
                 write.subject,
-                description=write.description,
+                description=with_link_back(write.description, run.thread_link),
                 milestone_id=run.milestone_id,
                 tags=list(write.tags) or None,
                 assigned_to=write.assigned_to,
                 due_date=write.due_date,
+                external_reference=run.reference(write),
             )
         return Outcome(id=story.id, ref=story.ref)
 
@@ -125,7 +129,8 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
     ready: list[Write] = []
     for task in tasks:
         if task.story_key is not None and task.story_key not in run.outcomes:
-            run.fail(task, SKIPPED_NO_STORY, skipped=True)
+            moved = task.story_key.startswith("move:")
+            run.fail(task, SKIPPED_NOT_MOVED if moved else SKIPPED_NO_STORY, skipped=True)
         else:
             ready.append(task)
     if not ready:
@@ -148,6 +153,7 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
                 description=write.description,
                 assigned_to=write.assigned_to,
                 due_date=write.due_date,
+                external_reference=run.reference(write),
             )
         return Outcome(id=task.id, ref=task.ref)
 

@@ -140,6 +140,6 @@ def _url(run: ApplyRun, kind: ActionKind, ref: int | None, milestone_url: str | 
         return milestone_url or f"{run.web_url.rstrip('/')}/project/{slug}/taskboard"
     if ref is None:
         return f"{run.web_url.rstrip('/')}/project/{slug}"
-    if kind == "story":
+    if kind in ("story", "move"):
         return links.story_url(run.web_url, slug, ref)
     return links.task_url(run.web_url, slug, ref)

@@ -46,6 +46,7 @@ class ApplyRun:
     semaphore: asyncio.Semaphore
     progress: Progress | None = None
     actor_id: int | None = None  # the acting Taiga user, when the caller knows it
+    thread_link: str | None = None  # the Slack thread the plan came from (None: API, CLI)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     failures: dict[str, tuple[str, bool]] = field(default_factory=dict)  # key -> (reason, skipped)
     milestone_id: int | None = None
@@ -69,6 +70,10 @@ class ApplyRun:
             if self.actor_id is None:
                 self.actor_id = (await self.taiga.me()).id
             return self.actor_id
+
+    def reference(self, write: Write) -> tuple[str, str] | None:
+        """The `external_reference` this write is sent with."""
+        return write.reference(self.plan_id)
 
     def remember(self, write: Write, outcome: Outcome) -> None:
         self.outcomes[write.key] = outcome

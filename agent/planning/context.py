@@ -1,8 +1,10 @@
 """What a planning run knows before its first model call, and the views of it the model sees.
 
-`prefetch` reads the project (permissions, sprints, members), then its sprints and the target
-sprint's stories concurrently. `plan_scope` picks the target sprint: an existing one, or a new
-one named and dated like the others when the user may create sprints. The `*_view` functions are
+`prefetch` reads the project (permissions, sprints, members), then its sprints and all its
+stories concurrently. `plan_scope` picks the target sprint: an existing one, or a new one named
+and dated like the others when the user may create sprints, and splits the stories into those in
+the target sprint and the open ones outside it (which the model may move in, and which proposed
+stories are compared with). The `*_view` functions are
 the shapes of projects, sprints, stories and members handed to the model, here and by the reads,
 and `proposal_view` the shape of a current plan a refinement revises.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from taiga.client import TaigaSession
 
 DEFAULT_SPRINT_DAYS = 14
+# Open stories outside the target sprint shown to the model: the most recently modified ones.
+MAX_OTHER_STORIES = 200
 MAX_TAGS_SHOWN = 200
 
 
@@ -40,6 +44,18 @@ class PlanScope:
     milestone: ProposedMilestone | None
     known_stories: dict[int, UserStory]
     today: date  # the model is told it, for relative dates in the minutes
+    # Every open story outside the target sprint, most recently modified first.
+    other_open_stories: list[UserStory] = field(default_factory=list)
+
+    @property
+    def shown_other_stories(self) -> list[UserStory]:
+        """The open stories outside the target sprint that the model is shown."""
+        return self.other_open_stories[:MAX_OTHER_STORIES]
+
+    def sprint_name_of(self, milestone_id: int | None) -> str | None:
+        """The name of a sprint of the project by id (None for the backlog or an unknown id)."""
+        known = [*self.milestones, *self.project.milestones]
+        return next((m.name for m in known if m.id == milestone_id), None)
 
 
 async def read_project(session: TaigaSession, ref: int | str) -> Project:
@@ -52,21 +68,19 @@ async def read_project(session: TaigaSession, ref: int | str) -> Project:
 async def prefetch(
     taiga: TaigaSession, project_ref: Project | int | str, sprint_name: str
 ) -> tuple[Project, list[Milestone], list[UserStory]]:
-    """The project first (id, permissions, sprints, members), then sprints and stories at once."""
+    """The project first (id, permissions, sprints, members), then its sprints and all its
+    stories at once (one list: the target sprint's and the others are split by `plan_scope`)."""
     if isinstance(project_ref, Project):
         project = project_ref
     else:
         project = await read_project(taiga, project_ref)
     perms = project.my_permissions
-    target = milestone_named(project.milestones, sprint_name)
 
     async def milestones() -> list[Milestone]:
         return await taiga.list_milestones(project.id) if "view_milestones" in perms else []
 
     async def stories() -> list[UserStory]:
-        if target is None or "view_us" not in perms:
-            return []
-        return await taiga.list_user_stories(project.id, milestone_id=target.id)
+        return await taiga.list_user_stories(project.id) if "view_us" in perms else []
 
     found_milestones, found_stories = await asyncio.gather(milestones(), stories())
     return project, found_milestones, found_stories
@@ -75,22 +89,40 @@ async def prefetch(
 def plan_scope(
     project: Project,
     milestones: list[Milestone],
-    sprint_stories: list[UserStory],
+    stories: list[UserStory],
     sprint_name: str,
     today: date,
 ) -> PlanScope:
     """The scope of a run from what `prefetch` read; the target sprint is None when it does not
     exist and the user may not create it."""
     name = " ".join(sprint_name.split())
+    milestone = _target_milestone(project, milestones, name, today)
+    target_id = milestone.existing_id if milestone is not None else None
+    sprint_stories = [s for s in stories if target_id is not None and s.milestone == target_id]
+    in_sprint = {s.id for s in sprint_stories}
+    others = [s for s in stories if not s.is_closed and s.id not in in_sprint]
+    others.sort(key=lambda s: s.modified_date or s.created_date, reverse=True)
     return PlanScope(
         project=project,
         perms=project.my_permissions,
         milestones=milestones,
         sprint_name=name,
         sprint_stories=sprint_stories,
-        milestone=_target_milestone(project, milestones, name, today),
-        known_stories={s.id: s for s in sprint_stories},
+        milestone=milestone,
+        known_stories={s.id: s for s in stories},
         today=today,
+        other_open_stories=others,
+    )
+
+
+def other_stories_note(scope: PlanScope) -> str | None:
+    """A sentence for the person when the model was not shown every open story."""
+    total = len(scope.other_open_stories)
+    if total <= MAX_OTHER_STORIES:
+        return None
+    return (
+        f"Claude saw only the {MAX_OTHER_STORIES} most recently changed of the {total} open "
+        f"stories outside {scope.sprint_name}; older ones were not considered for moving."
     )
 
 
@@ -173,12 +205,31 @@ def first_context(scope: PlanScope, tools: list[str]) -> dict[str, Any]:
         "tools_you_may_use": tools,
         "target_sprint": target,
         "stories_already_in_target_sprint": [story_view(s) for s in scope.sprint_stories],
+        "open_stories_outside_target_sprint": _other_stories(scope),
         "sprints": [
             {k: v for k, v in milestone_view(x).items() if k != "stories"} for x in scope.milestones
         ],
         "members": [member_view(x) for x in project.members],
         "project_tags": sorted(project.tags_colors)[:MAX_TAGS_SHOWN],
     }
+
+
+def _other_stories(scope: PlanScope) -> dict[str, Any]:
+    shown = scope.shown_other_stories
+    view: dict[str, Any] = {
+        "note": (
+            "Open stories in the backlog or other sprints. Do not propose a new story for work "
+            "one of them already covers: propose moving it into the target sprint "
+            "(taiga_move_user_story) or tasks under it instead."
+        ),
+        "stories": [
+            {**story_view(s), "sprint": scope.sprint_name_of(s.milestone) or "backlog"}
+            for s in shown
+        ],
+    }
+    if len(scope.other_open_stories) > len(shown):
+        view["cut"] = f"the {len(shown)} most recently changed of {len(scope.other_open_stories)}"
+    return view
 
 
 def milestone_view(m: Milestone) -> dict[str, Any]:
@@ -241,7 +292,17 @@ def proposal_view(proposal: Proposal) -> dict[str, Any]:
         for t in proposal.tasks_for_existing
         if proposal.is_picked(t.key)
     ]
-    return {"target_sprint": sprint, "stories": stories, "tasks_for_existing_stories": existing}
+    moves = [
+        {"user_story": m.story_id, "ref": m.ref, "subject": m.subject}
+        for m in proposal.moves
+        if proposal.is_picked(m.key)
+    ]
+    return {
+        "target_sprint": sprint,
+        "stories": stories,
+        "tasks_for_existing_stories": existing,
+        "stories_moved_into_the_sprint": moves,
+    }
 
 
 def _task_view(task: ProposedTask) -> dict[str, Any]:

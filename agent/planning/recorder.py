@@ -2,9 +2,11 @@
 
 `planning_gate` says what the acting user's permissions leave possible (no `add_us`: nothing;
 no `add_task`: stories without tasks; no target sprint: nothing can be placed). `Recorder` turns
-each write call into proposed stories, tasks and sprint dates, answering with placeholder
-references (`new-story-1`, `new-story-1/task-2`, `existing-<id>/task-1`) later calls may use.
-A call that cannot be recorded raises `ToolError` with a sentence for the model.
+each write call into proposed stories, moves of existing stories, tasks and sprint dates,
+answering with placeholder references (`new-story-1`, `new-story-1/task-2`, `move-<id>`,
+`existing-<id>/task-1`) later calls may use. A story that likely duplicates an existing open one
+is recorded but left out, with a pointer to the existing story. A call that cannot be recorded
+raises `ToolError` with a sentence for the model.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pydantic import BaseModel
 from agent import tools as t
 from agent.budgets import BudgetTracker
 from agent.people import People
-from agent.planning.context import PlanScope
+from agent.planning.context import PlanScope, other_stories_note
+from agent.planning.duplicates import likely_duplicate
 from agent.planning.reads import within_deadline
-from agent.proposal import ProposedStory, ProposedTask
+from agent.proposal import ExistingStory, ProposedMove, ProposedStory, ProposedTask
 from taiga.errors import NotFound, TaigaError
 from taiga.models import UserStory
 from taiga.names import normalise_name
@@ -51,6 +54,8 @@ def planning_gate(scope: PlanScope) -> tuple[list[str], bool]:
     target_id = scope.milestone.existing_id
     if any(m.id == target_id and m.closed for m in scope.milestones):
         warnings.append(f"Sprint {scope.milestone.name} is closed.")
+    if (note := other_stories_note(scope)) is not None:
+        warnings.append(note)
     return warnings, True
 
 
@@ -66,6 +71,8 @@ class Recorder:
         self.people = people
         self.stories: list[ProposedStory] = []
         self.tasks_for_existing: list[ProposedTask] = []
+        self.moves: list[ProposedMove] = []
+        self.left_out: list[str] = []  # likely duplicates, until a person puts them back
         self.questions: list[str] = []  # who the minutes meant, where no single member matched
 
     async def record(self, name: str, args: BaseModel) -> Any:
@@ -76,6 +83,8 @@ class Recorder:
             return await self._record_task(args)
         if isinstance(args, t.CreateMilestoneInput):
             return self._record_milestone(args)
+        if isinstance(args, t.MoveUserStoryInput):
+            return await self._record_move(args)
         raise t.ToolError(f"{name} cannot be recorded.")  # pragma: no cover - registry mismatch
 
     def _record_story(self, args: t.CreateUserStoryInput) -> Any:
@@ -94,6 +103,7 @@ class Recorder:
                     f"{self.scope.sprint_name}; add tasks to it with taiga_create_task instead."
                 )
         key = f"new-story-{len(self.stories) + 1}"
+        duplicate = self._duplicate_of(args.subject)
         owner = self._owner(args.assignee)
         task_owners = [self._owner(task.assignee) for task in args.tasks]
         tasks = [
@@ -111,10 +121,19 @@ class Recorder:
                 tags=list(dict.fromkeys(args.tags)),
                 tasks=tasks,
                 due_date=args.due_date,
+                duplicate_of=duplicate,
                 **owner,
             )
         )
-        return self._answer(key, tasks=[task.key for task in tasks])
+        answer = self._answer(key, tasks=[task.key for task in tasks])
+        if duplicate is not None:
+            self.left_out.append(key)
+            answer["note"] = (
+                f"Left out: it looks like existing story #{duplicate.ref} (id {duplicate.id}) "
+                f"{duplicate.subject!r}. Propose moving that story into the sprint or tasks "
+                "under it instead; a person can still put this one back."
+            )
+        return answer
 
     def _answer(self, key: str, **extra: Any) -> dict[str, Any]:
         """The tool's answer; it repeats the open questions about owners, if any."""
@@ -143,6 +162,41 @@ class Recorder:
         if member is None:
             return {}
         return {"assigned_to": member.id, "assignee": member.full_name_display or member.username}
+
+    def _duplicate_of(self, subject: str) -> ExistingStory | None:
+        """The existing open story (any sprint or the backlog) `subject` likely duplicates."""
+        scope = self.scope
+        existing = [s for s in scope.sprint_stories if not s.is_closed]
+        found = likely_duplicate(subject, existing + scope.other_open_stories)
+        if found is None:
+            return None
+        return ExistingStory(
+            id=found.id, ref=found.ref, subject=found.subject,
+            sprint=scope.sprint_name_of(found.milestone),
+        )  # fmt: skip
+
+    async def _record_move(self, args: t.MoveUserStoryInput) -> Any:
+        story = await self._story_in_project(args.user_story)
+        key = f"move-{story.id}"
+        target = self.scope.milestone
+        assert target is not None  # the loop runs only with a target sprint
+        if target.existing_id is not None and story.milestone == target.existing_id:
+            raise t.ToolError(f"Story #{story.ref} (id {story.id}) is already in {target.name}.")
+        if story.is_closed:
+            raise t.ToolError(f"Story #{story.ref} (id {story.id}) is closed; it is not moved.")
+        if all(m.key != key for m in self.moves):
+            self.moves.append(
+                ProposedMove(
+                    key=key,
+                    story_id=story.id,
+                    ref=story.ref,
+                    subject=story.subject,
+                    from_milestone_id=story.milestone,
+                    from_sprint=self.scope.sprint_name_of(story.milestone),
+                    version=story.version,
+                )
+            )
+        return {"recorded": True, "reference": key, "note": _NOT_WRITTEN}
 
     async def _record_task(self, args: t.CreateTaskInput) -> Any:
         if isinstance(args.user_story, str):
@@ -190,7 +244,22 @@ class Recorder:
         return task
 
     async def _existing_story(self, story_id: int) -> UserStory:
-        """The story, read if the run has not seen it; it must be in the target sprint."""
+        """The story, read if the run has not seen it; it must be in the target sprint or be
+        moved there by this plan."""
+        scope = self.scope
+        story = await self._story_in_project(story_id)
+        target = scope.milestone.existing_id if scope.milestone is not None else None
+        moved = any(m.story_id == story.id for m in self.moves)
+        if not moved and (target is None or story.milestone != target):
+            raise t.ToolError(
+                f"Story #{story.ref} (id {story.id}) is not in {scope.sprint_name}; this plan only "
+                "adds tasks to stories in its own sprint. Move it into the sprint first "
+                "(taiga_move_user_story) or propose a new story instead."
+            )
+        return story
+
+    async def _story_in_project(self, story_id: int) -> UserStory:
+        """A story of the run's project, read if the run has not seen it."""
         scope = self.scope
         story = scope.known_stories.get(story_id)
         if story is None:
@@ -205,12 +274,6 @@ class Recorder:
                 f"There is no story with id {story_id} in project {scope.project.name}."
             )
         scope.known_stories[story.id] = story
-        target = scope.milestone.existing_id if scope.milestone is not None else None
-        if target is None or story.milestone != target:
-            raise t.ToolError(
-                f"Story #{story.ref} (id {story.id}) is not in {scope.sprint_name}; this plan only "
-                "adds tasks to stories in its own sprint. Propose a new story instead."
-            )
         return story
 
     def _record_milestone(self, args: t.CreateMilestoneInput) -> Any:

@@ -135,6 +135,8 @@ def _summary(result: ExecutionResult) -> str:
     parts.append(counted(len(result.created_of("task")), "task", "tasks"))
     where = f" in {result.milestone_name}" if result.milestone_name else " in the backlog"
     text = "Created " + _join(parts) + where + "."
+    if moved := result.created_of("move"):
+        text += f" Moved {counted(len(moved), 'existing story', 'existing stories')} there."
     if not result.complete:
         text += f" {counted(len(result.failed), 'item was', 'items were')} not created."
     return text

@@ -80,6 +80,12 @@ def _item_texts(proposal: Proposal) -> list[str]:
         texts.append("*Tasks for existing stories*")
         for k, task in enumerate(proposal.tasks_for_existing, 1):
             texts += _task_texts(proposal, f"E{k}", task)
+    if proposal.moves:
+        texts.append("*Existing stories moved into the sprint*")
+        for k, move in enumerate(proposal.moves, 1):
+            where = esc_line(move.from_sprint or "the backlog", 200)
+            line = f"• *M{k}* #{move.ref} {esc_line(move.subject, 500)}  _(from {where})_"
+            texts.append(line if proposal.is_picked(move.key) else line + _LEFT_OUT)
     return texts
 
 
@@ -91,6 +97,9 @@ def _story_texts(proposal: Proposal, number: int, story: ProposedStory) -> list[
         heading += "  " + esc_line(owner_and_due(story), 300)
     if not proposal.is_picked(story.key):
         heading += _LEFT_OUT
+    if story.duplicate_of is not None:
+        dup = story.duplicate_of
+        heading += f"\n_Likely a duplicate of #{dup.ref} {esc_line(dup.subject, 200)}_"
     return _with_description(heading, story.description)
 
 

@@ -1,7 +1,8 @@
 """The pick checkboxes on a proposal: which stories and tasks will be written.
 
 Every story and task has a short number, shown to people and used as its checkbox's value:
-"3" is the third story, "3.2" its second task, "E1" the first task for an existing story. A
+"3" is the third story, "3.2" its second task, "E1" the first task for an existing story, "M1"
+the first existing story moved into the sprint. A
 numbered item is unchecked (and struck through) when it was left out. Slack allows 10 options
 in one checkboxes element, so an item list becomes groups of 10: the first group is the
 accessory of the item's section, the others follow in one actions block.
@@ -55,6 +56,8 @@ def item_numbers(proposal: Proposal) -> dict[str, str]:
         numbers.update({f"{i}.{j}": task.key for j, task in enumerate(story.tasks, 1)})
     for k, task in enumerate(proposal.tasks_for_existing, 1):
         numbers[f"E{k}"] = task.key
+    for k, move in enumerate(proposal.moves, 1):
+        numbers[f"M{k}"] = move.key
     return numbers
 
 

@@ -1,6 +1,8 @@
 """The proposal message: the plan a person is asked to approve, with its sprint, its stories
-and tasks (each with a checkbox that picks it), warnings, usage, and the Approve / View full
-plan / Reject buttons. What a long plan cannot show in full here is in the full-plan modal."""
+and tasks and the existing stories it moves in (each with a checkbox that picks it; a likely
+duplicate of an existing story is marked, linked and left out), warnings, usage, and the
+Approve / View full plan / Reject buttons. What a long plan cannot show in full here is in the
+full-plan modal."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from functools import partial
 
 from slack_sdk.models.blocks import Block, DividerBlock
 
-from agent.proposal import Proposal, ProposedStory, ProposedTask
+from agent.proposal import ExistingStory, Proposal, ProposedStory, ProposedTask
 from agent.wording import counted
 from bot.blocks.actions import decision_buttons
 from bot.blocks.fitting import bullets, fit_blocks
@@ -27,7 +29,7 @@ from bot.blocks.kit import (
 )
 from bot.blocks.picking import OPTION_TEXT_MAX, PickItem, pick_blocks
 from bot.slack_text import escape_mrkdwn, one_line, truncate
-from taiga.links import sprint_url
+from taiga.links import sprint_url, story_url
 
 # Detail levels of a story (see `_story_group`): its description and its task labels shrink.
 _DESCRIPTION_LIMITS = (280, 100, 0, 0)
@@ -82,7 +84,7 @@ def proposal_blocks(
         )
     )
 
-    groups = _pick_groups(proposal)
+    groups = _pick_groups(proposal, web_url)
     item_blocks: list[Block] = []
     if groups:
         item_blocks = [
@@ -105,14 +107,17 @@ def proposal_blocks(
 _Group = Callable[[int], tuple[str, list[PickItem]]]
 
 
-def _pick_groups(proposal: Proposal) -> list[_Group]:
-    """Each story, then the tasks for existing stories, as a group of the message."""
+def _pick_groups(proposal: Proposal, web_url: str | None) -> list[_Group]:
+    """Each story, then the tasks for existing stories, then the moved stories, as a group of
+    the message."""
     groups: list[_Group] = [
-        partial(_story_group, proposal, number, story)
+        partial(_story_group, proposal, number, story, web_url)
         for number, story in enumerate(proposal.stories, 1)
     ]
     if proposal.tasks_for_existing:
         groups.append(partial(_existing_group, proposal))
+    if proposal.moves:
+        groups.append(partial(_moves_group, proposal))
     return groups
 
 
@@ -120,8 +125,11 @@ def _approve_note(proposal: Proposal) -> str:
     actions = proposal.actions()
     stories = sum(a.kind == "story" for a in actions)
     tasks = sum(a.kind == "task" for a in actions)
+    moves = sum(a.kind == "move" for a in actions)
     sprint = next((a.milestone for a in actions if a.milestone is not None), None)
     writes = f"{counted(stories, 'story', 'stories')} and {counted(tasks, 'task', 'tasks')}"
+    if moves:
+        writes += f", moves {counted(moves, 'existing story', 'existing stories')} into the sprint"
     if sprint is not None:
         writes += f" and the sprint *{esc_line(sprint.name, 60)}*"
     stories_out, tasks_out = proposal.left_out_counts()
@@ -161,11 +169,14 @@ def _sprint_line(proposal: Proposal, web_url: str | None) -> str:
 
 def _counts(proposal: Proposal) -> str:
     stories = counted(len(proposal.stories), "story", "stories")
-    return f"{stories}, {counted(proposal.task_count, 'task', 'tasks')}"
+    counts = f"{stories}, {counted(proposal.task_count, 'task', 'tasks')}"
+    if proposal.moves:
+        counts += f", {counted(len(proposal.moves), 'story', 'stories')} moved in"
+    return counts
 
 
 def _story_group(
-    proposal: Proposal, number: int, story: ProposedStory, level: int
+    proposal: Proposal, number: int, story: ProposedStory, web_url: str | None, level: int
 ) -> tuple[str, list[PickItem]]:
     """One story at a detail level (0 richest … 3 most compact): the section shows its subject,
     tags and (cut) description; its checkboxes the story and its tasks' subjects."""
@@ -176,6 +187,8 @@ def _story_group(
         head += "  " + esc_line(", ".join(story.tags), 100)
     if story.assignee or story.due_date:
         head += "  " + esc_line(owner_and_due(story), 200)
+    if story.duplicate_of is not None:
+        head += "\n" + _duplicate_line(proposal, story.duplicate_of, web_url)
     description = one_line(story.description)
     limit = _DESCRIPTION_LIMITS[level]
     if description and limit:
@@ -216,6 +229,27 @@ def owner_and_due(item: ProposedStory | ProposedTask) -> str:
     if item.due_date:
         parts.append(f"due {_day(item.due_date)}")
     return ", ".join(parts)
+def _duplicate_line(proposal: Proposal, existing: ExistingStory, web_url: str | None) -> str:
+    url = story_url(web_url, proposal.project.slug, existing.ref) if web_url else None
+    name = link(url, f"#{existing.ref} {esc_line(existing.subject, 80)}")
+    where = esc_line(existing.sprint, 60) if existing.sprint else "the backlog"
+    return (
+        f":warning: Likely a duplicate of {name} (in {where}), so left out; tick it to create "
+        "it anyway."
+    )
+
+
+def _moves_group(proposal: Proposal, level: int) -> tuple[str, list[PickItem]]:
+    heading = f"*Existing stories moved into the sprint* ({len(proposal.moves)})"
+    items = [
+        PickItem(
+            f"M{k}", f"M{k}",
+            f"#{move.ref} {one_line(move.subject)} (from {move.from_sprint or 'the backlog'})",
+            proposal.is_picked(move.key), _LABEL_LIMITS[level],
+        )
+        for k, move in enumerate(proposal.moves, 1)
+    ]
+    return heading, items
 
 
 def _story_ref(task: ProposedTask) -> str:

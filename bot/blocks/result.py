@@ -25,7 +25,7 @@ from bot.blocks.kit import (
 )
 
 _FAILED_MAX = 2000
-_KIND_LABELS = {"milestone": "Sprint", "story": "Story", "task": "Task"}
+_KIND_LABELS = {"milestone": "Sprint", "move": "Moving story", "story": "Story", "task": "Task"}
 _STORY_LEVELS = 2  # see `_created_story_chunk`
 _HISTORY_MAX = 8  # versions named in the result
 
@@ -123,6 +123,9 @@ def result_blocks(
         f"{counted(len(stories), 'story', 'stories')} and {counted(n_tasks, 'task', 'tasks')}"
         " created"
     )
+    moved = [item for item in created if item.kind == "move"]
+    if moved:
+        counts += f", {counted(len(moved), 'story', 'stories')} moved into the sprint"
     lines = [f"{emoji} *{title}*: {counts}"]
     left_out = _left_out_sentence(result, len(stories), n_tasks)
     if left_out:
@@ -133,6 +136,10 @@ def result_blocks(
     head: list[Block] = [section("\n".join(lines))]
 
     tail: list[Block] = []
+    if moved:
+        moved_lines = [f"• {_created_label(m)}" for m in moved]
+        moved_text = bullets(moved_lines, EXISTING_TASKS_MAX, ("story", "stories"))
+        tail.append(section("*Moved into the sprint*\n" + moved_text))
     if loose_tasks:
         loose = [f"• {_created_label(t)}" for t in loose_tasks]
         heading = "*Tasks added to existing stories*\n"

@@ -37,6 +37,7 @@ from bot.services.minutes import read_minutes
 from bot.services.slack_io import (
     Tell,
     esc,
+    permalink,
     post,
     readable,
     update,
@@ -212,7 +213,9 @@ async def run_plan(services: Services, run: PlanRun, *, tell: Tell) -> None:
 
 
 async def _create_plan(services: Services, run: PlanRun, status_ts: str) -> str:
+    """Store the plan being drafted, with the link to its thread that each story will end with."""
     digest = hashlib.sha256(run.minutes.encode("utf-8")).hexdigest()
+    thread_link = await permalink(services.slack, channel=run.channel_id, ts=run.thread_ts)
     now = services.now()
     return await services.db.run(
         lambda s: repo.create_plan(
@@ -221,6 +224,7 @@ async def _create_plan(services: Services, run: PlanRun, status_ts: str) -> str:
             slack_channel_id=run.channel_id,
             slack_thread_ts=run.thread_ts,
             slack_message_ts=status_ts,
+            slack_permalink=thread_link,
             requester_slack_id=run.user_id,
             project_id=run.project.project_id,
             project_slug=run.project.project_slug,

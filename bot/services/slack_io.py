@@ -88,6 +88,17 @@ async def direct_message(slack: AsyncWebClient, *, user: str, text: str) -> None
     await slack.chat_postMessage(channel=opened["channel"]["id"], text=text)
 
 
+async def permalink(slack: AsyncWebClient, *, channel: str, ts: str) -> str | None:
+    """A link to one message (chat.getPermalink), or None when Slack will not give one: the
+    link back from Taiga is a convenience, never a reason to fail a plan."""
+    try:
+        response = await slack.chat_getPermalink(channel=channel, message_ts=ts)
+    except SlackApiError as error:
+        logger.info("chat.getPermalink %s %s: %s", channel, ts, error.response.get("error"))
+        return None
+    return str(response["permalink"])
+
+
 async def thread_messages(slack: AsyncWebClient, *, channel: str, thread_ts: str) -> list[Json]:
     """Every message of a thread (conversations.replies, all pages), oldest first."""
     messages: list[Json] = []

@@ -6,7 +6,7 @@ on which of them claimed each write.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +30,7 @@ class LedgerEntry:
     actor_taiga_id: int | None = None
     taiga_version: int | None = None
     previous_milestone_id: int | None = None
+    external_reference: tuple[str, ...] | None = None
     claimed_now: bool = False
 
     @property
@@ -44,9 +45,11 @@ def claim_actions(
     action_keys: Sequence[str],
     now: datetime,
     actor: int,
+    references: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, LedgerEntry]:
-    """Record each action as pending, sent by Taiga user `actor`, unless it is already recorded;
-    returns the rows by key. One transaction for a whole phase of writes.
+    """Record each action as pending, sent by Taiga user `actor` with the `external_reference`
+    in `references` (by key; none for the others), unless it is already recorded; returns the
+    rows by key. One transaction for a whole phase of writes.
 
     `claimed_now` tells the one caller whose insert created a row; everyone else gets the
     existing row (pending: a previous attempt may have reached Taiga; done: skip it).
@@ -56,7 +59,8 @@ def claim_actions(
     for key in action_keys:
         row = existing.get(key)
         if row is None:
-            entries[key] = _claim_one(session, plan_id, key, now, actor)
+            reference = _stored((references or {}).get(key))
+            entries[key] = _claim_one(session, plan_id, key, now, actor, reference)
         else:
             entries[key] = _entry(row)
     return entries
@@ -69,9 +73,11 @@ def retake_actions(
     action_keys: Collection[str],
     now: datetime,
     actor: int,
+    references: Mapping[str, Sequence[str]] | None = None,
 ) -> list[LedgerEntry]:
-    """Stamp pending actions that are about to be sent again with the new attempt's time and
-    sender (the caller found no trace of the earlier attempt in Taiga); returns those rows."""
+    """Stamp pending actions that are about to be sent again with the new attempt's time,
+    sender and `external_reference` (the caller found no trace of the earlier attempt in
+    Taiga); returns those rows."""
     rows = session.exec(
         select(WriteLedger)
         .where(
@@ -86,6 +92,7 @@ def retake_actions(
     for row in rows:
         row.attempted_at = now
         row.actor_taiga_id = actor
+        row.external_reference = _stored((references or {}).get(row.action_key))
         session.add(row)
     session.flush()
     return [_entry(row) for row in rows]
@@ -130,7 +137,12 @@ def ledger_for_plan(session: Session, plan_id: str) -> dict[str, LedgerEntry]:
 
 
 def _claim_one(
-    session: Session, plan_id: str, action_key: str, now: datetime, actor: int
+    session: Session,
+    plan_id: str,
+    action_key: str,
+    now: datetime,
+    actor: int,
+    reference: list[str] | None,
 ) -> LedgerEntry:
     row = WriteLedger(
         plan_id=plan_id,
@@ -138,6 +150,7 @@ def _claim_one(
         state="pending",
         attempted_at=now,
         actor_taiga_id=actor,
+        external_reference=reference,
     )
     if insert_unless_present(session, row, key=["plan_id", "action_key"]):
         return _entry(row, claimed_now=True)
@@ -169,6 +182,10 @@ def _ledger_row(session: Session, plan_id: str, action_key: str) -> WriteLedger 
     return session.exec(statement).first()
 
 
+def _stored(reference: Sequence[str] | None) -> list[str] | None:
+    return list(reference) if reference is not None else None
+
+
 def _entry(row: WriteLedger, *, claimed_now: bool = False) -> LedgerEntry:
     return LedgerEntry(
         plan_id=row.plan_id,
@@ -181,5 +198,8 @@ def _entry(row: WriteLedger, *, claimed_now: bool = False) -> LedgerEntry:
         actor_taiga_id=row.actor_taiga_id,
         taiga_version=row.taiga_version,
         previous_milestone_id=row.previous_milestone_id,
+        external_reference=(
+            tuple(row.external_reference) if row.external_reference is not None else None
+        ),
         claimed_now=claimed_now,
     )

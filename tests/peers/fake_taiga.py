@@ -23,7 +23,8 @@ Lifecycle: the `fake_taiga` fixture (function-scoped, seeded, running); or `Fake
 SPRINT5_ID, SPRINT6_ID, VIEWER_ROLE_ID, PASSWORDS, VIEW_PERMISSIONS, ALL_PERMISSIONS.
 
 Helpers (all thread-safe):
-  building:  add_user, add_project, add_role, add_member, add_milestone, add_story, add_task
+  building:  add_user, add_project, add_role, add_member, add_milestone, add_story, add_task;
+             edit_story(id, **fields) (an edit by someone else: version + 1)
   reading:   stories(project_id), tasks(project_id), milestones(project_id), user(username),
              requests (list[RecordedRequest]), requests_to(method, path), clear_requests()
   tokens:    login_tokens(username) -> {"auth_token", "refresh"}; expire_access_tokens(username);
@@ -537,14 +538,25 @@ class FakeTaiga:
         description: str = "",
         tags: list[str] | tuple[str, ...] = (),
         owner: str | None = None,
+        external_reference: list[str] | None = None,
+        story_id: int | None = None,
     ) -> dict[str, Any]:
         """Create a user story directly (no HTTP); returns its API body."""
         with self._lock:
             owner_id = self._owner_id(project_id, owner)
-            return self._story_body(
-                self._create_story(project_id, subject, owner_id, milestone_id, description, tags),
-                detail=True,
+            story = self._create_story(
+                project_id, subject, owner_id, milestone_id, description, tags, story_id
             )
+            story["external_reference"] = external_reference
+            return self._story_body(story, detail=True)
+
+    def edit_story(self, story_id: int, **fields: Any) -> dict[str, Any]:
+        """Change a story as someone else would in Taiga's UI (its `version` goes up by one)."""
+        with self._lock:
+            story = self._stories[story_id]
+            story.update(fields)
+            self._bump_version(story, set(fields))
+            return self._story_body(story, detail=True)
 
     def add_task(
         self,
@@ -1213,7 +1225,7 @@ class FakeTaiga:
             "subject": story["subject"],
             "client_requirement": False,
             "team_requirement": False,
-            "external_reference": None,
+            "external_reference": story["external_reference"],
             "version": story["version"],
             "is_blocked": False,
             "blocked_note": "",
@@ -1261,7 +1273,7 @@ class FakeTaiga:
             "generated_from_issue": None,
             "generated_from_task": None,
             "from_task_ref": None,
-            "external_reference": None,
+            "external_reference": story["external_reference"],
             "tribe_gig": None,
             "version": story["version"],
             "watchers": [],
@@ -1307,7 +1319,7 @@ class FakeTaiga:
             "us_order": task["us_order"],
             "taskboard_order": task["taskboard_order"],
             "is_iocaine": False,
-            "external_reference": None,
+            "external_reference": task["external_reference"],
             "version": task["version"],
             "watchers": [],
             "is_blocked": False,
@@ -1335,9 +1347,12 @@ class FakeTaiga:
         milestone_id: int | None,
         description: str,
         tags: list[str] | tuple[str, ...],
+        story_id: int | None = None,
     ) -> dict[str, Any]:
         order = _order_value()
-        story = self._new_item("story", project_id, subject, description, milestone_id, owner_id)
+        story = self._new_item(
+            "story", project_id, subject, description, milestone_id, owner_id, story_id
+        )
         story["tags"] = list(dict.fromkeys(str(t).lower() for t in tags))
         story |= {"backlog_order": order, "sprint_order": order, "kanban_order": order}
         self._stories[story["id"]] = story
@@ -1366,12 +1381,14 @@ class FakeTaiga:
         description: str,
         milestone_id: int | None,
         owner_id: int,
+        item_id: int | None = None,
     ) -> dict[str, Any]:
-        """The fields a new story and a new task share: the next id and the project's next ref."""
+        """The fields a new story and a new task share: the next id (or `item_id`) and the
+        project's next ref."""
         project = self._projects[project_id]
         now = timestamp()
         return {
-            "id": self._next_id(kind),
+            "id": self._claim_id(kind, item_id),
             "ref": next(project.refs),
             "project": project_id,
             "subject": subject,
@@ -1379,6 +1396,7 @@ class FakeTaiga:
             "milestone": milestone_id,
             "owner": owner_id,
             "status": 1,
+            "external_reference": None,
             "version": 1,
             "created_date": now,
             "modified_date": now,
@@ -1732,6 +1750,13 @@ class FakeTaiga:
             raise _Reply(400, {"tags": ["Invalid tag list."]})
         return [str(t[0] if isinstance(t, list) and t else t) for t in tags]
 
+    @staticmethod
+    def _external_reference(payload: dict[str, Any]) -> list[str] | None:
+        """Stored as sent and returned as a list of strings (108, 110); lists cannot be filtered
+        by it (133): the list handlers ignore that query parameter like any unknown one."""
+        value = payload.get("external_reference")
+        return [str(item) for item in value] if isinstance(value, list) else None
+
     def _r_stories_create(self, request: RecordedRequest) -> _Reply:
         user = self._require_user(request)
         payload = self._payload(request)
@@ -1748,6 +1773,7 @@ class FakeTaiga:
             self._tags(payload),
         )  # fmt: skip
         story |= {"assigned_to": assigned_to, "due_date": due_date}
+        story["external_reference"] = self._external_reference(payload)
         return _Reply(201, self._story_body(story, detail=True))
 
     def _r_story_patch(self, request: RecordedRequest, pk: int) -> _Reply:
@@ -1760,7 +1786,7 @@ class FakeTaiga:
         version = payload.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise _Reply(400, {"version": "The version parameter is not valid"})
-        if version != story["version"]:
+        if self._stale(story, version, set(payload) - {"version"}):
             raise _Reply(400, {"version": "The version doesn't match with the current one"})
         errors: dict[str, list[str]] = {}
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
@@ -1775,9 +1801,24 @@ class FakeTaiga:
             story["milestone"] = milestone_id
         if "tags" in payload:
             story["tags"] = self._tags(payload)
-        story["version"] += 1
-        story["modified_date"] = timestamp()
+        self._bump_version(story, set(payload) - {"version"})
         return _Reply(200, self._story_body(story, detail=True), {"Taiga-Info-Order-Updated": "{}"})
+
+    @staticmethod
+    def _stale(story: dict[str, Any], version: int, fields: set[str]) -> bool:
+        """Taiga's check is per field (samples 114, 132): a PATCH sent with an old version is
+        refused only if a field it sends was changed by the edits since that version."""
+        if version > story["version"]:
+            return True
+        changed = story.setdefault("changed_fields", {})
+        edits = range(version + 1, story["version"] + 1)
+        return any(changed.get(v, set()) & fields for v in edits)
+
+    @staticmethod
+    def _bump_version(story: dict[str, Any], fields: set[str]) -> None:
+        story["version"] += 1
+        story.setdefault("changed_fields", {})[story["version"]] = fields
+        story["modified_date"] = timestamp()
 
     def _r_stories_bulk_create(self, request: RecordedRequest) -> _Reply:
         user = self._require_user(request)
@@ -1856,6 +1897,7 @@ class FakeTaiga:
             str(payload.get("description") or ""),
         )
         task |= {"assigned_to": assigned_to, "due_date": due_date}
+        task["external_reference"] = self._external_reference(payload)
         return _Reply(201, self._task_body(task, detail=True))
 
     def _r_tasks_bulk_create(self, request: RecordedRequest) -> _Reply:
