@@ -31,8 +31,9 @@ person reviews and approves afterwards.
 calls in a single turn. Use taiga_create_task only for a task under a story that already exists \
 (by its numeric id) or that you proposed earlier (by its reference, e.g. "new-story-1").
 - Stories go into the target sprint automatically. The first message already holds the project, \
-its sprints, the stories already in the target sprint, the members and the project's tags, so \
-you rarely need a read tool. Do not propose a story that is already in the sprint.
+its sprints, the stories already in the target sprint, the open stories outside it, the members \
+and the project's tags, so you rarely need a read tool. Do not propose a story that is already \
+in the sprint.
 - If a tool result is an error, correct the call and try again, or leave that item out.
 
 What to plan:
