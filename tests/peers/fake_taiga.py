@@ -567,11 +567,12 @@ class FakeTaiga:
         milestone_id: int | None = None,
         description: str = "",
         owner: str | None = None,
+        task_id: int | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             owner_id = self._owner_id(project_id, owner)
             task = self._create_task(
-                project_id, subject, owner_id, user_story_id, milestone_id, description
+                project_id, subject, owner_id, user_story_id, milestone_id, description, task_id
             )
             return self._task_body(task, detail=True)
 
@@ -839,6 +840,7 @@ class FakeTaiga:
         ("POST", r"/tasks", "tasks_create"),
         ("POST", r"/tasks/bulk_create", "tasks_bulk_create"),
         ("GET", r"/tasks/(?P<pk>\d+)", "task_get"),
+        ("PATCH", r"/tasks/(?P<pk>\d+)", "task_patch"),
     )
 
     def _route(self, request: RecordedRequest, raw_path: str) -> _Reply:
@@ -1366,9 +1368,12 @@ class FakeTaiga:
         user_story_id: int | None,
         milestone_id: int | None,
         description: str,
+        task_id: int | None = None,
     ) -> dict[str, Any]:
         order = _order_value() // 1000
-        task = self._new_item("task", project_id, subject, description, milestone_id, owner_id)
+        task = self._new_item(
+            "task", project_id, subject, description, milestone_id, owner_id, task_id
+        )
         task |= {"user_story": user_story_id, "us_order": order, "taskboard_order": order}
         self._tasks[task["id"]] = task
         return task
@@ -1899,6 +1904,32 @@ class FakeTaiga:
         task |= {"assigned_to": assigned_to, "due_date": due_date}
         task["external_reference"] = self._external_reference(payload)
         return _Reply(201, self._task_body(task, detail=True))
+
+    def _r_task_patch(self, request: RecordedRequest, pk: int) -> _Reply:
+        """A task's subject, description or assignee, with its `version` (sample 124; any
+        member may be the assignee, anyone else is a 400 as on create)."""
+        user = self._require_user(request)
+        payload = self._payload(request)
+        task = self._tasks.get(pk)
+        if task is None:
+            raise _Reply(404, {"_error_message": "No Task matches the given query."})
+        self._check(self._projects[task["project"]], user, "modify_task")
+        version = payload.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise _Reply(400, {"version": "The version parameter is not valid"})
+        if self._stale(task, version, set(payload) - {"version"}):
+            raise _Reply(400, {"version": "The version doesn't match with the current one"})
+        errors: dict[str, list[str]] = {}
+        assigned_to = self._assignee(payload, task["project"], errors)
+        if errors:
+            raise _Reply(400, errors)
+        for key in ("subject", "description"):
+            if key in payload:
+                task[key] = str(payload[key])
+        if "assigned_to" in payload:
+            task["assigned_to"] = assigned_to
+        self._bump_version(task, set(payload) - {"version"})
+        return _Reply(200, self._task_body(task, detail=True))
 
     def _r_tasks_bulk_create(self, request: RecordedRequest) -> _Reply:
         user = self._require_user(request)
