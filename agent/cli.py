@@ -28,7 +28,7 @@ from pydantic import SecretStr, ValidationError
 from agent.errors import PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
 from agent.planning.context import read_project
-from agent.proposal import Proposal
+from agent.proposal import Proposal, ProposedStory, ProposedTask
 from agent.service import approve_and_apply, propose_plan, undo_applied_plan
 from agent.settings import MissingSettingError, Settings
 from agent.undo import UndoRefused, UndoReport
@@ -371,9 +371,9 @@ def format_proposal(proposal: Proposal) -> str:
             tags = f"  [{', '.join(story.tags)}]" if story.tags else ""
             dup = story.duplicate_of
             left = f"  (left out: likely a duplicate of #{dup.ref} {dup.subject})" if dup else ""
-            lines.append(f"  {n}. {story.subject}{tags}{left}")
+            lines.append(f"  {n}. {story.subject}{tags}{_owner_and_due(story)}{left}")
             for task in story.tasks:
-                lines.append(f"     - {task.subject}")
+                lines.append(f"     - {task.subject}{_owner_and_due(task)}")
     if proposal.tasks_for_existing:
         lines.append(f"Tasks under existing stories ({len(proposal.tasks_for_existing)}):")
         for task in proposal.tasks_for_existing:
@@ -381,13 +381,14 @@ def format_proposal(proposal: Proposal) -> str:
                 f"#{task.user_story_ref}" if task.user_story_ref else f"id {task.user_story_id}"
             )
             title = f" {task.user_story_subject}" if task.user_story_subject else ""
-            lines.append(f"  - {parent}{title}: {task.subject}")
+            lines.append(f"  - {parent}{title}: {task.subject}{_owner_and_due(task)}")
     if proposal.moves:
         lines.append(f"Existing stories moved into the sprint ({len(proposal.moves)}):")
         for move in proposal.moves:
             lines.append(f"  - #{move.ref} {move.subject} (from {move.from_sprint or 'backlog'})")
     if not proposal.actions():
         lines.append("Nothing to create.")
+    lines += [f"? {question}" for question in proposal.questions]
     for warning in proposal.warnings:
         lines.append(f"! {warning}")
     lines.append(f"Summary: {proposal.summary}")
@@ -398,6 +399,13 @@ def format_proposal(proposal: Proposal) -> str:
         f"{u.cache_read_tokens} read from cache)"
     )
     return "\n".join(lines)
+
+
+def _owner_and_due(item: ProposedStory | ProposedTask) -> str:
+    """"  → Dana Scott, due 2026-12-11", the part of it the item has, or ""."""
+    parts = [f"→ {item.assignee}"] if item.assignee else []
+    parts += [f"due {item.due_date}"] if item.due_date else []
+    return "  " + ", ".join(parts) if parts else ""
 
 
 def dump_json(proposal: Proposal) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 
 from agent import tools as t
 from agent.budgets import BudgetExceeded, Budgets, BudgetTracker, StopReason
+from agent.people import People, SlackPerson
 from agent.planning.context import PlanScope, first_context, plan_scope, prefetch
 from agent.planning.model_call import DEFAULT_MAX_TOKENS, ModelCaller, count_usage
 from agent.planning.reads import TaigaReads, within_deadline
@@ -57,9 +59,12 @@ async def propose(
     today: date | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     revision: Revision | None = None,
+    slack_people: Sequence[SlackPerson] = (),
 ) -> Proposal:
     """Plan `sprint_name` of a project from meeting minutes; returns the proposal, writes nothing.
     With `revision`, the model re-proposes that plan as the instruction asks (`agent.refine`).
+    `slack_people` are the Slack users the minutes mention or quote, to find owners by
+    (`agent.people`).
 
     `project_ref` is an id, a slug, or a `Project` the caller already read with this same
     session (so it is not fetched twice). Raises `TaigaError` if the project cannot be read,
@@ -89,6 +94,7 @@ async def propose(
         scope=scope,
         warnings=warnings,
         progress=progress,
+        people=People(project.members, slack_people),
     )
     if can_plan:
         await run.converse(minutes, revision)
@@ -108,6 +114,7 @@ class PlanningConversation:
         scope: PlanScope,
         warnings: list[str],
         progress: Progress | None,
+        people: People,
     ) -> None:
         self.model_caller = model_caller
         self.tracker = tracker
@@ -116,7 +123,7 @@ class PlanningConversation:
         self.progress = progress
         self.offered = {spec.name: spec for spec in t.offered_tools(scope.perms)}
         self.reads = TaigaReads(taiga=taiga, scope=scope)
-        self.recorder = Recorder(taiga=taiga, tracker=tracker, scope=scope)
+        self.recorder = Recorder(taiga=taiga, tracker=tracker, scope=scope, people=people)
         self.usage = Usage()
         self.stopped: StopReason | None = None
         self.model_summary = ""
@@ -130,6 +137,7 @@ class PlanningConversation:
             notes=self.warnings,
             sprint_name=self.scope.sprint_name,
             minutes=minutes,
+            today=self.scope.today,
             revision=revision,
         )
         self.messages = [{"role": "user", "content": first}]
@@ -234,6 +242,7 @@ class PlanningConversation:
             warnings=self.warnings,
             stopped=self.stopped,
             usage=self.usage,
+            questions=self.recorder.questions,
         )
         summary = self.model_summary if self.stopped is None else ""
         proposal.summary = summary or proposal.count_summary()

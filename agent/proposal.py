@@ -58,6 +58,11 @@ class ProposedTask(_Model):
     user_story_id: int | None = None
     user_story_ref: int | None = None
     user_story_subject: str | None = None
+    # The project member who takes it on (user id, and their name as shown), only when the
+    # minutes name them unambiguously.
+    assigned_to: int | None = None
+    assignee: str | None = None
+    due_date: date | None = None  # only when the minutes state it
 
 
 class ExistingStory(_Model):
@@ -75,6 +80,9 @@ class ProposedStory(_Model):
     description: str = Field("", max_length=DESCRIPTION_MAX)
     tags: list[str] = Field(default_factory=list)
     tasks: list[ProposedTask] = Field(default_factory=list)
+    assigned_to: int | None = None
+    assignee: str | None = None
+    due_date: date | None = None  # only when the minutes state it
     duplicate_of: ExistingStory | None = None  # left out by default when set
 
 
@@ -130,6 +138,9 @@ class Proposal(_Model):
     # Keys of the stories and tasks people left out before approving; a left-out story takes its
     # tasks with it. `actions()` is what remains: exactly what Approve writes.
     left_out: list[str] = Field(default_factory=list)
+    # "Who is Sam? Sam Lee or Sam Ortiz — left unassigned.": names the minutes give that match
+    # no single project member; the items they were meant for are left unassigned.
+    questions: list[str] = Field(default_factory=list)
 
     def is_picked(self, key: str) -> bool:
         """Whether the story or task `key` will be written (a task also needs its story)."""

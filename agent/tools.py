@@ -39,14 +39,32 @@ Subject = Annotated[
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX)]
 StoryReference = Annotated[str, StringConstraints(pattern=r"^new-story-[1-9][0-9]*$")]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)
+]
+DueDate = Annotated[
+    date | None,
+    Field(
+        description=(
+            "YYYY-MM-DD, only when the minutes state a deadline for this item (a relative one "
+            "counts from today's date in the first message). Omit it otherwise."
+        )
+    ),
+]
+Assignee = Annotated[
+    int | Name | None,
+    Field(
+        description=(
+            "Who takes this on, only when the minutes say so: a member's user_id from the "
+            "context, or the name or @handle exactly as the minutes write it. Omit it when the "
+            "minutes name nobody; never guess."
+        )
+    ),
+]
 
 
 class ToolInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class NoInput(ToolInput):
-    """This tool takes no arguments."""
 
 
 class MilestoneByNameInput(ToolInput):
@@ -79,6 +97,8 @@ class CreateMilestoneInput(ToolInput):
 class TaskDraft(ToolInput):
     subject: Subject = Field(description="Short imperative task title.")
     description: Description = Field("", description="Optional details.")
+    assignee: Assignee = None
+    due_date: DueDate = None
 
 
 class CreateUserStoryInput(ToolInput):
@@ -92,6 +112,8 @@ class CreateUserStoryInput(ToolInput):
         max_length=MAX_TASKS_PER_STORY,
         description="The story's tasks (created with it).",
     )
+    assignee: Assignee = None
+    due_date: DueDate = None
 
 
 class CreateTaskInput(ToolInput):
@@ -103,6 +125,8 @@ class CreateTaskInput(ToolInput):
     )
     subject: Subject = Field(description="Short imperative task title.")
     description: Description = Field("", description="Optional details.")
+    assignee: Assignee = None
+    due_date: DueDate = None
 
 
 class MoveUserStoryInput(ToolInput):
@@ -134,28 +158,13 @@ class ToolSpec:
 
 _SPECS = (
     ToolSpec(
-        name="taiga_get_project",
-        description=(
-            "Get the project this plan is for: id, name, your permissions, its sprints and "
-            "members. The first message already contains this, so call it only to refresh."
-        ),
-        input_model=NoInput,
-        kind="read",
-        permission="view_project",
-    ),
-    ToolSpec(
-        name="taiga_list_milestones",
-        description=(
-            "List the project's sprints (milestones), newest first, with dates and the stories "
-            "in each. The first message already contains them."
-        ),
-        input_model=NoInput,
-        kind="read",
-        permission="view_milestones",
-    ),
-    ToolSpec(
         name="taiga_get_milestone_by_name",
-        description="Find one sprint by name (ignoring case and spaces); null if there is none.",
+        description=(
+            "Read one sprint by name (ignoring case and spaces): its dates and the stories in "
+            "it; null if there is none. Use it when the minutes refer to the work of another "
+            "sprint, to continue that work without repeating it. Do not use it for the target "
+            "sprint or to list the sprints: the first message already holds both."
+        ),
         input_model=MilestoneByNameInput,
         kind="read",
         permission="view_milestones",
@@ -163,26 +172,24 @@ _SPECS = (
     ToolSpec(
         name="taiga_list_user_stories",
         description=(
-            "List the project's existing user stories (id, ref, subject, sprint), optionally "
-            "only one sprint's or only the backlog. Use it to avoid proposing duplicates."
+            "List the project's existing user stories (id, ref, subject, sprint, status), "
+            "optionally only one sprint's or only the backlog. Use it when the minutes name a "
+            "story that may already exist outside the target sprint (by #ref or by name), so "
+            "you do not propose it again. Do not use it for the target sprint or the open "
+            "stories the first message already lists."
         ),
         input_model=ListUserStoriesInput,
         kind="read",
         permission="view_us",
     ),
     ToolSpec(
-        name="taiga_list_members",
-        description="List the project's members (user id, username, name, role).",
-        input_model=NoInput,
-        kind="read",
-        permission="view_project",
-    ),
-    ToolSpec(
         name="taiga_create_milestone",
         description=(
             "Propose creating the target sprint, or change the proposed dates of the sprint "
-            "already proposed. Only the run's target sprint, and only if it does not exist. "
-            "Recorded for approval; nothing is written now."
+            "already proposed; recorded for approval, nothing is written now. Use it only when "
+            "the target sprint does not exist yet and the minutes state other dates than the "
+            "ones in the first message. Do not use it for any other sprint or to change an "
+            "existing one."
         ),
         input_model=CreateMilestoneInput,
         kind="write",
@@ -191,10 +198,11 @@ _SPECS = (
     ToolSpec(
         name="taiga_create_user_story",
         description=(
-            "Propose one user story in the target sprint, with its tasks. Recorded for a "
-            "person's approval; nothing is written now. Returns the story's reference "
-            "(e.g. 'new-story-1') for later taiga_create_task calls. Tasks need the add_task "
-            "permission. Call it once per story; put all of a plan's calls in one turn."
+            "Propose one user story in the target sprint, with its tasks (tasks need the "
+            "add_task permission); it is recorded for a person's approval and returns the "
+            "story's reference (e.g. 'new-story-1'). Use it once per piece of work the minutes "
+            "decide on, with all of the plan's calls in one turn. Do not use it for work "
+            "already in the sprint, or work the minutes mark done, deferred or rejected."
         ),
         input_model=CreateUserStoryInput,
         kind="write",
@@ -205,9 +213,10 @@ _SPECS = (
         name="taiga_move_user_story",
         description=(
             "Propose moving an existing open story (from the backlog or another sprint) into "
-            "the target sprint, when the minutes take it into this sprint (\"we take #42\") or "
-            "when a story you would propose already exists. Recorded for approval; nothing is "
-            "written now. Tasks for a moved story may then be added with taiga_create_task."
+            "the target sprint; recorded for approval, nothing is written now. Use it when the "
+            "minutes take a story into this sprint (\"we take #42\"), or when a story you would "
+            "propose already exists. Do not use it for a story already in the target sprint or "
+            "a closed one. Tasks for a moved story may then be added with taiga_create_task."
         ),
         input_model=MoveUserStoryInput,
         kind="write",
@@ -217,9 +226,11 @@ _SPECS = (
         name="taiga_create_task",
         description=(
             "Propose one task under a story already in the target sprint (its numeric id) or "
-            "under a story proposed in this run (its reference, e.g. 'new-story-1'). Prefer "
-            "putting tasks "
-            "in taiga_create_user_story. Recorded for approval; nothing is written now."
+            "under a story proposed in this run (its reference, e.g. 'new-story-1'). Use it for "
+            "new work on a story that exists in the sprint or that you move into it. Do not use "
+            "it for the tasks of a "
+            "story you propose: put those in taiga_create_user_story. Recorded for approval; "
+            "nothing is written now."
         ),
         input_model=CreateTaskInput,
         kind="write",

@@ -135,11 +135,17 @@ class SessionEndpoints(ABC):
         description: str = "",
         milestone_id: int | None = None,
         tags: list[str] | None = None,
+        assigned_to: int | None = None,
+        due_date: date | None = None,
         external_reference: Sequence[str] | None = None,
     ) -> UserStory:
         """`external_reference` (e.g. `["taiga-planner", "<plan>:<action>"]`) is stored as sent
         and returned by reads; Taiga cannot filter lists by it."""
         payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
+        if assigned_to is not None:  # a user who is not a project member is a 400
+            payload["assigned_to"] = int(assigned_to)
+        if due_date is not None:
+            payload["due_date"] = due_date.isoformat()
         if description:
             payload["description"] = description
         if milestone_id is not None:
@@ -167,9 +173,15 @@ class SessionEndpoints(ABC):
         user_story_id: int | None = None,
         milestone_id: int | None = None,
         description: str = "",
+        assigned_to: int | None = None,
+        due_date: date | None = None,
         external_reference: Sequence[str] | None = None,
     ) -> Task:
         payload: dict[str, Any] = {"project": int(project_id), "subject": subject}
+        if assigned_to is not None:
+            payload["assigned_to"] = int(assigned_to)
+        if due_date is not None:
+            payload["due_date"] = due_date.isoformat()
         if user_story_id is not None:
             payload["user_story"] = int(user_story_id)
         if milestone_id is not None:

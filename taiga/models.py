@@ -55,6 +55,7 @@ class Project(_Model):
     my_permissions: frozenset[str] = frozenset()
     members: list[Member] = Field(default_factory=list)
     milestones: list[MilestoneRef] = Field(default_factory=list)
+    tags_colors: dict[str, str | None] = Field(default_factory=dict)  # the project's tags
     i_am_owner: bool = False
     i_am_admin: bool = False
     i_am_member: bool = False
@@ -85,6 +86,8 @@ class UserStory(_Model):
     milestone: int | None = None
     milestone_slug: str | None = None
     owner: int | None = None
+    assigned_to: int | None = None
+    due_date: date | None = None
     created_date: datetime
     modified_date: datetime | None = None
     version: int = 1  # Taiga's optimistic-concurrency counter: +1 on every accepted PATCH
@@ -139,6 +142,8 @@ class Task(_Model):
     milestone_slug: str | None = None
     user_story: int | None = None
     owner: int | None = None
+    assigned_to: int | None = None
+    due_date: date | None = None
     created_date: datetime
     description: str | None = None
     status_name: str | None = None

@@ -27,13 +27,11 @@ BOB_VIEWER = frozenset(
 WRITER = BOB_VIEWER | {"add_us", "add_task", "add_milestone"}
 
 
-def test_registry_has_the_nine_tools_and_no_destructive_one() -> None:
+def test_registry_has_the_six_tools_and_no_destructive_one() -> None:
+    # No read tool whose answer the first message already holds (project, sprints, members).
     assert set(TOOLS) == {
-        "taiga_get_project",
-        "taiga_list_milestones",
         "taiga_get_milestone_by_name",
         "taiga_list_user_stories",
-        "taiga_list_members",
         "taiga_create_milestone",
         "taiga_create_user_story",
         "taiga_create_task",
@@ -53,17 +51,17 @@ def test_each_tool_declares_kind_and_permission() -> None:
     assert kinds["taiga_create_milestone"] == ("write", "add_milestone")
     assert kinds["taiga_move_user_story"] == ("write", "modify_us")
     assert kinds["taiga_list_user_stories"] == ("read", "view_us")
-    assert kinds["taiga_list_members"] == ("read", "view_project")
+    assert kinds["taiga_get_milestone_by_name"] == ("read", "view_milestones")
 
 
 def test_view_only_user_is_offered_no_write_tool() -> None:
     offered = offered_tools(BOB_VIEWER)
     assert {spec.kind for spec in offered} == {"read"}
-    assert len(offered) == 5
+    assert len(offered) == 2
 
 
 def test_writer_is_offered_every_tool_and_a_user_without_add_task_gets_no_task_tool() -> None:
-    assert len(offered_tools(WRITER)) == 8
+    assert len(offered_tools(WRITER)) == 5
     names = [s.name for s in offered_tools(WRITER - {"add_task"})]
     assert "taiga_create_task" not in names
     assert "taiga_create_user_story" in names

@@ -231,7 +231,9 @@ async def test_a_slack_failure_while_reading_the_thread_is_told_privately(h: Har
 
 
 @pytest.mark.anyio
-async def test_each_person_mentioned_in_the_thread_is_looked_up_once(h: Harness) -> None:
+async def test_each_person_who_writes_or_is_mentioned_in_the_thread_is_looked_up_once(
+    h: Harness,
+) -> None:
     parent = h.slack.add_message(h.channel, "Kickoff", user=h.alice)
     for n in range(30):
         h.slack.add_message(
@@ -244,8 +246,10 @@ async def test_each_person_mentioned_in_the_thread_is_looked_up_once(h: Harness)
     ))
     await h.wait_update(lambda p: has_button(p, "plan_approve"))
 
-    assert "@bob takes item 29" in model_prompt(h)
-    assert [c.params["user"] for c in h.slack.calls("users.info")] == [h.bob]
+    assert "Alice Doe (@alice): @bob takes item 29" in model_prompt(h)
+    assert sorted(c.params["user"] for c in h.slack.calls("users.info")) == sorted(
+        [h.alice, h.bob]
+    )
 
 
 @pytest.mark.anyio

@@ -93,7 +93,7 @@ def test_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
               if line.strip().startswith("- ")}
     assert scopes == {
         "app_mentions:read", "chat:write", "commands", "channels:history", "groups:history",
-        "im:write", "users:read",
+        "im:write", "users:read", "files:read",
     }
     assert "socket_mode_enabled: true" in text and "- app_mention" in text
 

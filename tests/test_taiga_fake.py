@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from tests.peers.fake_taiga import (
+    ADMIN_ID,
     BACKEND_ORIGIN,
+    BOB_ID,
     OTHER_PROJECT_ID,
     PROJECT_ID,
     SPRINT5_ID,
@@ -31,6 +33,9 @@ NOT_SERVED = {
     "27_memberships_create_bob_viewer.json",
     "28_memberships_list.json",
     "99_projects_create_admin_private_other.json",
+    # Member lists: the planner reads members from the project detail only.
+    "126_users_list_project_members.json",
+    "127_memberships_list_project.json",
 }
 USERS = {5: "admin", 6: "alice", 7: "bob"}
 IMPORTANT_HEADERS = (
@@ -127,10 +132,13 @@ def prepare(fake: FakeTaiga, name: str, sample: dict[str, Any], http: httpx.Clie
         sample["request"]["body"] = {"refresh": old["refresh"]}
     elif name == "78_err_userstories_patch_stale_version.json":
         replay(fake, load("77_userstories_patch_with_version.json"), http)
-    elif number in (110, 111):  # tasks of story 79, which sample 108 created
+    elif number in (110, 111, 125):  # tasks of story 79, which sample 108 created
         fake.add_story(PROJECT_ID, "SMP story 79", milestone_id=SPRINT6_ID, story_id=79)
         if number == 111:
             replay(fake, load("110_tasks_create_with_external_reference.json"), http)
+    elif number == 124:  # task 296 of story 79, as sample 110 created it
+        fake.add_story(PROJECT_ID, "SMP story 79", milestone_id=SPRINT6_ID, story_id=79)
+        fake.add_task(PROJECT_ID, "SMP task", user_story_id=79, task_id=296)
     elif number in (113, 114, 121, 131, 132):
         _story_82_as_recorded(fake, number)
     elif number == 116:  # story 83 after the bulk move of 115
@@ -399,3 +407,24 @@ def test_external_reference_is_stored_as_sent_and_lists_ignore_it_as_a_filter(
     count = listed.headers["x-pagination-count"]
     assert count == everything.headers["x-pagination-count"] == str(len(everything.json()))
     assert listed.json()[0]["external_reference"] is None
+
+
+def test_an_assignee_must_be_a_project_member_on_create_and_on_patch(
+    fake_taiga: FakeTaiga,
+) -> None:
+    """Samples 124 and 125: any member may be assigned, a non-member (even a superuser) not."""
+    refused = _post(
+        fake_taiga, "alice", "/userstories",
+        {"project": PROJECT_ID, "subject": "x", "assigned_to": ADMIN_ID},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json() == {"assigned_to": ["The user must be a project member."]}
+    task = fake_taiga.add_task(PROJECT_ID, "Write it")
+    token = fake_taiga.login_tokens("alice")["auth_token"]
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as http:
+        url = f"{fake_taiga.api_url}/tasks/{task['id']}"
+        not_member = http.patch(url, json={"assigned_to": ADMIN_ID, "version": 1})
+        member = http.patch(url, json={"assigned_to": BOB_ID, "version": 1})
+    assert not_member.status_code == 400
+    assert (member.status_code, member.json()["assigned_to"]) == (200, BOB_ID)
+    assert member.json()["version"] == 2

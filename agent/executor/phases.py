@@ -105,6 +105,8 @@ async def _story_phase(run: ApplyRun, stories: Sequence[Write]) -> None:
                 description=with_link_back(write.description, run.thread_link),
                 milestone_id=run.milestone_id,
                 tags=list(write.tags) or None,
+                assigned_to=write.assigned_to,
+                due_date=write.due_date,
                 external_reference=run.reference(write),
             )
         return Outcome(id=story.id, ref=story.ref, version=story.version)
@@ -149,6 +151,8 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
                 user_story_id=story_id(write),
                 milestone_id=run.milestone_id,
                 description=write.description,
+                assigned_to=write.assigned_to,
+                due_date=write.due_date,
                 external_reference=run.reference(write),
             )
         return Outcome(id=task.id, ref=task.ref, version=task.version)

@@ -8,6 +8,7 @@ description ends with a link back to the Slack thread the plan came from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from pydantic import BaseModel
 
@@ -31,6 +32,8 @@ class Write:
     user_story_id: int | None = None  # task of an existing story; the story a move moves
     version: int | None = None  # a move: the story's Taiga version when it was proposed
     from_milestone_id: int | None = None  # a move: the sprint it was in (None: the backlog)
+    assigned_to: int | None = None  # a project member's user id
+    due_date: date | None = None
 
     def reference(self, plan_id: str) -> tuple[str, str] | None:
         """The `external_reference` this write carries: `("taiga-planner", "<plan>:<key>")`."""
@@ -100,6 +103,8 @@ def writes_of(proposal: Proposal) -> Writes:
                     subject=story.subject,
                     description=story.description,
                     tags=tuple(story.tags),
+                    assigned_to=story.assigned_to,
+                    due_date=story.due_date,
                 )
             )
         elif action.kind == "task" and action.task is not None:
@@ -112,6 +117,8 @@ def writes_of(proposal: Proposal) -> Writes:
                     description=task.description,
                     story_key=action.depends_on,
                     user_story_id=task.user_story_id,
+                    assigned_to=task.assigned_to,
+                    due_date=task.due_date,
                 )
             )
     return Writes(sprint=sprint, stories=stories, tasks=tasks, moves=moves)

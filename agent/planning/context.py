@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from agent.proposal import Proposal, ProposedMilestone, ProposedTask
+from agent.proposal import Proposal, ProposedMilestone, ProposedStory, ProposedTask
 from agent.tools import ADD_SPRINT
 from taiga.models import Member, Milestone, Project, UserStory
 from taiga.names import milestone_named
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 DEFAULT_SPRINT_DAYS = 14
 # Open stories outside the target sprint shown to the model: the most recently modified ones.
 MAX_OTHER_STORIES = 200
+MAX_TAGS_SHOWN = 200
 
 
 @dataclass
@@ -42,6 +43,7 @@ class PlanScope:
     sprint_stories: list[UserStory]
     milestone: ProposedMilestone | None
     known_stories: dict[int, UserStory]
+    today: date  # the model is told it, for relative dates in the minutes
     # Every open story outside the target sprint, most recently modified first.
     other_open_stories: list[UserStory] = field(default_factory=list)
 
@@ -108,6 +110,7 @@ def plan_scope(
         sprint_stories=sprint_stories,
         milestone=milestone,
         known_stories={s.id: s for s in stories},
+        today=today,
         other_open_stories=others,
     )
 
@@ -207,6 +210,7 @@ def first_context(scope: PlanScope, tools: list[str]) -> dict[str, Any]:
             {k: v for k, v in milestone_view(x).items() if k != "stories"} for x in scope.milestones
         ],
         "members": [member_view(x) for x in project.members],
+        "project_tags": sorted(project.tags_colors)[:MAX_TAGS_SHOWN],
     }
 
 
@@ -226,17 +230,6 @@ def _other_stories(scope: PlanScope) -> dict[str, Any]:
     if len(scope.other_open_stories) > len(shown):
         view["cut"] = f"the {len(shown)} most recently changed of {len(scope.other_open_stories)}"
     return view
-
-
-def project_view(p: Project) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "slug": p.slug,
-        "name": p.name,
-        "my_permissions": sorted(p.my_permissions),
-        "sprints": [{"id": m.id, "name": m.name, "closed": m.closed} for m in p.milestones],
-        "members": [member_view(m) for m in p.members],
-    }
 
 
 def milestone_view(m: Milestone) -> dict[str, Any]:
@@ -287,6 +280,7 @@ def proposal_view(proposal: Proposal) -> dict[str, Any]:
             "subject": story.subject,
             "description": story.description,
             "tags": story.tags,
+            **_owner_view(story),
             "tasks": [_task_view(t) for t in story.tasks if proposal.is_picked(t.key)],
         }
         for number, story in enumerate(proposal.stories, start=1)
@@ -312,4 +306,14 @@ def proposal_view(proposal: Proposal) -> dict[str, Any]:
 
 
 def _task_view(task: ProposedTask) -> dict[str, Any]:
-    return {"subject": task.subject, "description": task.description}
+    return {"subject": task.subject, "description": task.description, **_owner_view(task)}
+
+
+def _owner_view(item: ProposedStory | ProposedTask) -> dict[str, Any]:
+    """The owner (their user id) and due date as the model passes them again, if set."""
+    view: dict[str, Any] = {}
+    if item.assigned_to is not None:
+        view["assignee"] = item.assigned_to
+    if item.due_date is not None:
+        view["due_date"] = item.due_date
+    return view

@@ -17,9 +17,7 @@ from agent import tools as t
 from agent.budgets import BudgetExceeded, BudgetTracker, StopReason
 from agent.planning.context import (
     PlanScope,
-    member_view,
     milestone_view,
-    project_view,
     story_view,
 )
 from taiga.errors import TaigaError
@@ -42,7 +40,7 @@ async def within_deadline(tracker: BudgetTracker, awaitable: Awaitable[T]) -> T:
 
 
 class TaigaReads:
-    """The read tools of one run, each named after its tool (`taiga_list_milestones`, …)."""
+    """The read tools of one run, each named after its tool (`taiga_list_user_stories`, …)."""
 
     def __init__(self, *, taiga: TaigaSession, scope: PlanScope) -> None:
         self.taiga = taiga
@@ -56,13 +54,6 @@ class TaigaReads:
             return str(exc), True
         except TaigaError as exc:
             return f"Taiga refused the read: {exc.message or type(exc).__name__}", True
-
-    async def taiga_get_project(self, args: BaseModel) -> Any:
-        self.scope.project = await self.taiga.get_project(self.scope.project.id)
-        return project_view(self.scope.project)
-
-    async def taiga_list_milestones(self, args: BaseModel) -> Any:
-        return [milestone_view(m) for m in await self.taiga.list_milestones(self.scope.project.id)]
 
     async def taiga_get_milestone_by_name(self, args: BaseModel) -> Any:
         assert isinstance(args, t.MilestoneByNameInput)
@@ -80,6 +71,3 @@ class TaigaReads:
         if len(stories) > MAX_LISTED_STORIES:
             return {"stories": listed, "note": f"first {MAX_LISTED_STORIES} of {len(stories)}"}
         return listed
-
-    async def taiga_list_members(self, args: BaseModel) -> Any:
-        return [member_view(m) for m in self.scope.project.members]

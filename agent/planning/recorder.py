@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from agent import tools as t
 from agent.budgets import BudgetTracker
+from agent.people import People
 from agent.planning.context import PlanScope, other_stories_note
 from agent.planning.duplicates import likely_duplicate
 from agent.planning.reads import within_deadline
@@ -61,14 +62,18 @@ def planning_gate(scope: PlanScope) -> tuple[list[str], bool]:
 class Recorder:
     """The proposed stories and tasks of one run; the sprint's dates are kept in `scope`."""
 
-    def __init__(self, *, taiga: TaigaSession, tracker: BudgetTracker, scope: PlanScope) -> None:
+    def __init__(
+        self, *, taiga: TaigaSession, tracker: BudgetTracker, scope: PlanScope, people: People
+    ) -> None:
         self.taiga = taiga
         self.tracker = tracker
         self.scope = scope
+        self.people = people
         self.stories: list[ProposedStory] = []
         self.tasks_for_existing: list[ProposedTask] = []
         self.moves: list[ProposedMove] = []
         self.left_out: list[str] = []  # likely duplicates, until a person puts them back
+        self.questions: list[str] = []  # who the minutes meant, where no single member matched
 
     async def record(self, name: str, args: BaseModel) -> Any:
         """Record one write call; returns the tool's answer for the model."""
@@ -99,9 +104,14 @@ class Recorder:
                 )
         key = f"new-story-{len(self.stories) + 1}"
         duplicate = self._duplicate_of(args.subject)
+        owner = self._owner(args.assignee)
+        task_owners = [self._owner(task.assignee) for task in args.tasks]
         tasks = [
-            ProposedTask(key=f"{key}/task-{n}", subject=task.subject, description=task.description)
-            for n, task in enumerate(args.tasks, start=1)
+            ProposedTask(
+                key=f"{key}/task-{n}", subject=task.subject, description=task.description,
+                due_date=task.due_date, **task_owner,
+            )
+            for n, (task, task_owner) in enumerate(zip(args.tasks, task_owners, strict=True), 1)
         ]
         self.stories.append(
             ProposedStory(
@@ -110,15 +120,12 @@ class Recorder:
                 description=args.description,
                 tags=list(dict.fromkeys(args.tags)),
                 tasks=tasks,
+                due_date=args.due_date,
                 duplicate_of=duplicate,
+                **owner,
             )
         )
-        answer: dict[str, Any] = {
-            "recorded": True,
-            "reference": key,
-            "tasks": [task.key for task in tasks],
-            "note": _NOT_WRITTEN,
-        }
+        answer = self._answer(key, tasks=[task.key for task in tasks])
         if duplicate is not None:
             self.left_out.append(key)
             answer["note"] = (
@@ -127,6 +134,34 @@ class Recorder:
                 "under it instead; a person can still put this one back."
             )
         return answer
+
+    def _answer(self, key: str, **extra: Any) -> dict[str, Any]:
+        """The tool's answer; it repeats the open questions about owners, if any."""
+        answer = {"recorded": True, "reference": key, **extra, "note": _NOT_WRITTEN}
+        if self.questions:
+            answer["unassigned"] = list(self.questions)
+        return answer
+
+    def _owner(self, assignee: int | str | None) -> dict[str, Any]:
+        """`assigned_to` and `assignee` of an item: a member, or nobody (a question asked)."""
+        if assignee is None:
+            return {}
+        if isinstance(assignee, int) or assignee.isdigit():
+            member = self.people.member(int(assignee))
+            if member is None:
+                raise t.ToolError(
+                    f"User {assignee} is not a member of project {self.scope.project.name}. "
+                    "An assignee must be a member's user_id from the context, or the name as "
+                    "the minutes write it; leave it out when the minutes name nobody."
+                )
+        else:
+            owner = self.people.resolve(assignee)
+            if owner.question and owner.question not in self.questions:
+                self.questions.append(owner.question)
+            member = owner.member
+        if member is None:
+            return {}
+        return {"assigned_to": member.id, "assignee": member.full_name_display or member.username}
 
     def _duplicate_of(self, subject: str) -> ExistingStory | None:
         """The existing open story (any sprint or the backlog) `subject` likely duplicates."""
@@ -168,7 +203,7 @@ class Recorder:
             task = self._task_for_proposed(args.user_story, args)
         else:
             task = await self._task_for_existing(args.user_story, args)
-        return {"recorded": True, "reference": task.key, "note": _NOT_WRITTEN}
+        return self._answer(task.key)
 
     def _task_for_proposed(self, key: str, args: t.CreateTaskInput) -> ProposedTask:
         story = next((s for s in self.stories if s.key == key), None)
@@ -183,6 +218,8 @@ class Recorder:
             key=f"{story.key}/task-{len(story.tasks) + 1}",
             subject=args.subject,
             description=args.description,
+            due_date=args.due_date,
+            **self._owner(args.assignee),
         )
         story.tasks.append(task)
         return task
@@ -200,6 +237,8 @@ class Recorder:
             user_story_id=existing.id,
             user_story_ref=existing.ref,
             user_story_subject=existing.subject,
+            due_date=args.due_date,
+            **self._owner(args.assignee),
         )
         self.tasks_for_existing.append(task)
         return task

@@ -17,6 +17,7 @@ from agent.proposal import Proposal, ProposedStory, ProposedTask
 from agent.wording import counted
 from bot.blocks.actions import ACTION_VIEW_PAGE, plan_ref
 from bot.blocks.kit import SECTION_TEXT_MAX, button, context, esc_line, section
+from bot.blocks.proposal import owner_and_due
 from bot.slack_text import escape_mrkdwn
 
 FULL_PLAN_CALLBACK_ID = "plan_full"
@@ -70,7 +71,7 @@ def _page_buttons(page: int, count: int) -> ActionsBlock:
 
 
 def _item_texts(proposal: Proposal) -> list[str]:
-    texts: list[str] = []
+    texts = [f":grey_question: {esc_line(q, 500)}" for q in proposal.questions]
     for number, story in enumerate(proposal.stories, 1):
         texts += _story_texts(proposal, number, story)
         for j, task in enumerate(story.tasks, 1):
@@ -92,6 +93,8 @@ def _story_texts(proposal: Proposal, number: int, story: ProposedStory) -> list[
     heading = f"*{number}. {esc_line(story.subject, SECTION_TEXT_MAX)}*"
     if story.tags:
         heading += "  " + esc_line(", ".join(story.tags), 500)
+    if story.assignee or story.due_date:
+        heading += "  " + esc_line(owner_and_due(story), 300)
     if not proposal.is_picked(story.key):
         heading += _LEFT_OUT
     if story.duplicate_of is not None:
@@ -106,6 +109,8 @@ def _task_texts(proposal: Proposal, number: str, task: ProposedTask) -> list[str
         story = f"#{task.user_story_ref}" if task.user_story_ref else "an existing story"
         subject = esc_line(task.user_story_subject or "", 200)
         heading += f"  _(in {story}{' ' + subject if subject else ''})_"
+    if task.assignee or task.due_date:
+        heading += "  " + esc_line(owner_and_due(task), 300)
     if not proposal.is_picked(task.key):
         heading += _LEFT_OUT
     return _with_description(heading, task.description)

@@ -70,6 +70,9 @@ def proposal_blocks(
     if has_items:
         head.append(context(_PICK_HINT))
     tail: list[Block] = []
+    if proposal.questions:
+        questions = [f":grey_question: {esc_line(q, 400)}" for q in proposal.questions]
+        tail.append(section(bullets(questions, _WARNINGS_MAX, ("question", "questions"))))
     if proposal.warnings:
         warnings = [f":warning: {esc_line(w, 400)}" for w in proposal.warnings]
         tail.append(section(bullets(warnings, _WARNINGS_MAX, ("warning", "warnings"))))
@@ -182,6 +185,8 @@ def _story_group(
     head = f"*{number}. {subject}*" if picked else f"*{number}. ~{subject}~*  _left out_"
     if story.tags and level < 3:
         head += "  " + esc_line(", ".join(story.tags), 100)
+    if story.assignee or story.due_date:
+        head += "  " + esc_line(owner_and_due(story), 200)
     if story.duplicate_of is not None:
         head += "\n" + _duplicate_line(proposal, story.duplicate_of, web_url)
     description = one_line(story.description)
@@ -191,7 +196,7 @@ def _story_group(
     items = [PickItem(str(number), f"Story {number}", "", picked)]
     items += [
         PickItem(
-            f"{number}.{j}", f"{number}.{j}", task.subject, proposal.is_picked(task.key),
+            f"{number}.{j}", f"{number}.{j}", owned(task), proposal.is_picked(task.key),
             _LABEL_LIMITS[level],
         )
         for j, task in enumerate(story.tasks, 1)
@@ -204,7 +209,7 @@ def _existing_group(proposal: Proposal, level: int) -> tuple[str, list[PickItem]
     heading = f"*Tasks for existing stories* ({len(tasks)})"
     items = [
         PickItem(
-            f"E{k}", f"E{k}", f"{task.subject} (in {_story_ref(task)})",
+            f"E{k}", f"E{k}", f"{owned(task)} (in {_story_ref(task)})",
             proposal.is_picked(task.key), _LABEL_LIMITS[level],
         )
         for k, task in enumerate(tasks, 1)
@@ -212,6 +217,18 @@ def _existing_group(proposal: Proposal, level: int) -> tuple[str, list[PickItem]
     return heading, items
 
 
+def owned(task: ProposedTask) -> str:
+    """A task's subject with its owner and due date, if any: "Write the CSV writer → Dana"."""
+    extra = owner_and_due(task)
+    return f"{task.subject} {extra}" if extra else task.subject
+
+
+def owner_and_due(item: ProposedStory | ProposedTask) -> str:
+    """"→ Dana Scott, due 11 Dec 2026", or the part of it the item has, or ""."""
+    parts = [f"→ {item.assignee}"] if item.assignee else []
+    if item.due_date:
+        parts.append(f"due {_day(item.due_date)}")
+    return ", ".join(parts)
 def _duplicate_line(proposal: Proposal, existing: ExistingStory, web_url: str | None) -> str:
     url = story_url(web_url, proposal.project.slug, existing.ref) if web_url else None
     name = link(url, f"#{existing.ref} {esc_line(existing.subject, 80)}")

@@ -162,7 +162,9 @@ def _task_of_line(
     if description is None:
         hidden = same is not None and same.key not in field.shown
         description = same.description if same is not None and hidden else ""
-    base = same or template.model_copy(update={"key": "", "description": ""})
+    base = same or template.model_copy(
+        update={"key": "", "description": "", "assigned_to": None, "assignee": None}
+    )
     return base.model_copy(update={"subject": subject, "description": description})
 
 

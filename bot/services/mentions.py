@@ -25,6 +25,7 @@ from bot.services import planner
 from bot.services.core import Services
 from bot.services.decisions import expire_proposal
 from bot.services.errors import NO_PROJECT, NOT_LINKED
+from bot.services.minutes import has_content, is_minutes_message, read_minutes
 from bot.services.parsing import (
     MentionRequest,
     asks_for_change,
@@ -32,7 +33,7 @@ from bot.services.parsing import (
     parse_mention,
 )
 from bot.services.refining import refine_plan
-from bot.services.slack_io import Tell, is_person_message, readable, thread_messages
+from bot.services.slack_io import Tell, readable, thread_messages
 from storage import repositories as repo
 from storage.models import Plan
 
@@ -178,7 +179,7 @@ async def plan_from_mention(
         thread = await thread_messages(
             services.slack, channel=mention.channel_id, thread_ts=mention.reply_thread
         )
-    sprint, raw_minutes = _sprint_and_minutes(request, mention, thread, bot_user_id)
+    sprint, messages = _sprint_and_minutes(request, mention, thread, bot_user_id)
     if sprint is None:
         await tell(PLAN_USAGE)
         return
@@ -190,13 +191,15 @@ async def plan_from_mention(
         await tell(NO_PROJECT)
         return
     sprint = await readable(services.slack, sprint)
-    # One decode of the whole text: each person mentioned is looked up once, not per message.
-    minutes = await readable(services.slack, "\n\n".join(raw_minutes))
-    problem = planner.too_long(services, minutes)
+    minutes = await read_minutes(
+        services, team_id=mention.team_id, messages=messages,
+        limit=services.settings.max_minutes_chars,
+    )
+    problem = planner.too_long(services, minutes.text)
     if problem:
         await tell(problem)
         return
-    if not minutes.strip():
+    if not minutes.text.strip():
         await planner.ask_for_minutes(
             services, channel_id=mention.channel_id, user_id=mention.user_id, sprint=sprint,
             project=project, thread_ts=mention.reply_thread,
@@ -204,38 +207,39 @@ async def plan_from_mention(
         return
     run = planner.PlanRun(
         mention.team_id, mention.channel_id, mention.reply_thread, mention.user_id,
-        sprint, minutes, project, link,
+        sprint, minutes.text, project, link, minutes.people,
     )
     await planner.run_plan(services, run, tell=tell)
 
 
 def _sprint_and_minutes(
     request: MentionRequest, mention: Mention, thread: list[Json], bot_user_id: str | None
-) -> tuple[str | None, list[str]]:
-    """The sprint name and the minutes (Slack's wire text, one part per message)."""
+) -> tuple[str | None, list[Json]]:
+    """The sprint name and the messages of the minutes (minutes written in the mention itself
+    are one message without a speaker)."""
     if request.is_plan:
         if request.minutes:
-            return request.sprint, [request.minutes]
-        return request.sprint, _human_messages_before(thread, mention.ts, bot_user_id)
+            return request.sprint, [{"text": request.minutes}]
+        return request.sprint, _minutes_before(thread, mention.ts, bot_user_id)
     sprint = next((s for s in map(planner.asked_sprint, reversed(thread)) if s), None)
     if sprint is None:
         return None, []
     if request.text:
-        return sprint, [request.text]
-    return sprint, _human_messages_before(thread, mention.ts, bot_user_id)
+        return sprint, [{"text": request.text}]
+    return sprint, _minutes_before(thread, mention.ts, bot_user_id)
 
 
-def _human_messages_before(thread: list[Json], ts: str, bot_user_id: str | None) -> list[str]:
-    """People's messages before the mention: not ours, not other bots', not Slack's
-    bookkeeping (deleted parents, joins), not plan commands."""
+def _minutes_before(thread: list[Json], ts: str, bot_user_id: str | None) -> list[Json]:
+    """The messages before the mention that are minutes: people's and other apps' (not ours,
+    not Slack's bookkeeping such as deleted parents and joins), not plan commands."""
     before = _ts_key(ts)
     return [
-        str(m.get("text") or "")
+        m
         for m in thread
         if _ts_key(str(m.get("ts", "0"))) < before
-        and is_person_message(m, bot_user_id)
+        and is_minutes_message(m, bot_user_id)
         and not is_plan_command(str(m.get("text") or ""), bot_user_id)
-        and str(m.get("text") or "").strip()
+        and has_content(m)
     ]
 
 

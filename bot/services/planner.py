@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from agent.budgets import Budgets
 from agent.loop import propose
+from agent.people import SlackPerson
 from agent.proposal import Proposal
 from bot import blocks
 from bot.services.accounts import tell_link_expired
@@ -32,6 +33,7 @@ from bot.services.errors import (
     not_in_channel_sentence,
     slack_error_code,
 )
+from bot.services.minutes import read_minutes
 from bot.services.slack_io import (
     Tell,
     esc,
@@ -63,6 +65,7 @@ class PlanRun:
     minutes: str  # decoded plain text
     project: ChannelProject
     link: repo.TaigaLinkView
+    people: tuple[SlackPerson, ...] = ()  # the Slack users who wrote or are named in the minutes
 
 
 async def channel_project(
@@ -106,7 +109,11 @@ async def plan_from_command(
         await tell(NO_PROJECT)
         return
     sprint = await readable(services.slack, sprint)
-    minutes = await readable(services.slack, raw_minutes)
+    read = await read_minutes(
+        services, team_id=team_id, messages=[{"text": raw_minutes}],
+        limit=services.settings.max_minutes_chars,
+    )
+    minutes = read.text
     problem = too_long(services, minutes)
     if problem:
         await tell(problem)
@@ -131,7 +138,7 @@ async def plan_from_command(
             await tell(not_in_channel_sentence(channel_id))
             return
         raise
-    run = PlanRun(team_id, channel_id, root, user_id, sprint, minutes, project, link)
+    run = PlanRun(team_id, channel_id, root, user_id, sprint, minutes, project, link, read.people)
     await run_plan(services, run, tell=tell)
 
 
@@ -195,6 +202,7 @@ async def run_plan(services: Services, run: PlanRun, *, tell: Tell) -> None:
             budgets=Budgets.from_settings(services.settings),
             clock=services.clock,
             progress=status.step,
+            slack_people=run.people,
         )
     except Exception as error:
         await status.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -114,43 +115,55 @@ async def thread_messages(slack: AsyncWebClient, *, channel: str, thread_ts: str
     raise UserError(THREAD_TOO_LONG)
 
 
-# Subtypes of what people write; every other subtype (a deleted parent's `tombstone`, joins,
-# topic changes, edits' `message_changed`, …) is Slack's bookkeeping, not minutes.
-PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_message"})
+@dataclass(frozen=True, slots=True)
+class SlackProfile:
+    """What `users.info` tells about a Slack user."""
+
+    user_id: str
+    display_name: str
+    real_name: str
+    handle: str
+
+    @property
+    def readable(self) -> str:
+        """Their display name, else real name, else handle."""
+        return self.display_name or self.real_name or self.handle or self.user_id
+
+    @property
+    def speaker(self) -> str:
+        """How a line of the minutes names its author: "Alice Doe (@alice)"."""
+        handle = self.display_name or self.handle
+        if self.real_name and handle and handle != self.real_name:
+            return f"{self.real_name} (@{handle})"
+        return self.readable
 
 
-def is_person_message(message: Json, bot_user_id: str | None) -> bool:
-    """A message a person wrote: a known person subtype, and not from a bot or app."""
-    return message.get("subtype") in PERSON_SUBTYPES and not is_bot_message(message, bot_user_id)
-
-
-def is_bot_message(message: Json, bot_user_id: str | None) -> bool:
-    """Our own messages and any other app's or bot's."""
-    return bool(
-        message.get("bot_id")
-        or message.get("subtype") in {"bot_message", "app_message"}
-        or message.get("bot_profile")
-        or (bot_user_id and message.get("user") == bot_user_id)
-    )
+async def profiles(slack: AsyncWebClient, user_ids: Iterable[str]) -> dict[str, SlackProfile]:
+    """The profiles of these users, looked up concurrently, once each (unknown ones left out)."""
+    wanted = sorted(set(user_ids))
+    found = await asyncio.gather(*(_profile(slack, user_id) for user_id in wanted))
+    return {p.user_id: p for p in found if p is not None}
 
 
 async def user_names(slack: AsyncWebClient, text: str) -> dict[str, str]:
     """Readable names (display name, else real name, else handle) of the users `text` mentions,
     looked up concurrently, once each."""
-    user_ids = sorted(slack_text.mentioned_user_ids(text))
-    names = await asyncio.gather(*(_user_name(slack, user_id) for user_id in user_ids))
-    return {user_id: name for user_id, name in zip(user_ids, names, strict=True) if name}
+    found = await profiles(slack, slack_text.mentioned_user_ids(text))
+    return {user_id: profile.readable for user_id, profile in found.items()}
 
 
-async def _user_name(slack: AsyncWebClient, user_id: str) -> str | None:
+async def _profile(slack: AsyncWebClient, user_id: str) -> SlackProfile | None:
     try:
         user = (await slack.users_info(user=user_id))["user"]
     except SlackApiError as error:
         logger.info("users.info %s: %s", user_id, error.response.get("error"))
         return None
     profile = user.get("profile") or {}
-    return str(
-        profile.get("display_name") or user.get("real_name") or user.get("name") or user_id
+    return SlackProfile(
+        user_id=user_id,
+        display_name=str(profile.get("display_name") or ""),
+        real_name=str(user.get("real_name") or profile.get("real_name") or ""),
+        handle=str(user.get("name") or ""),
     )
 
 

@@ -88,6 +88,15 @@ def get_link(
     return _link_view(row, cipher) if row is not None else None
 
 
+def linked_taiga_users(session: Session, *, team_id: str, user_ids: list[str]) -> dict[str, int]:
+    """The Taiga user id each of these Slack users is linked to (unlinked ones left out); no
+    token is decrypted."""
+    statement = select(TaigaLink.slack_user_id, TaigaLink.taiga_user_id).where(
+        TaigaLink.slack_team_id == team_id, TaigaLink.slack_user_id.in_(user_ids)  # type: ignore[attr-defined]
+    )
+    return {slack_id: taiga_id for slack_id, taiga_id in session.exec(statement).all()}
+
+
 def delete_link(session: Session, *, team_id: str, user_id: str) -> bool:
     """Forget the user's link; True if there was one."""
     result = session.execute(

@@ -319,6 +319,8 @@ class FakeSlack:
         self._tickets: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, Json] = {}
+        self._files: dict[str, bytes] = {}
+        self.file_downloads: list[tuple[str, str | None]] = []  # (file id, token sent)
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -346,6 +348,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response_url/{url_id}", self._handle_response_url)
         app.router.add_get("/link/", self._handle_socket)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._handle_file_download)
         app.on_shutdown.append(self._close_sockets)
         runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(runner.setup())
@@ -447,6 +450,54 @@ class FakeSlack:
             if subtype is not None:
                 message["subtype"] = subtype
             return self._store(channel, message, thread_ts=thread_ts, ts=ts)
+
+    def add_app_message(
+        self, channel: str, text: str, *, app_name: str, thread_ts: str | None = None
+    ) -> str:
+        """A message another app posted (a note-taker's meeting summary): `bot_message` with
+        that app's own bot id, user and `bot_profile`."""
+        with self._lock:
+            bot_id = self._new_id("B")
+            message: Json = {
+                "type": "message", "subtype": "bot_message", "text": text, "bot_id": bot_id,
+                "username": app_name, "team": self.team_id,
+                "bot_profile": {"id": bot_id, "name": app_name, "app_id": self._new_id("A")},
+            }  # fmt: skip
+            return self._store(channel, message, thread_ts=thread_ts)
+
+    def add_file_message(
+        self, channel: str, name: str, content: bytes, *, user: str, thread_ts: str | None = None,
+        text: str = "", filetype: str = "text", mimetype: str = "text/plain",
+    ) -> str:
+        """A `file_share` message with one uploaded file; its `url_private_download` answers
+        the file to a request with the bot token, and a redirect to sign in to any other."""
+        with self._lock:
+            file_id = self._new_id("F")
+            self._files[file_id] = content
+            url = f"{self.base_url}/files-pri/{self.team_id}-{file_id}/{name}"
+            file: Json = {
+                "id": file_id, "name": name, "title": name, "mimetype": mimetype,
+                "filetype": filetype, "size": len(content), "user": user,
+                "url_private": url, "url_private_download": url + "?download=1",
+            }  # fmt: skip
+            message: Json = {
+                "type": "message", "subtype": "file_share", "user": user, "text": text,
+                "team": self.team_id, "files": [file], "upload": True,
+            }  # fmt: skip
+            return self._store(channel, message, thread_ts=thread_ts)
+
+    async def _handle_file_download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"].rpartition("-")[2]
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+        with self._lock:
+            self.file_downloads.append((file_id, token))
+            content = self._files.get(file_id)
+        if token not in self.valid_tokens:
+            raise web.HTTPFound(f"{self.base_url}/signin?redir=/files-pri/{file_id}")
+        if content is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=content, content_type="application/octet-stream")
 
     def add_thread(self, channel: str, parent: str, *replies: str, user: str) -> str:
         """A parent message and its replies, all by `user`; returns the parent's ts."""

@@ -844,6 +844,7 @@ class FakeTaiga:
         ("POST", r"/tasks/bulk_create", "tasks_bulk_create"),
         ("GET", r"/tasks/(?P<pk>\d+)", "task_get"),
         ("DELETE", r"/tasks/(?P<pk>\d+)", "task_delete"),
+        ("PATCH", r"/tasks/(?P<pk>\d+)", "task_patch"),
     )
 
     def _route(self, request: RecordedRequest, raw_path: str) -> _Reply:
@@ -1185,9 +1186,10 @@ class FakeTaiga:
         }
 
     def _people(self, item: dict[str, Any]) -> dict[str, Any]:
+        assigned = item.get("assigned_to")
         return {
-            "assigned_to": None,
-            "assigned_to_extra_info": None,
+            "assigned_to": assigned,
+            "assigned_to_extra_info": self._user_extra(assigned),
             "owner": item["owner"],
             "owner_extra_info": self._user_extra(item["owner"]),
             "is_watcher": False,
@@ -1214,7 +1216,7 @@ class FakeTaiga:
 
     def _embedded_story(self, story: dict[str, Any]) -> dict[str, Any]:
         return {
-            **_DUE_DATE,
+            **_due(story),
             "assigned_to": None,
             "assigned_to_extra_info": None,
             **self._status(story, "us_statuses"),
@@ -1251,7 +1253,7 @@ class FakeTaiga:
     ) -> dict[str, Any]:
         milestone = self._sprint_of(story)
         body: dict[str, Any] = {
-            **_DUE_DATE,
+            **_due(story),
             "total_comments": 0,
             "tags": [[tag, None] for tag in story["tags"]],
             "attachments": [],
@@ -1292,7 +1294,7 @@ class FakeTaiga:
             "tasks": [],
             "total_attachments": 0,
             "swimlane": None,
-            "assigned_users": [],
+            "assigned_users": [story["assigned_to"]] if story.get("assigned_to") else [],
         }
         if detail:
             body.update(self._described(story))
@@ -1304,7 +1306,7 @@ class FakeTaiga:
         milestone = self._sprint_of(task)
         story = self._stories.get(task["user_story"]) if task["user_story"] else None
         body: dict[str, Any] = {
-            **_DUE_DATE,
+            **_due(task),
             "total_comments": 0,
             "tags": [],
             "attachments": [],
@@ -1448,6 +1450,19 @@ class FakeTaiga:
         return f"{BACKEND_ORIGIN}{API_PREFIX}{request.path}?{urlencode(query)}"
 
     # -- validation helpers
+
+    def _assignee(
+        self, payload: dict[str, Any], project_id: int | None, errors: dict[str, list[str]]
+    ) -> int | None:
+        """`assigned_to` of a new story or task: a user who is not a project member is a 400
+        (sample 125), even a superuser."""
+        user_id = self._pk(payload, "assigned_to", self._users, errors)
+        if user_id is None or project_id is None:
+            return None
+        if self._membership(project_id, user_id) is None:
+            errors["assigned_to"] = ["The user must be a project member."]
+            return None
+        return user_id
 
     def _pk(
         self,
@@ -1759,12 +1774,15 @@ class FakeTaiga:
         project_id = self._required_pk(payload, "project", self._projects, errors)
         subject = self._text(payload, "subject", errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
+        assigned_to = self._assignee(payload, project_id, errors)
+        due_date = _due_date(payload, errors)
         project_id = self._valid_project(errors, project_id, user, "add_us")
         self._story_preconditions(project_id, milestone_id)
         story = self._create_story(
             project_id, subject, user.id, milestone_id, str(payload.get("description") or ""),
             self._tags(payload),
         )  # fmt: skip
+        story |= {"assigned_to": assigned_to, "due_date": due_date}
         story["external_reference"] = self._external_reference(payload)
         return _Reply(201, self._story_body(story, detail=True))
 
@@ -1876,6 +1894,8 @@ class FakeTaiga:
         subject = self._text(payload, "subject", errors)
         story_id = self._pk(payload, "user_story", self._stories, errors)
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
+        assigned_to = self._assignee(payload, project_id, errors)
+        due_date = _due_date(payload, errors)
         project_id = self._valid_project(errors, project_id, user, "add_task")
         milestone_id = self._task_sprint(project_id, story_id, milestone_id)
         task = self._create_task(
@@ -1886,8 +1906,35 @@ class FakeTaiga:
             milestone_id,
             str(payload.get("description") or ""),
         )
+        task |= {"assigned_to": assigned_to, "due_date": due_date}
         task["external_reference"] = self._external_reference(payload)
         return _Reply(201, self._task_body(task, detail=True))
+
+    def _r_task_patch(self, request: RecordedRequest, pk: int) -> _Reply:
+        """A task's subject, description or assignee, with its `version` (sample 124; any
+        member may be the assignee, anyone else is a 400 as on create)."""
+        user = self._require_user(request)
+        payload = self._payload(request)
+        task = self._tasks.get(pk)
+        if task is None:
+            raise _Reply(404, {"_error_message": "No Task matches the given query."})
+        self._check(self._projects[task["project"]], user, "modify_task")
+        version = payload.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise _Reply(400, {"version": "The version parameter is not valid"})
+        if self._stale(task, version, set(payload) - {"version"}):
+            raise _Reply(400, {"version": "The version doesn't match with the current one"})
+        errors: dict[str, list[str]] = {}
+        assigned_to = self._assignee(payload, task["project"], errors)
+        if errors:
+            raise _Reply(400, errors)
+        for key in ("subject", "description"):
+            if key in payload:
+                task[key] = str(payload[key])
+        if "assigned_to" in payload:
+            task["assigned_to"] = assigned_to
+        self._bump_version(task, set(payload) - {"version"})
+        return _Reply(200, self._task_body(task, detail=True))
 
     def _r_tasks_bulk_create(self, request: RecordedRequest) -> _Reply:
         user = self._require_user(request)
@@ -1951,6 +1998,25 @@ class FakeTaiga:
 
 
 _DUE_DATE: dict[str, Any] = {"due_date": None, "due_date_reason": "", "due_date_status": "not_set"}
+
+
+def _due(item: dict[str, Any]) -> dict[str, Any]:
+    """The due-date fields of a story or task (a set date's status is not recorded: "set")."""
+    due = item.get("due_date")
+    return _DUE_DATE | ({"due_date": due, "due_date_status": "set"} if due else {})
+
+
+def _due_date(payload: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
+    value = payload.get("due_date")
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        errors["due_date"] = [
+            "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+        ]
+        return None
 
 
 def _of_projects(rows: dict[int, dict[str, Any]], projects: Container[int]) -> list[dict[str, Any]]:
