@@ -340,7 +340,8 @@ async def bench_agent_run(latencies: Sequence[float], runs: int) -> Table:
         )
     table.notes = [
         "Taiga reqs/run: GET project (read once, handed to propose) + sprints, the project's "
-        "stories (propose: the sprint's, the backlog and duplicates) + GET users/me (apply: who sends the writes) + 3 story POSTs + 6 task POSTs.",
+        "stories (propose: the sprint's, the backlog and duplicates) + GET users/me (apply: "
+        "who sends the writes) + 3 story POSTs + 6 task POSTs.",
         "depth: GET project -> sprints | stories -> users/me -> 3 stories -> "
         "6 tasks at c=4 (2 round trips).",
     ]
