@@ -28,6 +28,8 @@ _ITEM_MAX = 200
 def undo_blocks(report: UndoReport, *, undone_by: str | None) -> SlackMessage:
     """The undo's report in the plan's message; Retry finishes an undo that stopped."""
     removed = counted(len(report.removed), "item", "items")
+    if report.moved_back:
+        removed += f", {counted(len(report.moved_back), 'story', 'stories')} moved back"
     if report.failed:
         emoji, title = ":warning:", "Plan partly undone"
     else:
@@ -38,6 +40,7 @@ def undo_blocks(report: UndoReport, *, undone_by: str | None) -> SlackMessage:
     blocks: list[Block] = [section(head)]
     for heading, items, why in (
         ("Removed", report.removed, False),
+        ("Moved back", report.moved_back, True),
         ("Kept", report.kept, True),
         ("Already deleted in Taiga", report.gone, False),
         (":x: Not removed yet", report.failed, True),
