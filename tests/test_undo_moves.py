@@ -12,8 +12,9 @@ import pytest
 
 from agent.executor import apply_plan
 from agent.proposal import ProposedMove
-from agent.undo import UndoRefused, UndoReport, undo_plan
+from agent.undo import UndoItem, UndoRefused, UndoReport, undo_plan
 from agent.undo.report import KEPT_CHANGED, report_lines
+from bot.blocks.undo import undo_blocks
 from storage import repositories as repo
 from storage.db import Database
 from taiga.client import TaigaClient, TaigaSession
@@ -165,3 +166,15 @@ async def test_undo_of_moves_is_refused_without_modify_us(
     assert [r for r in fake_taiga.requests if r.method != "GET"] == []
     assert story(fake_taiga, BULK_ONE)["milestone"] == sprint7
     assert await plan_state(sqlite_database, plan_id) == "done"
+
+
+def test_the_undo_message_says_what_was_moved_back() -> None:
+    item = UndoItem(kind="move", action_key="move:move-4", subject="Bulk story one", ref=4)
+    moved = item.model_copy(update={"reason": "back to the backlog"})
+    report = UndoReport(plan_id="p1", state="undone", moved_back=[moved])
+
+    message = undo_blocks(report, undone_by=None)
+
+    text = str(message.as_kwargs())
+    assert "0 items removed from Taiga, 1 story moved back" in text
+    assert "Moved back (1)" in text and "story #4 Bulk story one: back to the backlog" in text
