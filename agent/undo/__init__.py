@@ -1,8 +1,10 @@
-"""Undo an applied plan: delete exactly what it created, once, and keep what people changed.
+"""Undo an applied plan: delete exactly what it created and move back the stories it moved,
+once, and keep what people changed.
 
     plan.py     undo_plan: the window, the permissions, and the plan's state around one undo
     deletes.py  UndoRun: read, compare `version`, claim `undo:<key>`, DELETE, complete
-    report.py   UndoReport: removed, kept (and why), already gone, not removed yet
+    moves.py    move_back: read, compare `version`, claim, PATCH `milestone` back, complete
+    report.py   UndoReport: removed, moved back, kept (and why), already gone, not undone yet
 """
 
 from agent.undo.plan import DELETE_PERMISSIONS, UndoRefused, undo_plan

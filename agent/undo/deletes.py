@@ -45,6 +45,8 @@ class Target:
     taiga_id: int
     ref: int | None
     version: int | None  # right after our write; None on rows from before undo existed
+    back_to: int | None = None  # a moved story's sprint before the move (None: the backlog)
+    back_to_name: str = "the backlog"
 
     def item(self, reason: str = "") -> UndoItem:
         return UndoItem(
@@ -69,6 +71,7 @@ class UndoRun:
     actor: int  # the acting Taiga user, recorded on each claim
     entries: dict[str, repo.LedgerEntry]
     removed: list[UndoItem] = field(default_factory=list)
+    moved_back: list[UndoItem] = field(default_factory=list)
     kept: list[UndoItem] = field(default_factory=list)
     gone: list[UndoItem] = field(default_factory=list)
     failed: list[UndoItem] = field(default_factory=list)
@@ -107,7 +110,7 @@ class UndoRun:
         if reason is not None:
             self.kept.append(target.item(reason))
             return
-        await self._claim(target)
+        await self.claim(target)
         try:
             await delete(target.taiga_id)
         except (Forbidden, ResponseLost) as error:
@@ -140,7 +143,8 @@ class UndoRun:
             return False
         return False
 
-    async def _claim(self, target: Target) -> None:
+    async def claim(self, target: Target) -> None:
+        """Record the undo of `target` as pending before it is sent."""
         key, now = undo_key(target.key), self.now()
         claimed = await self.db.run(
             lambda s: repo.claim_actions(
@@ -150,9 +154,14 @@ class UndoRun:
         self.entries[key] = claimed[key]
 
     async def _complete(self, target: Target) -> None:
+        await self.settle(target)
+        self.removed.append(target.item())
+
+    async def settle(self, target: Target, *, taiga_version: int | None = None) -> None:
+        """Record the undo of `target` as done (claiming it first if no run did)."""
         key, now = undo_key(target.key), self.now()
         if key not in self.entries:
-            await self._claim(target)
+            await self.claim(target)
         self.entries[key] = await self.db.run(
             lambda s: repo.complete_action(
                 s,
@@ -161,19 +170,19 @@ class UndoRun:
                 taiga_id=target.taiga_id,
                 taiga_ref=target.ref,
                 now=now,
+                taiga_version=taiga_version,
             )
         )
-        self.removed.append(target.item())
 
     # -- why an item must stay (each raises NotFound when it is gone)
 
     async def _task_version(self, target: Target) -> str | None:
         task = await self.taiga.get_task(target.taiga_id)
-        return _changed(target, task.version)
+        return changed(target, task.version)
 
     async def _story_version(self, target: Target) -> str | None:
         story = await self.taiga.get_user_story(target.taiga_id)
-        if (reason := _changed(target, story.version)) is not None:
+        if (reason := changed(target, story.version)) is not None:
             return reason
         # Deleting a story deletes its tasks: keep it while it has any (someone's, or ours kept).
         if await self.taiga.list_tasks(user_story_id=target.taiga_id):
@@ -188,7 +197,7 @@ class UndoRun:
         return None
 
 
-def _changed(target: Target, version: int | None) -> str | None:
+def changed(target: Target, version: int | None) -> str | None:
     if target.version is None:
         return KEPT_NO_VERSION
     if version != target.version:

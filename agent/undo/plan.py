@@ -1,10 +1,11 @@
 """Undoing an applied plan: who may, until when, and the plan's state around one undo.
 
 `undo_plan` checks the undo window (`PLAN_UNDO_MINUTES` after the apply finished) and the
-user's delete permissions (with their own Taiga session) before anything changes, then moves the
-plan `done|partial|undo_partial -> undoing` (one compare-and-set, so a double click undoes once;
-an undo that died is taken over once it is stale), deletes tasks, then stories, then the sprint
-the plan created, and moves it `undoing -> undone|undo_partial` with the report.
+user's delete and modify permissions (with their own Taiga session) before anything changes,
+then moves the plan `done|partial|undo_partial -> undoing` (one compare-and-set, so a double
+click undoes once; an undo that died is taken over once it is stale), deletes the tasks the plan
+created, moves the stories it moved back, deletes the stories and then the sprint it created,
+and moves it `undoing -> undone|undo_partial` with the report.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.executor import DEFAULT_STALE_AFTER
-from agent.proposal import Action, Proposal
+from agent.proposal import Action, Proposal, ProposedMove
 from agent.undo.deletes import UNDO_PREFIX, Target, UndoRun, undo_key
+from agent.undo.moves import move_back
 from agent.undo.report import KEPT_NOT_CONFIRMED, UndoItem, UndoReport, stored_report, with_report
 from storage import repositories as repo
 from storage.db import Database
@@ -27,6 +29,8 @@ from taiga.client import TaigaSession
 _INTERRUPTED = "Undo interrupted: {}"
 # The permission each kind of created object needs to be deleted.
 DELETE_PERMISSIONS = {"task": "delete_task", "story": "delete_us", "milestone": "delete_milestone"}
+MOVE_BACK_PERMISSION = "modify_us"  # a story the plan moved goes back with a PATCH
+_PERMISSIONS = {**DELETE_PERMISSIONS, "move": MOVE_BACK_PERMISSION}
 _UNDOABLE = frozenset({"done", "partial", "undo_partial"})
 
 
@@ -69,11 +73,12 @@ async def undo_plan(
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     actor_id: int | None = None,
 ) -> UndoReport:
-    """Delete what the plan created with the user's session `taiga`, exactly once.
+    """Delete what the plan created and move back what it moved with the user's session
+    `taiga`, exactly once.
 
     Returns the stored report when the plan is already undone, and a report in state `undoing`
     (deleting nothing) while another undo of it runs. Raises `UndoRefused` when the plan cannot
-    be undone (unknown, not applied, past the window, no delete permission)."""
+    be undone (unknown, not applied, past the window, no delete or modify permission)."""
     plan = await _load(db, plan_id)
     if plan is None:
         raise UndoRefused(f"No plan {plan_id}.")
@@ -117,6 +122,7 @@ async def undo_plan(
         state="undo_partial" if run.failed else "undone",
         removed=run.removed,
         kept=[*unconfirmed, *run.kept],
+        moved_back=run.moved_back,
         gone=run.gone,
         failed=run.failed,
     )
@@ -126,16 +132,20 @@ async def undo_plan(
         plan_id,
         Transition.FINISH_UNDO_PARTIAL if run.failed else Transition.FINISH_UNDO,
         result=with_report(latest.result if latest else plan.result, report),
-        error=f"{len(run.failed)} item(s) not removed yet." if run.failed else None,
+        error=f"{len(run.failed)} item(s) not undone yet." if run.failed else None,
     )
     return report
 
 
 async def _remove_all(run: UndoRun, targets: list[Target]) -> None:
-    """Tasks first, then stories (deleting a story deletes its tasks), then the sprint."""
+    """Tasks first, then stories (deleting a story deletes its tasks), then the sprint; moved
+    stories go back before it (one still in the sprint would keep it)."""
     for target in targets:
         if target.kind == "task":
             await run.remove_task(target)
+    for target in targets:
+        if target.kind == "move":
+            await move_back(run, target)
     for target in targets:
         if target.kind == "story":
             await run.remove_story(target)
@@ -147,9 +157,8 @@ async def _remove_all(run: UndoRun, targets: list[Target]) -> None:
 def _targets(
     plan: _Snapshot, entries: dict[str, repo.LedgerEntry]
 ) -> tuple[list[Target], list[UndoItem]]:
-    """The objects the plan created (done ledger rows of a story, task or sprint), and the
-    writes Taiga never confirmed. Rows of other kinds (e.g. a story moved into the sprint) are
-    left alone here: undoing those is not a delete."""
+    """The objects the plan created or moved (done ledger rows), and the creations Taiga never
+    confirmed. A move that is not done was not made (or not known to be): nothing to undo."""
     actions: dict[str, Action] = {}
     if plan.proposal is not None:
         actions = {a.key: a for a in Proposal.model_validate(plan.proposal).actions()}
@@ -157,7 +166,11 @@ def _targets(
     unconfirmed: list[UndoItem] = []
     for key, entry in entries.items():
         action = actions.get(key)
-        if key.startswith(UNDO_PREFIX) or action is None or action.kind not in DELETE_PERMISSIONS:
+        if key.startswith(UNDO_PREFIX) or action is None:
+            continue
+        if action.move is not None:
+            if entry.done and entry.taiga_id is not None:
+                targets.append(_moved_story(action.move, entry))
             continue
         subject = _subject(action)
         if not entry.done or entry.taiga_id is None:
@@ -172,6 +185,20 @@ def _targets(
             Target(key, action.kind, subject, entry.taiga_id, entry.taiga_ref, entry.taiga_version)
         )
     return targets, unconfirmed
+
+
+def _moved_story(move: ProposedMove, entry: repo.LedgerEntry) -> Target:
+    assert entry.taiga_id is not None
+    return Target(
+        key=entry.action_key,
+        kind="move",
+        subject=move.subject,
+        taiga_id=entry.taiga_id,
+        ref=entry.taiga_ref,
+        version=entry.taiga_version,
+        back_to=entry.previous_milestone_id,
+        back_to_name=move.from_sprint or "the backlog",
+    )
 
 
 def _subject(action: Action) -> str:
@@ -203,7 +230,7 @@ def _check_window(
 
 
 async def _check_permissions(taiga: TaigaSession, project_id: int, targets: list[Target]) -> None:
-    needed = {DELETE_PERMISSIONS[t.kind] for t in targets}
+    needed = {_PERMISSIONS[t.kind] for t in targets}
     if not needed:
         return
     project = await taiga.get_project(project_id)
@@ -211,7 +238,7 @@ async def _check_permissions(taiga: TaigaSession, project_id: int, targets: list
     if missing:
         raise UndoRefused(
             f"You cannot undo this plan: your role in {project.name} lacks "
-            f"{', '.join(missing)}. Nothing was deleted."
+            f"{', '.join(missing)}. Nothing was changed."
         )
 
 

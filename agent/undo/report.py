@@ -1,6 +1,6 @@
-"""What an undo did: the items it removed from Taiga, the ones it kept and why, and the ones it
-could not remove yet. Stored with the plan's result (under `UNDO_KEY`) so a second click, a
-retry or a restart shows the same report."""
+"""What an undo did: the items it removed from Taiga, the stories it moved back, the ones it kept
+and why, and the ones it could not undo yet. Stored with the plan's result (under `UNDO_KEY`) so
+a second click, a retry or a restart shows the same report."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ KEPT_NO_VERSION = "created before undo existed, so changes since cannot be told"
 
 
 class UndoItem(BaseModel):
-    """One object the plan created, and (when kept or not removed yet) why."""
+    """One object the plan created or moved, and (when kept or not undone yet) why."""
 
     kind: ActionKind
     action_key: str
@@ -39,9 +39,10 @@ class UndoReport(BaseModel):
     plan_id: str
     state: UndoState
     removed: list[UndoItem] = []
+    moved_back: list[UndoItem] = []  # stories the plan moved, back where they were
     kept: list[UndoItem] = []  # left in Taiga on purpose, each with its reason
     gone: list[UndoItem] = []  # already deleted in Taiga by someone else
-    failed: list[UndoItem] = []  # not removed yet (Taiga failed or did not answer)
+    failed: list[UndoItem] = []  # not undone yet (Taiga failed or did not answer)
 
 
 def stored_report(result: dict[str, Any] | None) -> UndoReport | None:
@@ -57,7 +58,8 @@ def with_report(result: dict[str, Any] | None, report: UndoReport) -> dict[str, 
 
 
 def report_lines(report: UndoReport) -> list[str]:
-    """The report as plain lines: what was removed, kept and why, gone, and not removed yet."""
+    """The report as plain lines: what was removed, moved back, kept and why, gone, and not
+    undone yet."""
     if report.state == "undoing":
         return ["This plan is being undone right now."]
     if report.removed:
@@ -65,6 +67,9 @@ def report_lines(report: UndoReport) -> list[str]:
     else:
         lines = ["Nothing was removed from Taiga."]
     lines += [f"  {label(item)}" for item in report.removed]
+    if report.moved_back:
+        lines.append(f"Moved back ({len(report.moved_back)}):")
+        lines += [f"  {label(item)}: {item.reason}" for item in report.moved_back]
     for title, items in (("Kept", report.kept), ("Not removed yet", report.failed)):
         if items:
             lines.append(f"{title} ({len(items)}):")
@@ -81,4 +86,4 @@ def label(item: UndoItem) -> str:
     return f"{_KINDS[item.kind]} {ref}{item.subject}"
 
 
-_KINDS = {"milestone": "sprint", "story": "story", "task": "task"}
+_KINDS = {"milestone": "sprint", "move": "story", "story": "story", "task": "task"}

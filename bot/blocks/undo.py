@@ -32,12 +32,11 @@ def undo_blocks(report: UndoReport, *, undone_by: str | None) -> SlackMessage:
         emoji, title = ":warning:", "Plan partly undone"
     else:
         emoji, title = ":leftwards_arrow_with_hook:", "Plan undone"
-    head = f"{emoji} *{title}*: {removed} removed from Taiga"
-    if report.kept:
-        head += f", {len(report.kept)} kept"
+    head = f"{emoji} *{title}*: {removed} removed from Taiga{_and_more(report)}"
     blocks: list[Block] = [section(head)]
     for heading, items, why in (
         ("Removed", report.removed, False),
+        ("Moved back", report.moved_back, True),
         ("Kept", report.kept, True),
         ("Already deleted in Taiga", report.gone, False),
         (":x: Not removed yet", report.failed, True),
@@ -49,10 +48,17 @@ def undo_blocks(report: UndoReport, *, undone_by: str | None) -> SlackMessage:
     if report.failed:
         retry = undo_button(report.plan_id, "Retry undo")
         blocks.append(ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=[retry]))
-    text = f"{title}: {removed} removed"
+    return slack_message(f"{title}: {removed} removed{_and_more(report)}", blocks)
+
+
+def _and_more(report: UndoReport) -> str:
+    """What else happened, like ", 2 stories moved back, 1 kept"."""
+    tail = ""
+    if report.moved_back:
+        tail += f", {counted(len(report.moved_back), 'story', 'stories')} moved back"
     if report.kept:
-        text += f", {len(report.kept)} kept"
-    return slack_message(text, blocks)
+        tail += f", {len(report.kept)} kept"
+    return tail
 
 
 def _listing(heading: str, items: Sequence[UndoItem], *, with_reason: bool) -> str:

@@ -87,8 +87,9 @@ async def undo_and_show(
             **message.as_kwargs(),
         )  # fmt: skip
     logger.info(
-        "plan %s: %s (%d removed, %d kept, %d not removed)",
-        plan.id, report.state, len(report.removed), len(report.kept), len(report.failed),
+        "plan %s: %s (%d removed, %d moved back, %d kept, %d not undone)",
+        plan.id, report.state, len(report.removed), len(report.moved_back), len(report.kept),
+        len(report.failed),
     )  # fmt: skip
     return report
 
