@@ -11,3 +11,4 @@ def anyio_backend() -> str:
     return "asyncio"
 pytest_plugins += ["tests.peers.slack_harness"]
 pytest_plugins += ["tests.peers.cli_env"]
+pytest_plugins += ["tests.peers.taiga_sessions"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -135,26 +134,12 @@ def story_rows(fake: FakeTaiga, subject: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def client(fake_taiga: FakeTaiga) -> AsyncIterator[TaigaClient]:
-    taiga = TaigaClient(fake_taiga.api_url, clock=FakeClock())
-    try:
-        yield taiga
-    finally:
-        await taiga.aclose()
-
-
-@pytest.fixture
-def alice(fake_taiga: FakeTaiga, client: TaigaClient) -> TaigaSession:
-    return client.session(TaigaTokens(**fake_taiga.login_tokens("alice")))
-
-
-@pytest.fixture
-def carol(fake_taiga: FakeTaiga, client: TaigaClient) -> TaigaSession:
+def carol(fake_taiga: FakeTaiga, taiga_client: TaigaClient) -> TaigaSession:
     """Another member who may add stories and tasks (the seeded bob may only view)."""
     fake_taiga.add_user("carol", "carol123", full_name="Carol Writer")
     writer = fake_taiga.add_role(PROJECT_ID, "Writer", (*VIEW_PERMISSIONS, "add_us", "add_task"))
     fake_taiga.add_member(PROJECT_ID, "carol", writer)
-    return client.session(TaigaTokens(**fake_taiga.login_tokens("carol")))
+    return taiga_client.session(TaigaTokens(**fake_taiga.login_tokens("carol")))
 
 
 async def apply(

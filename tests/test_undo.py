@@ -4,7 +4,6 @@ since is deleted, only with the delete permissions, exactly once (double click, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,31 +18,12 @@ from storage.models import utcnow
 from storage.plan_states import Transition
 from taiga.client import TaigaClient, TaigaSession
 from taiga.errors import Forbidden, NotFound
-from taiga.models import TaigaTokens
-from tests.peers.clock import FakeClock
 from tests.peers.fake_taiga import PROJECT_ID, VIEW_PERMISSIONS, FakeTaiga
+from tests.peers.taiga_sessions import session_as
 from tests.test_executor import plan_state, proposal, store_plan
 
 WEB = "https://taiga.example"
 WINDOW = timedelta(minutes=30)
-
-
-@pytest.fixture
-async def client(fake_taiga: FakeTaiga) -> AsyncIterator[TaigaClient]:
-    taiga = TaigaClient(fake_taiga.api_url, clock=FakeClock())
-    try:
-        yield taiga
-    finally:
-        await taiga.aclose()
-
-
-def session(fake: FakeTaiga, client: TaigaClient, username: str) -> TaigaSession:
-    return client.session(TaigaTokens(**fake.login_tokens(username)))
-
-
-@pytest.fixture
-def alice(fake_taiga: FakeTaiga, client: TaigaClient) -> TaigaSession:
-    return session(fake_taiga, client, "alice")
 
 
 async def applied(db: Database, taiga: TaigaSession, *, sprint: str = "Sprint 7") -> str:
@@ -142,12 +122,12 @@ async def test_undo_keeps_what_someone_changed_since_and_what_holds_it(
 
 @pytest.mark.anyio
 async def test_undo_is_refused_without_the_delete_permissions(
-    sqlite_database: Database, fake_taiga: FakeTaiga, client: TaigaClient
+    sqlite_database: Database, fake_taiga: FakeTaiga, taiga_client: TaigaClient
 ) -> None:
     fake_taiga.add_user("carol", "carol123", full_name="Carol Writer")
     role = (*VIEW_PERMISSIONS, "add_us", "add_task", "add_milestone", "delete_task")
     fake_taiga.add_member(PROJECT_ID, "carol", fake_taiga.add_role(PROJECT_ID, "Writer", role))
-    carol = session(fake_taiga, client, "carol")
+    carol = session_as(fake_taiga, taiga_client, "carol")
     plan_id = await applied(sqlite_database, carol)
     fake_taiga.clear_requests()
 
@@ -270,9 +250,9 @@ async def test_an_item_someone_deleted_is_reported_as_gone(
 
 @pytest.mark.anyio
 async def test_the_fake_answers_deletes_like_taiga(
-    fake_taiga: FakeTaiga, client: TaigaClient, alice: TaigaSession
+    fake_taiga: FakeTaiga, taiga_client: TaigaClient, alice: TaigaSession
 ) -> None:
-    bob = session(fake_taiga, client, "bob")
+    bob = session_as(fake_taiga, taiga_client, "bob")
     story = fake_taiga.add_story(PROJECT_ID, "Doomed")
     with pytest.raises(Forbidden):  # a viewer (sample 119)
         await bob.delete_user_story(story["id"])

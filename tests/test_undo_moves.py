@@ -4,7 +4,6 @@ with `modify_us`, exactly once, and before the sprint the plan created is delete
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,9 +17,8 @@ from bot.blocks.undo import undo_blocks
 from storage import repositories as repo
 from storage.db import Database
 from taiga.client import TaigaClient, TaigaSession
-from taiga.models import TaigaTokens
-from tests.peers.clock import FakeClock
 from tests.peers.fake_taiga import PROJECT_ID, SPRINT5_ID, VIEW_PERMISSIONS, FakeTaiga
+from tests.peers.taiga_sessions import session_as
 from tests.test_executor import plan_state, proposal, store_plan
 
 WEB = "https://taiga.example"
@@ -34,24 +32,6 @@ MOVES = [
         from_milestone_id=SPRINT5_ID, from_sprint="Sprint 5", version=1,
     ),
 ]  # fmt: skip
-
-
-@pytest.fixture
-async def client(fake_taiga: FakeTaiga) -> AsyncIterator[TaigaClient]:
-    taiga = TaigaClient(fake_taiga.api_url, clock=FakeClock())
-    try:
-        yield taiga
-    finally:
-        await taiga.aclose()
-
-
-def session(fake: FakeTaiga, client: TaigaClient, username: str) -> TaigaSession:
-    return client.session(TaigaTokens(**fake.login_tokens(username)))
-
-
-@pytest.fixture
-def alice(fake_taiga: FakeTaiga, client: TaigaClient) -> TaigaSession:
-    return session(fake_taiga, client, "alice")
 
 
 async def applied_with_moves(db: Database, taiga: TaigaSession) -> str:
@@ -150,13 +130,13 @@ async def test_a_lost_move_back_answer_is_settled_by_reading_the_story(
 
 @pytest.mark.anyio
 async def test_undo_of_moves_is_refused_without_modify_us(
-    sqlite_database: Database, fake_taiga: FakeTaiga, client: TaigaClient, alice: TaigaSession
+    sqlite_database: Database, fake_taiga: FakeTaiga, taiga_client: TaigaClient, alice: TaigaSession
 ) -> None:
     plan_id = await applied_with_moves(sqlite_database, alice)
     fake_taiga.add_user("carol", "carol123", full_name="Carol Deleter")
     deleter = (*VIEW_PERMISSIONS, "delete_task", "delete_us", "delete_milestone")
     fake_taiga.add_member(PROJECT_ID, "carol", fake_taiga.add_role(PROJECT_ID, "Deleter", deleter))
-    carol = session(fake_taiga, client, "carol")
+    carol = session_as(fake_taiga, taiga_client, "carol")
     sprint7 = story(fake_taiga, BULK_ONE)["milestone"]
     fake_taiga.clear_requests()
 
