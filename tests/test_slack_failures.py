@@ -18,17 +18,13 @@ from tests.peers.slack_harness import (
     running_harness,
     story_turn,
 )
+from tests.peers.slack_setups import alice_plans_here
 
 MINUTES = "Ship the CSV export."
 TURN = story_turn(("Export plans as CSV", ["Write the CSV writer", "Add the button"]))
 
 
-@pytest.fixture
-async def h(h: Harness) -> Harness:
-    """Alice is linked to Taiga and the channel plans in the recorded project."""
-    await h.link(h.alice, "alice")
-    await h.set_project()
-    return h
+h = alice_plans_here
 
 
 @pytest.mark.anyio

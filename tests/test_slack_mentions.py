@@ -3,7 +3,6 @@ and Slack's re-deliveries."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,23 +18,17 @@ from tests.peers.slack_harness import (
     Harness,
     block_text,
     has_button,
+    model_prompt,
     running_harness,
     story_turn,
 )
+from tests.peers.slack_setups import alice_plans_here
 
 TURN = story_turn(("Export plans as CSV", ["Write the CSV writer"]))
 
 
-@pytest.fixture
-async def h(h: Harness) -> Harness:
-    """Alice is linked to Taiga and the channel plans in the recorded project."""
-    await h.link(h.alice, "alice")
-    await h.set_project()
-    return h
+h = alice_plans_here
 
-
-def model_prompt(h: Harness) -> str:
-    return json.dumps(h.anthropic.requests[0].body["messages"][0], ensure_ascii=False)
 
 
 @pytest.mark.anyio

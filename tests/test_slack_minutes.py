@@ -3,7 +3,6 @@ transcript uploaded to the thread."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,17 @@ from tests.peers.slack_harness import (
     WAIT,
     Harness,
     has_button,
+    model_prompt,
     running_harness,
     story_turn,
 )
+from tests.peers.slack_setups import alice_plans_here
 
 TURN = story_turn(("Export plans as CSV", ["Write the CSV writer"]))
 
 
-@pytest.fixture
-async def h(h: Harness) -> Harness:
-    await h.link(h.alice, "alice")
-    await h.set_project()
-    return h
+h = alice_plans_here
 
-
-def model_prompt(h: Harness) -> str:
-    return json.dumps(h.anthropic.requests[0].body["messages"][0], ensure_ascii=False)
 
 
 async def plan_here(h: Harness, parent: str) -> None:

@@ -34,6 +34,7 @@ from tests.peers.slack_harness import (
     has_button,
     story_turn,
 )
+from tests.peers.slack_setups import alice_plans_here
 
 MINUTES = "We agreed to ship the CSV export.\nAlice: add the download button."
 STORIES = (
@@ -53,12 +54,7 @@ CRASH_PATHS = {
 }
 
 
-@pytest.fixture
-async def h(h: Harness) -> Harness:
-    """Alice is linked to Taiga and the channel plans in the recorded project."""
-    await h.link(h.alice, "alice")
-    await h.set_project()
-    return h
+h = alice_plans_here
 
 
 async def propose(h: Harness) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from tests.peers.slack_harness import (
     has_button,
     story_turn,
 )
+from tests.peers.slack_setups import alice_plans_here
 
 MINUTES = "Ship the CSV export. Dana: we need QA for the export too."
 DRAFT = story_turn(
@@ -29,12 +30,7 @@ MERGED = story_turn(
 INSTRUCTION = "merge the two export stories"
 
 
-@pytest.fixture
-async def h(h: Harness) -> Harness:
-    """Alice is linked to Taiga and the channel plans in the recorded project."""
-    await h.link(h.alice, "alice")
-    await h.set_project()
-    return h
+h = alice_plans_here
 
 
 async def planned(h: Harness) -> tuple[str, str]:

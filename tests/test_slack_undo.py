@@ -16,7 +16,14 @@ from sqlmodel import Session
 from storage import repositories as repo
 from storage.plan_states import Transition
 from tests.peers.fake_taiga import PROJECT_ID
-from tests.peers.slack_harness import WAIT, Harness, block_text, has_button, story_turn
+from tests.peers.slack_harness import (
+    WAIT,
+    Harness,
+    block_text,
+    has_button,
+    story_turn,
+)
+from tests.peers.slack_setups import alice_plans_here
 
 MINUTES = "We agreed to ship the CSV export.\nAlice: add the download button."
 STORIES = (
@@ -27,11 +34,7 @@ SUBJECTS = {"Export plans as CSV", "Show export history"}
 TASKS = {"Write the CSV writer", "Add the download button", "List past exports"}
 
 
-@pytest.fixture
-async def h(h: Harness) -> Harness:
-    await h.link(h.alice, "alice")
-    await h.set_project()
-    return h
+h = alice_plans_here
 
 
 async def applied(h: Harness) -> tuple[str, str]:

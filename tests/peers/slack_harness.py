@@ -272,3 +272,8 @@ async def h(
 ) -> AsyncIterator[Harness]:
     async with running_harness(tmp_path, fake_slack, fake_taiga, fake_anthropic) as harness:
         yield harness
+
+
+def model_prompt(h: Harness) -> str:
+    """The first user message the fake Anthropic received, as JSON text."""
+    return json.dumps(h.anthropic.requests[0].body["messages"][0], ensure_ascii=False)
