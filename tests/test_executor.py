@@ -39,6 +39,7 @@ from tests.peers.fake_taiga import (
     VIEW_PERMISSIONS,
     FakeTaiga,
 )
+from tests.peers.taiga_sessions import session_as
 
 WEB = "https://taiga.example"
 
@@ -139,7 +140,7 @@ def carol(fake_taiga: FakeTaiga, taiga_client: TaigaClient) -> TaigaSession:
     fake_taiga.add_user("carol", "carol123", full_name="Carol Writer")
     writer = fake_taiga.add_role(PROJECT_ID, "Writer", (*VIEW_PERMISSIONS, "add_us", "add_task"))
     fake_taiga.add_member(PROJECT_ID, "carol", writer)
-    return taiga_client.session(TaigaTokens(**fake_taiga.login_tokens("carol")))
+    return session_as(fake_taiga, taiga_client, "carol")
 
 
 async def apply(

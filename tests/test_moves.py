@@ -3,7 +3,6 @@ loop and applied by the executor, against the fake Taiga (and the fake Anthropic
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,8 +15,7 @@ from agent.loop import propose
 from agent.proposal import ProjectInfo, Proposal, ProposedMilestone, ProposedMove, ProposedTask
 from storage import repositories as repo
 from storage.db import Database
-from taiga.client import TaigaClient, TaigaSession
-from taiga.models import TaigaTokens
+from taiga.client import TaigaSession
 from tests.peers.clock import FakeClock
 from tests.peers.fake_anthropic import FakeAnthropic, message, text, tool_use
 from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG, SPRINT5_ID, SPRINT6_ID, FakeTaiga
@@ -25,15 +23,6 @@ from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG, SPRINT5_ID, SPRINT6
 WEB = "https://taiga.example"
 BULK_ONE = 4  # "Bulk story one", in the backlog (ref 4)
 LOG_OUT = 2  # "As a user I can log out", in Sprint 5 (ref 2)
-
-
-@pytest.fixture
-async def alice(fake_taiga: FakeTaiga) -> AsyncIterator[TaigaSession]:
-    client = TaigaClient(fake_taiga.api_url, clock=FakeClock())
-    try:
-        yield client.session(TaigaTokens(**fake_taiga.login_tokens("alice")))
-    finally:
-        await client.aclose()
 
 
 async def _propose(fake_anthropic: FakeAnthropic, alice: TaigaSession) -> Proposal:
