@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
     from taiga.client import Clock, TaigaSession
+    from taiga.models import Project
 
 
 async def refine(
@@ -27,6 +28,7 @@ async def refine(
     anthropic: AsyncAnthropic,
     model: str,
     taiga: TaigaSession,
+    project: Project,
     current: Proposal,
     minutes: str | None,
     instruction: str,
@@ -34,11 +36,12 @@ async def refine(
     clock: Clock,
     progress: Progress | None = None,
 ) -> Proposal:
-    """The revised proposal (nothing is written); `taiga` is the refiner's own session, so
-    their permissions decide the tools. `minutes` is None when they were not kept."""
+    """The revised proposal (nothing is written); `taiga` is the refiner's own session and
+    `project` as it showed it to them (already read to check they may refine, so it is not read
+    again), so their permissions decide the tools. `minutes` is None when they were not kept."""
     sprint = current.milestone.name if current.milestone else current.target_sprint
     return await propose(
-        anthropic=anthropic, model=model, taiga=taiga, project_ref=current.project.id,
+        anthropic=anthropic, model=model, taiga=taiga, project_ref=project,
         sprint_name=sprint, minutes=minutes, budgets=budgets, clock=clock, progress=progress,
         revision=Revision(current=proposal_view(current), instruction=instruction),
     )

@@ -249,7 +249,6 @@ _TOOL_FOR_ACTION: dict[ActionKind, str] = {
 ADD_STORY = TOOLS["taiga_create_user_story"].permission
 ADD_TASK = TOOLS["taiga_create_task"].permission
 ADD_SPRINT = TOOLS["taiga_create_milestone"].permission
-MOVE_STORY = TOOLS["taiga_move_user_story"].permission
 # What planning stories with tasks needs: asked of an approver when a plan's actions are unknown.
 STORY_AND_TASK_PERMISSIONS = (ADD_STORY, ADD_TASK)
 

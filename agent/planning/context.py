@@ -33,11 +33,10 @@ MAX_TAGS_SHOWN = 200
 
 @dataclass
 class PlanScope:
-    """What one run plans against. `project` is refreshed when the model re-reads it,
-    `milestone` takes the dates the model proposes, `known_stories` grows with what reads list."""
+    """What one run plans against: `milestone` takes the dates the model proposes,
+    `known_stories` grows with what reads list."""
 
     project: Project
-    perms: frozenset[str]  # as first read: they decided which tools the run offers
     milestones: list[Milestone]
     sprint_name: str
     sprint_stories: list[UserStory]
@@ -46,6 +45,11 @@ class PlanScope:
     today: date  # the model is told it, for relative dates in the minutes
     # Every open story outside the target sprint, most recently modified first.
     other_open_stories: list[UserStory] = field(default_factory=list)
+
+    @property
+    def perms(self) -> frozenset[str]:
+        """The acting user's permissions in the project: they decide which tools the run offers."""
+        return self.project.my_permissions
 
     @property
     def shown_other_stories(self) -> list[UserStory]:
@@ -104,7 +108,6 @@ def plan_scope(
     others.sort(key=lambda s: s.modified_date or s.created_date, reverse=True)
     return PlanScope(
         project=project,
-        perms=project.my_permissions,
         milestones=milestones,
         sprint_name=name,
         sprint_stories=sprint_stories,

@@ -1,7 +1,8 @@
 """Refining a proposal in its thread: a mention with an instruction makes the next version.
 
-Only people who may approve the plan may refine it (`decisions.may_decide`, which also gives
-their own Taiga session, so their permissions gate the tools as in planning). A status message in
+Only people who may approve the plan may refine it (`decisions.may_approve`, which also gives
+their own Taiga session and the project they see, so their permissions gate the tools as in
+planning). A status message in
 the thread shows the progress and ends with what happened: the revised plan published as the next
 version (`versions.publish_version`), no change, or a plain sentence saying why not.
 """
@@ -16,7 +17,7 @@ from agent.refine import refine, same_plan
 from bot import blocks
 from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
-from bot.services.decisions import Decision, may_decide
+from bot.services.decisions import Decision, may_approve
 from bot.services.errors import explain, is_link_expired, log_failure
 from bot.services.slack_io import Tell, esc, update
 from bot.services.status import StatusMessage
@@ -50,8 +51,8 @@ async def refine_plan(
         await tell(instruction_too_long(len(instruction)))
         return
     decision = Decision(plan.id, plan.proposal_version, plan.slack_team_id, user_id, link, tell)
-    session = await may_decide(services, plan, decision)
-    if session is None:
+    approver = await may_approve(services, plan, decision)
+    if approver is None:
         return
     assert plan.proposal is not None  # a proposed plan has its proposal
     current = Proposal.model_validate(plan.proposal)
@@ -65,7 +66,8 @@ async def refine_plan(
     try:
         revised = await refine(
             anthropic=services.anthropic, model=services.settings.anthropic_model,
-            taiga=session, current=current, minutes=minutes, instruction=instruction,
+            taiga=approver.session, project=approver.project, current=current, minutes=minutes,
+            instruction=instruction,
             budgets=Budgets.from_settings(services.settings), clock=services.clock,
             progress=status.step,
         )
