@@ -21,6 +21,7 @@ from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
 from bot.services.slack_io import Tell, esc, update, user_names
 from bot.services.status import StatusMessage
+from bot.services.versions import plan_summary
 from storage import repositories as repo
 from storage.models import Plan
 from storage.plan_states import MOVES, Transition
@@ -62,7 +63,7 @@ async def open_proposal(services: Services, decision: Decision) -> Plan | None:
     if plan is None or plan.slack_team_id != decision.team_id:
         await decision.tell("This plan no longer exists.")
         return None
-    if plan.state == "proposed" and plan.expires_at and services.now() >= plan.expires_at:
+    if is_past_expiry(services, plan):
         await expire_proposal(services, plan)
         plan = await _load(services, decision.plan_id)
         assert plan is not None
@@ -105,6 +106,13 @@ def _closed_sentence(services: Services, plan: Plan) -> str:
     return "This proposal can no longer be decided."
 
 
+def is_past_expiry(services: Services, plan: Plan) -> bool:
+    """A proposal nobody decided before its `expires_at` (the sweep may not have marked it yet)."""
+    return plan.state == "proposed" and plan.expires_at is not None and (
+        services.now() >= plan.expires_at
+    )
+
+
 async def expire_proposal(services: Services, plan: Plan) -> None:
     """Move a proposal past its time to `expired` (once) and show that in its message."""
     moved = await services.db.run(
@@ -112,7 +120,7 @@ async def expire_proposal(services: Services, plan: Plan) -> None:
     )
     if moved and plan.slack_message_ts:
         logger.info("plan %s: expired", plan.id)
-        message = blocks.expired_blocks(summary=_summary(plan))
+        message = blocks.expired_blocks(summary=plan_summary(plan))
         await update(
             services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
             **message.as_kwargs(),
@@ -240,7 +248,7 @@ async def reject(services: Services, decision: Decision) -> None:
     if not await _decide(services, plan, decision, Transition.REJECT):
         return
     if plan.slack_message_ts:
-        message = blocks.rejected_blocks(decision.user_id, summary=_summary(plan))
+        message = blocks.rejected_blocks(decision.user_id, summary=plan_summary(plan))
         await update(
             services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
             **message.as_kwargs(),
@@ -363,12 +371,6 @@ async def show_retry(services: Services, plan: Plan, sentence: str) -> None:
         **message.as_kwargs(),
     )
 
-
-def _summary(plan: Plan) -> str | None:
-    if plan.proposal is None:
-        return None
-    proposal = Proposal.model_validate(plan.proposal)
-    return proposal.count_summary()
 
 
 async def display_name(services: Services, user_id: str) -> str:

@@ -22,7 +22,7 @@ from bot.blocks.edit import (
     edit_view,
 )
 from bot.services.core import Services
-from bot.services.decisions import Decision, may_approve, open_proposal
+from bot.services.decisions import Decision, is_past_expiry, may_approve, open_proposal
 from bot.services.edited import edited_proposal, sprint_names
 from bot.services.errors import log_failure
 from bot.services.slack_io import Tell, tell_by_ephemeral
@@ -109,7 +109,7 @@ def _cannot_edit(
     """Why the modal's version can no longer be edited, or None."""
     if plan is None or plan.slack_team_id != team_id or plan.proposal is None:
         return "This plan no longer exists."
-    if plan.state == "proposed" and plan.expires_at and services.now() >= plan.expires_at:
+    if is_past_expiry(services, plan):
         return "This proposal expired. Ask for a new plan to start again."
     if plan.state != "proposed" or plan.proposal_version != metadata.version:
         return SOMEONE_ELSE_CHANGED_IT

@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from bot.services import planner
 from bot.services.core import Services
-from bot.services.decisions import expire_proposal
+from bot.services.decisions import expire_proposal, is_past_expiry
 from bot.services.errors import NO_PROJECT, NOT_LINKED
 from bot.services.minutes import has_content, is_minutes_message, read_minutes
 from bot.services.parsing import (
@@ -146,7 +146,7 @@ async def _about_plan(
     tell: Tell,
 ) -> None:
     """A mention (not a `plan` command) in the thread of `plan`."""
-    if plan.state == "proposed" and plan.expires_at and services.now() >= plan.expires_at:
+    if is_past_expiry(services, plan):
         await expire_proposal(services, plan)
         plan = await services.db.run(lambda s: repo.get_plan(s, plan.id)) or plan
     if plan.state == "drafting":

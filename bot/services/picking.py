@@ -16,11 +16,11 @@ import weakref
 from dataclasses import dataclass
 
 from agent.proposal import Proposal
-from bot import blocks
 from bot.blocks.picking import item_numbers
 from bot.services.core import Services
 from bot.services.decisions import Decision, may_decide, open_proposal
 from bot.services.slack_io import update
+from bot.services.versions import proposal_message
 from storage import repositories as repo
 from storage.models import Plan
 from storage.plan_states import Transition
@@ -102,10 +102,9 @@ async def show_current_proposal(services: Services, plan_id: str) -> None:
             return
         if not plan.slack_message_ts:
             return
-        message = blocks.proposal_blocks(
-            plan.id, Proposal.model_validate(plan.proposal),
-            plan.requester_slack_id or "", version=plan.proposal_version,
-            model=services.settings.anthropic_model, web_url=services.settings.taiga_web_url,
+        message = proposal_message(
+            services, plan.id, Proposal.model_validate(plan.proposal),
+            plan.requester_slack_id or "", plan.proposal_version,
         )
         await update(
             services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,

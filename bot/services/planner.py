@@ -43,6 +43,7 @@ from bot.services.slack_io import (
     update,
 )
 from bot.services.status import StatusMessage
+from bot.services.versions import proposal_message
 from storage import repositories as repo
 from storage.models import ChannelProject
 from storage.plan_states import Transition
@@ -276,9 +277,6 @@ async def _show_proposal(
     if not moved:
         logger.warning("plan %s: left drafting while the proposal was drafted", plan_id)
         return
-    message = blocks.proposal_blocks(
-        plan_id, proposal, run.user_id, version=1,
-        model=services.settings.anthropic_model, web_url=services.settings.taiga_web_url,
-    )
+    message = proposal_message(services, plan_id, proposal, run.user_id, 1)
     await update(services.slack, channel=run.channel_id, ts=status_ts, **message.as_kwargs())
     logger.info("plan %s: proposed (%d actions)", plan_id, len(proposal.actions()))

@@ -51,9 +51,8 @@ async def publish_version(
         return None
     version = seen + 1
     logger.info("plan %s: version %d %s by %s", plan.id, version, kind, author_id)
-    message = blocks.proposal_blocks(
-        plan.id, proposal, plan.requester_slack_id or author_id, version=version,
-        model=services.settings.anthropic_model, web_url=services.settings.taiga_web_url,
+    message = proposal_message(
+        services, plan.id, proposal, plan.requester_slack_id or author_id, version
     )
     ts = await post(
         services.slack, channel=plan.slack_channel_id, thread_ts=plan.slack_thread_ts,
@@ -61,7 +60,7 @@ async def publish_version(
     )
     await services.db.run(lambda s: repo.update_plan(s, plan_id=plan.id, slack_message_ts=ts))
     if plan.slack_message_ts:
-        old = replaced_blocks(seen, version, author_id, summary=_summary(plan))
+        old = replaced_blocks(seen, version, author_id, summary=plan_summary(plan))
         await update(
             services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
             **old.as_kwargs(),
@@ -69,7 +68,18 @@ async def publish_version(
     return version
 
 
-def _summary(plan: Plan) -> str | None:
+def proposal_message(
+    services: Services, plan_id: str, proposal: Proposal, requester_id: str, version: int
+) -> blocks.SlackMessage:
+    """The message that shows version `version` of a plan's proposal with its controls."""
+    return blocks.proposal_blocks(
+        plan_id, proposal, requester_id, version=version,
+        model=services.settings.anthropic_model, web_url=services.settings.taiga_web_url,
+    )
+
+
+def plan_summary(plan: Plan) -> str | None:
+    """The one-line count of what the plan's proposal holds ("Proposed: 3 user stories…")."""
     if plan.proposal is None:
         return None
     return Proposal.model_validate(plan.proposal).count_summary()
