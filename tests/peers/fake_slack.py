@@ -349,6 +349,7 @@ class FakeSlack:
         app.router.add_post("/response_url/{url_id}", self._handle_response_url)
         app.router.add_get("/link/", self._handle_socket)
         app.router.add_get("/files-pri/{file_id}/{name}", self._handle_file_download)
+        app.router.add_get("/files-pri/{file_id}/download/{name}", self._handle_file_download)
         app.on_shutdown.append(self._close_sockets)
         runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(runner.setup())
@@ -474,11 +475,12 @@ class FakeSlack:
         with self._lock:
             file_id = self._new_id("F")
             self._files[file_id] = content
-            url = f"{self.base_url}/files-pri/{self.team_id}-{file_id}/{name}"
+            # Slack's shapes: …/files-pri/T-F/<name> and …/files-pri/T-F/download/<name>.
+            base = f"{self.base_url}/files-pri/{self.team_id}-{file_id}"
             file: Json = {
                 "id": file_id, "name": name, "title": name, "mimetype": mimetype,
                 "filetype": filetype, "size": len(content), "user": user,
-                "url_private": url, "url_private_download": url + "?download=1",
+                "url_private": f"{base}/{name}", "url_private_download": f"{base}/download/{name}",
             }  # fmt: skip
             message: Json = {
                 "type": "message", "subtype": "file_share", "user": user, "text": text,
@@ -616,7 +618,7 @@ class FakeSlack:
             "team": {"id": self.team_id, "domain": self.team.lower()},
             "enterprise": None, "is_enterprise_install": False,
             "channel": {"id": channel, "name": self._channels[channel].name},
-            "message": message, "state": {"values": {}},
+            "message": message, "state": _message_state(message, action),
             "response_url": self.mint_response_url(channel=channel, user=user),
             "actions": [action],
         }  # fmt: skip
@@ -1306,17 +1308,37 @@ def _find_button(message: Json, action_id: str) -> Json | None:
     return None
 
 
-def _find_checkboxes(message: Json, value: str) -> tuple[Json, str] | None:
-    """The checkboxes element (in a section's accessory or an actions block) with an option
-    `value`, and its block's id."""
+def _checkbox_groups(message: Json) -> list[tuple[Json, str]]:
+    """Every checkboxes element of a message (in a section's accessory or an actions block),
+    with its block's id."""
+    groups = []
     for block in message.get("blocks", []):
-        elements = [block.get("accessory") or {}, *block.get("elements", [])]
-        for element in elements:
-            if element.get("type") != "checkboxes":
-                continue
-            if any(o.get("value") == value for o in element.get("options", [])):
-                return element, block.get("block_id", "")
+        for element in [block.get("accessory") or {}, *block.get("elements", [])]:
+            if element.get("type") == "checkboxes":
+                groups.append((element, block.get("block_id", "")))
+    return groups
+
+
+def _find_checkboxes(message: Json, value: str) -> tuple[Json, str] | None:
+    """The checkboxes element with an option `value`, and its block's id."""
+    for element, block_id in _checkbox_groups(message):
+        if any(o.get("value") == value for o in element.get("options", [])):
+            return element, block_id
     return None
+
+
+def _message_state(message: Json, action: Json) -> Json:
+    """`state.values` of a block_actions payload: each checkbox group of the message with what
+    the clicker sees ticked, the clicked group as the click left it."""
+    values: Json = {}
+    for element, block_id in _checkbox_groups(message):
+        selected = element.get("initial_options") or []
+        if element["action_id"] == action.get("action_id"):
+            selected = action.get("selected_options", selected)
+        values.setdefault(block_id, {})[element["action_id"]] = {
+            "type": "checkboxes", "selected_options": selected,
+        }
+    return {"values": values}
 
 
 def _copy(value: Json) -> Json:
