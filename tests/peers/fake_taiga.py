@@ -575,7 +575,9 @@ class FakeTaiga:
             item = (self._stories if kind == "story" else self._tasks)[item_id]
             item.update(fields)
             self._bump_version(item, set(fields))
-            return dict(item)
+            if kind == "story":
+                return self._story_body(item, detail=True)
+            return self._task_body(item, detail=True)
 
     def _owner_id(self, project_id: int, owner: str | None) -> int:
         """The named user, or else the project's owner."""
@@ -1217,8 +1219,8 @@ class FakeTaiga:
     def _embedded_story(self, story: dict[str, Any]) -> dict[str, Any]:
         return {
             **_due(story),
-            "assigned_to": None,
-            "assigned_to_extra_info": None,
+            "assigned_to": story.get("assigned_to"),
+            "assigned_to_extra_info": self._user_extra(story.get("assigned_to")),
             **self._status(story, "us_statuses"),
             **self._in_project(story),
             "id": story["id"],
@@ -1820,7 +1822,7 @@ class FakeTaiga:
         refused only if a field it sends was changed by the edits since that version."""
         if version > story["version"]:
             return True
-        changed = story.setdefault("changed_fields", {})
+        changed = story.get("changed_fields", {})
         edits = range(version + 1, story["version"] + 1)
         return any(changed.get(v, set()) & fields for v in edits)
 
