@@ -1788,18 +1788,27 @@ class FakeTaiga:
         story["external_reference"] = self._external_reference(payload)
         return _Reply(201, self._story_body(story, detail=True))
 
-    def _r_story_patch(self, request: RecordedRequest, pk: int) -> _Reply:
+    def _patchable(
+        self, request: RecordedRequest, table: dict[int, dict[str, Any]], pk: int, model: str,
+        permission: str,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The item a PATCH changes and the payload, once Taiga's checks passed: it exists (404),
+        the user may change it (403), `version` is given and not stale for the fields sent (400)."""
         user = self._require_user(request)
         payload = self._payload(request)
-        story = self._stories.get(pk)
-        if story is None:
-            raise _Reply(404, {"_error_message": "No UserStory matches the given query."})
-        self._check(self._projects[story["project"]], user, "modify_us")
+        item = table.get(pk)
+        if item is None:
+            raise _Reply(404, {"_error_message": f"No {model} matches the given query."})
+        self._check(self._projects[item["project"]], user, permission)
         version = payload.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise _Reply(400, {"version": "The version parameter is not valid"})
-        if self._stale(story, version, set(payload) - {"version"}):
+        if self._stale(item, version, set(payload) - {"version"}):
             raise _Reply(400, {"version": "The version doesn't match with the current one"})
+        return item, payload
+
+    def _r_story_patch(self, request: RecordedRequest, pk: int) -> _Reply:
+        story, payload = self._patchable(request, self._stories, pk, "UserStory", "modify_us")
         errors: dict[str, list[str]] = {}
         milestone_id = self._pk(payload, "milestone", self._milestones, errors)
         if errors:
@@ -1817,13 +1826,13 @@ class FakeTaiga:
         return _Reply(200, self._story_body(story, detail=True), {"Taiga-Info-Order-Updated": "{}"})
 
     @staticmethod
-    def _stale(story: dict[str, Any], version: int, fields: set[str]) -> bool:
+    def _stale(item: dict[str, Any], version: int, fields: set[str]) -> bool:
         """Taiga's check is per field (samples 114, 132): a PATCH sent with an old version is
         refused only if a field it sends was changed by the edits since that version."""
-        if version > story["version"]:
+        if version > item["version"]:
             return True
-        changed = story.get("changed_fields", {})
-        edits = range(version + 1, story["version"] + 1)
+        changed = item.get("changed_fields", {})
+        edits = range(version + 1, item["version"] + 1)
         return any(changed.get(v, set()) & fields for v in edits)
 
     @staticmethod
@@ -1915,17 +1924,7 @@ class FakeTaiga:
     def _r_task_patch(self, request: RecordedRequest, pk: int) -> _Reply:
         """A task's subject, description or assignee, with its `version` (sample 124; any
         member may be the assignee, anyone else is a 400 as on create)."""
-        user = self._require_user(request)
-        payload = self._payload(request)
-        task = self._tasks.get(pk)
-        if task is None:
-            raise _Reply(404, {"_error_message": "No Task matches the given query."})
-        self._check(self._projects[task["project"]], user, "modify_task")
-        version = payload.get("version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise _Reply(400, {"version": "The version parameter is not valid"})
-        if self._stale(task, version, set(payload) - {"version"}):
-            raise _Reply(400, {"version": "The version doesn't match with the current one"})
+        task, payload = self._patchable(request, self._tasks, pk, "Task", "modify_task")
         errors: dict[str, list[str]] = {}
         assigned_to = self._assignee(payload, task["project"], errors)
         if errors:
