@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlmodel import Session
 
@@ -23,11 +21,12 @@ from agent.executor.reconcile import DEFAULT_CLOCK_SKEW, Reconciler
 from agent.executor.result import ExecutionResult, build_result
 from agent.executor.run import ApplyRun
 from agent.executor.writes import writes_of
+from agent.plan_rows import PlanSnapshot, load_plan, move_plan
 from agent.progress import Progress
 from agent.proposal import Proposal
 from storage import repositories as repo
 from storage.db import Database
-from storage.models import Plan, utcnow
+from storage.models import utcnow
 from storage.plan_states import Transition
 from taiga.client import TaigaSession
 
@@ -119,14 +118,14 @@ async def apply_plan(
     (writing nothing) when another apply of the same plan is running. Raises `PlanNotFound`, or
     `PlanNotApproved` for a plan that was never approved (or was rejected/expired).
     """
-    plan = await _load_plan(db, plan_id)
+    plan = await load_plan(db, plan_id)
     if plan is None:
         raise PlanNotFound(f"No plan {plan_id}.")
     if plan.state == "done" and plan.result is not None:
         return ExecutionResult.model_validate(plan.result)
-    moved = await _transition(db, plan_id, Transition.START_APPLY)
+    moved = await move_plan(db, plan_id, Transition.START_APPLY)
     if not moved:
-        plan = await _load_plan(db, plan_id)
+        plan = await load_plan(db, plan_id)
         assert plan is not None
         if plan.state == "executing" and now() - plan.updated_at >= stale_after:
             moved = await _take_over_stale(db, plan, now())
@@ -155,14 +154,14 @@ async def apply_plan(
         await run_phases(run, writes)
         result = build_result(run, writes, "partial")
     except BaseException as error:  # never leave the plan stuck in executing
-        await _transition(
+        await move_plan(
             db,
             plan_id,
             Transition.FINISH_APPLY_PARTIAL,
             error=_INTERRUPTED.format(type(error).__name__),
         )
         raise
-    stored = await _transition(
+    stored = await move_plan(
         db,
         plan_id,
         Transition.FINISH_APPLY if result.complete else Transition.FINISH_APPLY_PARTIAL,
@@ -203,7 +202,7 @@ async def _open_run(
 
 
 async def _not_applied(
-    db: Database, plan: _PlanSnapshot, taiga: TaigaSession, web_url: str, now: Now
+    db: Database, plan: PlanSnapshot, taiga: TaigaSession, web_url: str, now: Now
 ) -> ExecutionResult:
     """Another apply holds the plan (or it finished meanwhile): report, write nothing."""
     if plan.state == "done" and plan.result is not None:
@@ -229,47 +228,8 @@ async def _not_applied(
 # --------------------------------------------------------------------------- plan state
 
 
-@dataclass(frozen=True)
-class _PlanSnapshot:
-    """The plan row as read, detached from the session that read it."""
-
-    id: str
-    state: str
-    version: int
-    updated_at: datetime
-    proposal: dict[str, Any] | None
-    result: dict[str, Any] | None
-    slack_permalink: str | None
-
-
-def _snapshot(plan: Plan | None) -> _PlanSnapshot | None:
-    if plan is None:
-        return None
-    return _PlanSnapshot(
-        id=plan.id,
-        state=plan.state,
-        version=plan.version,
-        updated_at=plan.updated_at,
-        proposal=plan.proposal,
-        result=plan.result,
-        slack_permalink=plan.slack_permalink,
-    )
-
-
-async def _load_plan(db: Database, plan_id: str) -> _PlanSnapshot | None:
-    return await db.run(lambda s: _snapshot(repo.get_plan(s, plan_id)))
-
-
-async def _transition(
-    db: Database, plan_id: str, transition: Transition, **changes: Any
-) -> bool:
-    return await db.run(
-        lambda s: repo.transition_plan(s, plan_id=plan_id, transition=transition, **changes)
-    )
-
-
-async def _take_over_stale(db: Database, plan: _PlanSnapshot, now: datetime) -> bool:
+async def _take_over_stale(db: Database, plan: PlanSnapshot, now: datetime) -> bool:
     """Claim an `executing` plan whose run died, only if nobody touched it since we read it."""
-    return await _transition(
+    return await move_plan(
         db, plan.id, Transition.TAKE_OVER_APPLY, expected_version=plan.version, updated_at=now
     )

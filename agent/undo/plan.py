@@ -11,18 +11,17 @@ and moves it `undoing -> undone|undo_partial` with the report.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from agent.executor import DEFAULT_STALE_AFTER
+from agent.plan_rows import PlanSnapshot, load_plan, move_plan
 from agent.proposal import Action, Proposal, ProposedMove
 from agent.undo.deletes import UNDO_PREFIX, Target, UndoRun, undo_key
 from agent.undo.moves import move_back
 from agent.undo.report import KEPT_NOT_CONFIRMED, UndoItem, UndoReport, stored_report, with_report
 from storage import repositories as repo
 from storage.db import Database
-from storage.models import Plan, utcnow
+from storage.models import utcnow
 from storage.plan_states import Transition
 from taiga.client import TaigaSession
 
@@ -36,31 +35,6 @@ _UNDOABLE = frozenset({"done", "partial", "undo_partial"})
 
 class UndoRefused(Exception):
     """The undo cannot start; the message is a plain sentence for the user."""
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    id: str
-    state: str
-    version: int
-    updated_at: datetime
-    project_id: int
-    proposal: dict[str, Any] | None
-    result: dict[str, Any] | None
-
-
-def _snapshot(plan: Plan | None) -> _Snapshot | None:
-    if plan is None:
-        return None
-    return _Snapshot(
-        plan.id,
-        plan.state,
-        plan.version,
-        plan.updated_at,
-        plan.project_id,
-        plan.proposal,
-        plan.result,
-    )
 
 
 async def undo_plan(
@@ -79,7 +53,7 @@ async def undo_plan(
     Returns the stored report when the plan is already undone, and a report in state `undoing`
     (deleting nothing) while another undo of it runs. Raises `UndoRefused` when the plan cannot
     be undone (unknown, not applied, past the window, no delete or modify permission)."""
-    plan = await _load(db, plan_id)
+    plan = await load_plan(db, plan_id)
     if plan is None:
         raise UndoRefused(f"No plan {plan_id}.")
     if plan.state == "undone" and (stored := stored_report(plan.result)) is not None:
@@ -88,12 +62,12 @@ async def undo_plan(
         entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
         _check_window(plan, entries, window, now())
         await _check_permissions(taiga, plan.project_id, _targets(plan, entries)[0])
-    moved = await _move(db, plan_id, Transition.START_UNDO)
+    moved = await move_plan(db, plan_id, Transition.START_UNDO)
     if not moved:
-        plan = await _load(db, plan_id)
+        plan = await load_plan(db, plan_id)
         assert plan is not None
         if plan.state == "undoing" and now() - plan.updated_at >= stale_after:
-            moved = await _move(
+            moved = await move_plan(
                 db,
                 plan_id,
                 Transition.TAKE_OVER_UNDO,
@@ -110,7 +84,7 @@ async def undo_plan(
         run = UndoRun(db, plan_id, plan.project_id, taiga, now, actor, entries)
         await _remove_all(run, targets)
     except BaseException as error:  # never leave the plan stuck in undoing
-        await _move(
+        await move_plan(
             db,
             plan_id,
             Transition.FINISH_UNDO_PARTIAL,
@@ -126,8 +100,8 @@ async def undo_plan(
         gone=run.gone,
         failed=run.failed,
     )
-    latest = await _load(db, plan_id)
-    await _move(
+    latest = await load_plan(db, plan_id)
+    await move_plan(
         db,
         plan_id,
         Transition.FINISH_UNDO_PARTIAL if run.failed else Transition.FINISH_UNDO,
@@ -155,7 +129,7 @@ async def _remove_all(run: UndoRun, targets: list[Target]) -> None:
 
 
 def _targets(
-    plan: _Snapshot, entries: dict[str, repo.LedgerEntry]
+    plan: PlanSnapshot, entries: dict[str, repo.LedgerEntry]
 ) -> tuple[list[Target], list[UndoItem]]:
     """The objects the plan created or moved (done ledger rows), and the creations Taiga never
     confirmed. A move that is not done was not made (or not known to be): nothing to undo."""
@@ -210,7 +184,7 @@ def _subject(action: Action) -> str:
 
 
 def _check_window(
-    plan: _Snapshot, entries: dict[str, repo.LedgerEntry], window: timedelta, now: datetime
+    plan: PlanSnapshot, entries: dict[str, repo.LedgerEntry], window: timedelta, now: datetime
 ) -> None:
     if plan.state == "undo_partial":
         return  # finishing an undo that already started
@@ -242,7 +216,7 @@ async def _check_permissions(taiga: TaigaSession, project_id: int, targets: list
         )
 
 
-def _not_undone(plan: _Snapshot) -> UndoReport:
+def _not_undone(plan: PlanSnapshot) -> UndoReport:
     """Another undo holds the plan, or it is in a state that cannot be undone."""
     if plan.state == "undone" and (stored := stored_report(plan.result)) is not None:
         return stored
@@ -257,11 +231,5 @@ def _not_undoable_sentence(state: str) -> str:
     return f"This plan is {state}: nothing of it was written to Taiga, so there is nothing to undo."
 
 
-async def _load(db: Database, plan_id: str) -> _Snapshot | None:
-    return await db.run(lambda s: _snapshot(repo.get_plan(s, plan_id)))
 
 
-async def _move(db: Database, plan_id: str, transition: Transition, **changes: Any) -> bool:
-    return await db.run(
-        lambda s: repo.transition_plan(s, plan_id=plan_id, transition=transition, **changes)
-    )
