@@ -28,6 +28,7 @@ from pydantic import SecretStr, ValidationError
 from agent.errors import PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
 from agent.planning.context import read_project
+from agent.progress import Progress, Step
 from agent.proposal import Proposal, ProposedStory, ProposedTask
 from agent.service import approve_and_apply, propose_plan, undo_applied_plan
 from agent.settings import MissingSettingError, Settings
@@ -190,10 +191,10 @@ async def plan(
         return proposal
 
 
-def _progress(args: argparse.Namespace) -> Callable[[str], Awaitable[None]]:
-    async def progress(text: str) -> None:
+def _progress(args: argparse.Namespace) -> Progress:
+    async def progress(step: Step) -> None:
         if not args.quiet:
-            print(text, file=sys.stderr)
+            print(f"{step.title}…", file=sys.stderr)
 
     return progress
 

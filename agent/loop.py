@@ -29,7 +29,7 @@ from agent.planning.context import PlanScope, first_context, plan_scope, prefetc
 from agent.planning.model_call import DEFAULT_MAX_TOKENS, ModelCaller, count_usage
 from agent.planning.reads import TaigaReads, within_deadline
 from agent.planning.recorder import Recorder, planning_gate
-from agent.progress import Progress
+from agent.progress import Progress, Step
 from agent.progress import report as report_progress
 from agent.prompts import Revision, first_message
 from agent.proposal import ProjectInfo, Proposal, Usage
@@ -75,7 +75,7 @@ async def propose(
     model_caller = ModelCaller(
         client=anthropic, model=model, max_tokens=max_tokens, tracker=tracker
     )
-    await report_progress(progress, "Reading the project in Taiga…")
+    await report_progress(progress, Step("read", "Reading the project in Taiga"))
     try:
         project, milestones, stories = await within_deadline(
             tracker, prefetch(taiga, project_ref, sprint_name)
@@ -151,7 +151,8 @@ class PlanningConversation:
     async def _step(self, params: list[dict[str, Any]]) -> bool:
         """One model call and the tool calls it makes; True when the run is finished."""
         self.tracker.begin_step()
-        await report_progress(self.progress, f"Asking Claude to plan (step {self.tracker.steps})…")
+        drafting = Step("draft", f"Drafting the plan with Claude (step {self.tracker.steps})")
+        await report_progress(self.progress, drafting)
         response = await self.model_caller.create(self.messages, params)
         count_usage(self.usage, response)
         self._add_assistant_turn(response)

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     plan_expiry_hours: float = Field(default=24.0, gt=0)
     plan_undo_minutes: float = Field(default=30.0, ge=0)
     max_minutes_chars: int = Field(default=40_000, ge=1)
+    # Live progress with Slack's chat streaming where the workspace allows it (else, or when
+    # off, a status message updated in place).
+    slack_streaming: bool = True
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv

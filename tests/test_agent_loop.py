@@ -19,6 +19,7 @@ from anthropic import AsyncAnthropic, BadRequestError
 from agent.budgets import Budgets, StopReason
 from agent.errors import PlanningError
 from agent.loop import propose
+from agent.progress import Step
 from agent.proposal import Proposal
 from agent.refine import refine, same_plan
 from taiga.errors import NotFound, Unavailable
@@ -699,8 +700,8 @@ async def test_reads_in_one_turn_run_concurrently(fake_anthropic: FakeAnthropic)
     client = _client(fake_anthropic)
     try:
         # Prefetch first, then arm the barrier for the model's two reads.
-        async def arm(text: str) -> None:
-            if text.startswith("Asking Claude to plan (step 1)"):
+        async def arm(step: Step) -> None:
+            if step == Step("draft", "Drafting the plan with Claude (step 1)"):
                 taiga.expect_concurrent("list_user_stories", "get_milestone_by_name")
 
         await propose(

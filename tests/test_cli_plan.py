@@ -27,7 +27,7 @@ def test_plan_prints_the_proposal_as_a_tree(
     assert "     - Render PDF" in run.out
     assert "  2. As an athlete, I get reminders" in run.out
     assert "Summary: 2 stories with 3 tasks for Sprint 7." in run.out
-    assert "Asking Claude" in run.err  # progress goes to stderr
+    assert "Drafting the plan with Claude" in run.err  # progress goes to stderr
     assert MINUTES in fake_anthropic.requests[0].raw
     assert [r.method for r in fake_taiga.requests_to("POST", "/auth")] == ["POST"]
     assert fake_taiga.requests_to("POST", "/userstories*") == []  # nothing written

@@ -18,6 +18,7 @@ from agent.executor import (
     PlanNotApproved,
     apply_plan,
 )
+from agent.progress import Step
 from agent.proposal import (
     ProjectInfo,
     Proposal,
@@ -647,17 +648,17 @@ async def test_progress_reports_each_step(
     sqlite_database: Database, fake_taiga: FakeTaiga, alice: TaigaSession
 ) -> None:
     plan_id = await store_plan(sqlite_database, proposal(new_sprint="Sprint 7", stories=2, tasks=1))
-    steps: list[str] = []
+    steps: list[tuple[str, str]] = []
 
-    async def progress(step: str) -> None:
-        steps.append(step)
+    async def progress(step: Step) -> None:
+        steps.append((step.key, step.title))
 
     await apply(sqlite_database, plan_id, alice, progress=progress)
 
-    assert steps[0] == "Creating sprint Sprint 7…"
-    assert steps[1] == "Creating 2 stories…"
-    assert "Created 2/2 stories…" in steps
-    assert steps[-1] == "Created 2/2 tasks…"
+    assert steps[0] == ("sprint", "Creating sprint Sprint 7")
+    assert steps[1] == ("stories", "Creating stories 0/2")
+    assert ("stories", "Creating stories 2/2") in steps
+    assert steps[-1] == ("tasks", "Creating tasks 2/2")
 
 
 @pytest.mark.anyio
@@ -666,7 +667,7 @@ async def test_a_progress_callback_that_fails_does_not_stop_the_writes(
 ) -> None:
     plan_id = await store_plan(sqlite_database, proposal(stories=1, tasks=1))
 
-    async def broken(_step: str) -> None:
+    async def broken(_step: Step) -> None:
         raise RuntimeError("slack is down")
 
     result = await apply(sqlite_database, plan_id, alice, progress=broken)

@@ -1,18 +1,13 @@
-"""Unit tests of the Slack layer's small pure pieces: parsing, the status throttle, the
+"""Unit tests of the Slack layer's small pure pieces: parsing, the
 manifest and the loggers."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-import anyio
 import pytest
 
 from bot.services.parsing import asks_for_change, parse_mention, parse_subcommand, project_ref
-from bot.services.status import ThrottledStatus
-from tests.peers.clock import FakeClock
-from tests.peers.slack_harness import WAIT
 
 
 def test_subcommand_takes_the_first_word_and_keeps_the_following_lines() -> None:
@@ -47,43 +42,6 @@ def test_mention_with_plan_and_minutes_splits_them() -> None:
 )
 def test_a_mention_asks_for_a_change_by_its_words(text: str, change: bool) -> None:
     assert asks_for_change(text) is change
-
-
-@pytest.mark.anyio
-async def test_status_updates_are_throttled_and_the_newest_text_wins() -> None:
-    clock = FakeClock()
-    shown: list[str] = []
-    second = asyncio.Event()
-
-    async def push(value: str) -> None:
-        shown.append(value)
-        if len(shown) == 2:
-            second.set()
-
-    status: ThrottledStatus[str] = ThrottledStatus(push, clock=clock, interval=1.0)
-    await status.set("one")  # shown at once
-    await status.set("two")  # within the second: scheduled
-    await status.set("three")  # coalesced into the scheduled flush
-    with anyio.fail_after(WAIT):
-        await second.wait()
-    await status.close()
-    assert shown == ["one", "three"]
-    assert clock.sleeps == [1.0]
-
-
-@pytest.mark.anyio
-async def test_closing_the_status_drops_a_pending_update() -> None:
-    clock = FakeClock()
-    shown: list[str] = []
-
-    async def push(value: str) -> None:
-        shown.append(value)
-
-    status: ThrottledStatus[str] = ThrottledStatus(push, clock=clock, interval=1.0)
-    await status.set("one")
-    await status.set("two")
-    await status.close()
-    assert shown == ["one"]
 
 
 def test_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:

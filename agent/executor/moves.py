@@ -67,5 +67,5 @@ async def move_phase(run: ApplyRun, moves: Sequence[Write]) -> None:
         return found
 
     total = len(moves)
-    await run.report(f"Moving {total} {plural(total, 'story', 'stories')} into the sprint…")
+    await run.report("moves", f"Moving {total} {plural(total, 'story', 'stories')} into the sprint")
     await run.run_phase(moves, move, find)

@@ -17,7 +17,6 @@ from agent.errors import GoneSinceProposal
 from agent.executor.moves import SKIPPED_NOT_MOVED, move_phase
 from agent.executor.run import ApplyRun
 from agent.executor.writes import Outcome, Write, Writes, with_link_back
-from agent.wording import plural
 from taiga.errors import TaigaError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ async def _sprint_phase(run: ApplyRun, write: Write | None) -> bool:
         return False
     start, finish = milestone.estimated_start, milestone.estimated_finish
     if not run.ledger.is_done(write):
-        await run.report(f"Creating sprint {milestone.name}…")
+        await run.report("sprint", f"Creating sprint {milestone.name}")
     await run.run_phase([write], create, find)
     outcome = run.outcomes.get(write.key)
     if outcome is None:
@@ -119,9 +118,9 @@ async def _story_phase(run: ApplyRun, stories: Sequence[Write]) -> None:
         return run.reconciler.adopt_all(writes, lambda _write: existing, me)
 
     async def on_done() -> None:
-        await run.report(f"Created {counter.bump()}/{total} stories…")
+        await run.report("stories", f"Creating stories {counter.bump()}/{total}")
 
-    await run.report(f"Creating {total} {plural(total, 'story', 'stories')}…")
+    await run.report("stories", f"Creating stories {counter.value}/{total}")
     await run.run_phase(stories, create, find, on_done)
 
 
@@ -172,9 +171,9 @@ async def _task_phase(run: ApplyRun, tasks: Sequence[Write]) -> None:
         )
 
     async def on_done() -> None:
-        await run.report(f"Created {counter.bump()}/{total} tasks…")
+        await run.report("tasks", f"Creating tasks {counter.bump()}/{total}")
 
-    await run.report(f"Creating {total} {plural(total, 'task', 'tasks')}…")
+    await run.report("tasks", f"Creating tasks {counter.value}/{total}")
     await run.run_phase(ready, create, find, on_done)
 
 

@@ -18,7 +18,7 @@ from agent.errors import describe
 from agent.executor.ledger import Ledger
 from agent.executor.reconcile import Reconciler
 from agent.executor.writes import Outcome, Write
-from agent.progress import Progress
+from agent.progress import Progress, Step
 from agent.progress import report as report_progress
 from agent.proposal import Proposal
 from taiga.client import TaigaSession
@@ -61,8 +61,8 @@ class ApplyRun:
     def project_id(self) -> int:
         return self.proposal.project.id
 
-    async def report(self, message: str) -> None:
-        await report_progress(self.progress, message)
+    async def report(self, key: str, title: str) -> None:
+        await report_progress(self.progress, Step(key, title))
 
     async def me_id(self) -> int:
         """The acting Taiga user: as the caller passed it, else asked of Taiga once."""

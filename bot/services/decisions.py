@@ -12,15 +12,18 @@ from dataclasses import dataclass
 
 from agent.executor import ExecutionResult, apply_plan
 from agent.identity import LinkExpired
+from agent.progress import Step
 from agent.proposal import Proposal
 from agent.settings import Approvers
 from agent.tools import STORY_AND_TASK_PERMISSIONS, permissions_to_apply
 from bot import blocks
+from bot.blocks.kit import SlackMessage
 from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
+from bot.services.live_progress import live_progress
 from bot.services.slack_io import Tell, esc, update, user_names
-from bot.services.status import StatusMessage
+from bot.services.streaming import Recipient
 from bot.services.versions import plan_summary
 from storage import repositories as repo
 from storage.models import Plan
@@ -301,27 +304,34 @@ async def apply_and_show(
     then show the result there. Returns the result (state `executing`: another run holds the
     plan and nothing was shown), or None after a failure shown with Retry."""
     assert plan.slack_message_ts is not None
-    status = StatusMessage(
-        services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
-        title=f"Applying the plan of {plan.target_sprint} in Taiga",
-        clock=services.clock, interval=services.status_interval,
-        steps=() if run.show_at_once else (run.first_line,),
+    title = f"Applying the plan of {plan.target_sprint} in Taiga"
+    first = Step("approved", run.first_line, status="complete")
+    live = live_progress(
+        services, channel=plan.slack_channel_id, thread_ts=plan.slack_thread_ts, title=title,
+        recipient=Recipient(team_id=plan.slack_team_id, user_id=run.actor),
+        status_ts=plan.slack_message_ts, steps=() if run.show_at_once else (first,),
+        announce=blocks.status_blocks([run.first_line], title),
     )
     if run.show_at_once:
-        await status.step(run.first_line)
+        await live.step(first)
     try:
         result = await apply_plan(
             db=services.db, plan_id=plan.id, taiga=session,
-            web_url=services.settings.taiga_web_url, progress=status.step, now=services.now,
+            web_url=services.settings.taiga_web_url, progress=live.step, now=services.now,
             actor_id=run.actor_taiga_id,
         )
     except Exception as error:
-        await status.close()
-        await _apply_failed(services, plan, run, error)
+        log_failure("applying the plan failed", error, plan_id=plan.id)
+        sentence = run.explain_failure(error)
+        await live.fail(sentence, blocks.error_blocks(sentence, retry_plan_id=plan.id))
+        if is_link_expired(error):
+            await tell_link_expired(services, user_id=run.actor, text=explain(error))
         return None
-    await status.close()
-    if result.state != "executing":
-        await _show_result(services, plan, result, run.approver)
+    if result.state == "executing":
+        await live.abandon()  # another run holds the plan and shows its progress
+        return result
+    await live.finish(await _result_message(services, plan, result, run.approver))
+    _log_result(plan, result)
     return result
 
 
@@ -339,27 +349,29 @@ async def _show_result(
     services: Services, plan: Plan, result: ExecutionResult, approver: str | None
 ) -> None:
     assert plan.slack_message_ts is not None
-    history = await services.db.run(lambda s: repo.revisions_of(s, plan.id))
-    message = blocks.result_blocks(
-        result, approver_id=approver, history=history, approved_version=plan.proposal_version,
-        undo_minutes=services.settings.plan_undo_minutes,
-    )
+    message = await _result_message(services, plan, result, approver)
     await update(
         services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
         **message.as_kwargs(),
     )
+    _log_result(plan, result)
+
+
+async def _result_message(
+    services: Services, plan: Plan, result: ExecutionResult, approver: str | None
+) -> SlackMessage:
+    history = await services.db.run(lambda s: repo.revisions_of(s, plan.id))
+    return blocks.result_blocks(
+        result, approver_id=approver, history=history, approved_version=plan.proposal_version,
+        undo_minutes=services.settings.plan_undo_minutes,
+    )
+
+
+def _log_result(plan: Plan, result: ExecutionResult) -> None:
     logger.info(
         "plan %s: %s (%d created, %d missing)",
         plan.id, result.state, len(result.created), len(result.failed),
     )
-
-
-async def _apply_failed(services: Services, plan: Plan, run: ApplyRun, error: Exception) -> None:
-    log_failure("applying the plan failed", error, plan_id=plan.id)
-    if plan.slack_message_ts:
-        await show_retry(services, plan, run.explain_failure(error))
-    if is_link_expired(error):
-        await tell_link_expired(services, user_id=run.actor, text=explain(error))
 
 
 async def show_retry(services: Services, plan: Plan, sentence: str) -> None:

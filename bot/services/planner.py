@@ -1,9 +1,9 @@
 """Starting a plan: from `/taiga plan` or a mention (`bot.services.mentions`), into a thread,
 up to the proposal.
 
-The request is checked (linked account, channel project, minutes within the limit), a status
-message in the thread shows each step (throttled, updated in place), and the proposal replaces
-it with Approve / Reject buttons.
+The request is checked (linked account, channel project, minutes within the limit), the
+thread shows each step live (`bot.services.live_progress`: streamed, or a status message
+updated in place), and the proposal ends that message with Approve / Reject buttons.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from agent.budgets import Budgets
 from agent.loop import propose
 from agent.people import SlackPerson
+from agent.progress import Step
 from agent.proposal import Proposal
 from bot import blocks
 from bot.services.accounts import tell_link_expired
@@ -33,6 +34,7 @@ from bot.services.errors import (
     not_in_channel_sentence,
     slack_error_code,
 )
+from bot.services.live_progress import LiveProgress, live_progress
 from bot.services.minutes import read_minutes
 from bot.services.slack_io import (
     Tell,
@@ -40,9 +42,8 @@ from bot.services.slack_io import (
     permalink,
     post,
     readable,
-    update,
 )
-from bot.services.status import StatusMessage
+from bot.services.streaming import Recipient
 from bot.services.versions import proposal_message
 from storage import repositories as repo
 from storage.models import ChannelProject
@@ -183,13 +184,13 @@ def asked_sprint(message: Json) -> str | None:
 
 
 async def run_plan(services: Services, run: PlanRun, *, tell: Tell) -> None:
-    """Draft the plan in the thread: a status message, then the proposal in its place."""
-    status = await StatusMessage.post(
-        services.slack, channel=run.channel_id, thread_ts=run.thread_ts,
+    """Draft the plan in the thread: its steps shown live, then the proposal in their place."""
+    live = live_progress(
+        services, channel=run.channel_id, thread_ts=run.thread_ts,
         title=f"Drafting a plan of {run.sprint} in {run.project.project_name}",
-        clock=services.clock, interval=services.status_interval,
+        recipient=Recipient(team_id=run.team_id, user_id=run.user_id),
     )
-    status_ts = status.ts
+    status_ts = await live.show_now(Step("read", "Reading the project in Taiga"))
     plan_id = await _create_plan(services, run, status_ts)
     logger.info("plan %s: drafting for %s", plan_id, run.user_id)
     try:
@@ -202,15 +203,14 @@ async def run_plan(services: Services, run: PlanRun, *, tell: Tell) -> None:
             minutes=run.minutes,
             budgets=Budgets.from_settings(services.settings),
             clock=services.clock,
-            progress=status.step,
+            progress=live.step,
             slack_people=run.people,
         )
     except Exception as error:
-        await status.close()
-        await _drafting_failed(services, run, plan_id, status_ts, error, tell=tell)
+        await _drafting_failed(services, run, plan_id, live, error, tell=tell)
         return
-    await status.close()
-    await _show_proposal(services, run, plan_id, status_ts, proposal)
+    await live.step(Step("proposal", "Writing up the proposal"))
+    await _show_proposal(services, run, plan_id, live, proposal)
 
 
 async def _create_plan(services: Services, run: PlanRun, status_ts: str) -> str:
@@ -241,13 +241,13 @@ async def _drafting_failed(
     services: Services,
     run: PlanRun,
     plan_id: str,
-    status_ts: str,
+    live: LiveProgress,
     error: Exception,
     *,
     tell: Tell,
 ) -> None:
-    """The status message says why, and so does a private message to the requester (who may
-    not be watching the thread); an expired link gets its DM instead."""
+    """The progress says why, and so does a private message to the requester (who may not be
+    watching the thread); an expired link gets its DM instead."""
     log_failure("drafting the plan failed", error, plan_id=plan_id)
     sentence = explain(error, project=run.project.project_name, permission="view_project")
     await services.db.run(
@@ -255,8 +255,7 @@ async def _drafting_failed(
             s, plan_id=plan_id, transition=Transition.FAIL_DRAFT, error=sentence
         )
     )
-    message = blocks.error_blocks(sentence)
-    await update(services.slack, channel=run.channel_id, ts=status_ts, **message.as_kwargs())
+    await live.fail(sentence, blocks.error_blocks(sentence))
     if is_link_expired(error):
         await tell_link_expired(services, user_id=run.user_id, text=sentence)
     else:
@@ -264,7 +263,7 @@ async def _drafting_failed(
 
 
 async def _show_proposal(
-    services: Services, run: PlanRun, plan_id: str, status_ts: str, proposal: Proposal
+    services: Services, run: PlanRun, plan_id: str, live: LiveProgress, proposal: Proposal
 ) -> None:
     expires_at = services.now() + timedelta(hours=services.settings.plan_expiry_hours)
     stored = proposal.model_dump(mode="json")
@@ -276,7 +275,8 @@ async def _show_proposal(
     )
     if not moved:
         logger.warning("plan %s: left drafting while the proposal was drafted", plan_id)
+        await live.fail("The plan was closed while it was being drafted.")
         return
     message = proposal_message(services, plan_id, proposal, run.user_id, 1)
-    await update(services.slack, channel=run.channel_id, ts=status_ts, **message.as_kwargs())
+    await live.finish(message)
     logger.info("plan %s: proposed (%d actions)", plan_id, len(proposal.actions()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from agent.budgets import Budgets
+from agent.progress import Step
 from agent.proposal import Proposal
 from agent.refine import refine, same_plan
 from bot import blocks
@@ -19,8 +20,9 @@ from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
 from bot.services.decisions import Decision, may_approve
 from bot.services.errors import explain, is_link_expired, log_failure
-from bot.services.slack_io import Tell, esc, update
-from bot.services.status import StatusMessage
+from bot.services.live_progress import LiveProgress, live_progress
+from bot.services.slack_io import Tell, esc
+from bot.services.streaming import Recipient
 from bot.services.versions import SOMEONE_ELSE_CHANGED_IT, publish_version
 from storage import repositories as repo
 from storage.models import Plan
@@ -56,11 +58,12 @@ async def refine_plan(
         return
     assert plan.proposal is not None  # a proposed plan has its proposal
     current = Proposal.model_validate(plan.proposal)
-    status = await StatusMessage.post(
-        services.slack, channel=plan.slack_channel_id, thread_ts=plan.slack_thread_ts,
+    status = live_progress(
+        services, channel=plan.slack_channel_id, thread_ts=plan.slack_thread_ts,
         title=f"Revising version {plan.proposal_version} of the plan: “{instruction}”",
-        clock=services.clock, interval=services.status_interval,
+        recipient=Recipient(team_id=plan.slack_team_id, user_id=user_id),
     )
+    await status.step(Step("read", "Reading the project in Taiga"))
     minutes = await services.db.run(lambda s: repo.drafted_from(s, plan.id))
     logger.info("plan %s: refining version %d for %s", plan.id, plan.proposal_version, user_id)
     try:
@@ -72,10 +75,8 @@ async def refine_plan(
             progress=status.step,
         )
     except Exception as error:
-        await status.close()
         await _refining_failed(services, plan, status, error, user_id=user_id, tell=tell)
         return
-    await status.close()
     await _show_outcome(
         services, plan, status, current, revised, user_id=user_id, instruction=instruction,
         tell=tell,
@@ -85,7 +86,7 @@ async def refine_plan(
 async def _show_outcome(
     services: Services,
     plan: Plan,
-    status: StatusMessage,
+    status: LiveProgress,
     current: Proposal,
     revised: Proposal,
     *,
@@ -98,32 +99,31 @@ async def _show_outcome(
     if revised.stopped is not None:
         why = revised.warnings[-1] if revised.warnings else "the revision was cut short."
         line = f"I could not finish the revised plan: {why} {unchanged}"
-        await _end_status(services, status, line)
+        await _end_status(status, line)
         return
     if same_plan(current, revised):
         said = revised.summary if revised.summary != revised.count_summary() else ""
         line = f"No change: the revised plan is the same as this one. {said}".strip()
-        await _end_status(services, status, f"{line} {unchanged}")
+        await _end_status(status, f"{line} {unchanged}")
         return
     version = await publish_version(
         services, plan, revised, kind="refined", author_id=user_id, note=instruction
     )
     if version is None:
-        await _end_status(services, status, SOMEONE_ELSE_CHANGED_IT)
+        await _end_status(status, SOMEONE_ELSE_CHANGED_IT)
         await tell(SOMEONE_ELSE_CHANGED_IT)
         return
-    await _end_status(services, status, f"Version {version} is below.")
+    await _end_status(status, f"Version {version} is below.")
 
 
-async def _end_status(services: Services, status: StatusMessage, line: str) -> None:
-    message = blocks.status_blocks([line], status.title)
-    await update(services.slack, channel=status.channel, ts=status.ts, **message.as_kwargs())
+async def _end_status(status: LiveProgress, line: str) -> None:
+    await status.finish(blocks.status_blocks([line], status.title))
 
 
 async def _refining_failed(
     services: Services,
     plan: Plan,
-    status: StatusMessage,
+    status: LiveProgress,
     error: Exception,
     *,
     user_id: str,
@@ -133,8 +133,7 @@ async def _refining_failed(
     log_failure("refining the plan failed", error, plan_id=plan.id)
     sentence = explain(error, project=plan.project_slug, permission="view_project")
     said = f"I could not revise the plan: {sentence} Version {plan.proposal_version} is unchanged."
-    message = blocks.error_blocks(said)
-    await update(services.slack, channel=status.channel, ts=status.ts, **message.as_kwargs())
+    await status.fail(sentence, blocks.error_blocks(said))
     if is_link_expired(error):
         await tell_link_expired(services, user_id=user_id, text=sentence)
     else:

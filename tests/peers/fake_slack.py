@@ -15,8 +15,19 @@ Refusals (HTTP 200, `ok: false`, like Slack): `invalid_auth` (bad or missing tok
 `msg_too_long`, `msg_blocks_too_long`, `no_text`, `message_not_found`, `cant_update_message`,
 `thread_not_found`, `user_not_found`, `invalid_cursor`, `expired_trigger_id`, `not_found`,
 `hash_conflict`.
-On demand: `rate_limit(method, times)` answers HTTP 429 with `Retry-After`, and
-`fail_next(method, error)` answers any error.
+On demand: `rate_limit(method, times)` answers HTTP 429 with `Retry-After`,
+`fail_next(method, error)` answers any error, and `hold(method)` keeps calls of a method
+unanswered until `release(method)` (a slow Slack).
+
+Chat streaming (`chat.startStream` / `chat.appendStream` / `chat.stopStream`) answers with
+Slack's shapes: start → `{channel, ts}` of a new thread reply in `streaming_state`
+"in_progress" (outside a DM it needs `recipient_user_id` and `recipient_team_id`), append →
+`{channel, ts}`, stop → `{channel, ts, message}` with the blocks under the streamed content.
+Chunks (`markdown_text`, `task_update` with `pending|in_progress|complete|error`, …) are
+validated and kept on the message (`streamed_chunks(channel, ts)`). A stopped stream answers
+`message_not_in_streaming_state`. `refuse_streaming(error)` makes Slack refuse, per test:
+`unknown_method` (an older workspace: all three methods), `method_not_supported_for_channel_type`
+(start), `message_not_in_streaming_state` (append and stop: the stream ended server-side).
 
 Socket Mode: `apps.connections.open` with the app-level token (`fake.app_token`, `xapp-…`;
 a bot token gets `not_allowed_token_type`) answers a one-time `ws://127.0.0.1:PORT/link/?ticket=…`
@@ -320,6 +331,9 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, Json] = {}
         self._files: dict[str, bytes] = {}
+        self._streaming_refusals: dict[str, str] = {}
+        self._held: set[str] = set()
+        self._holding: dict[str, int] = {}
         self.file_downloads: list[tuple[str, str | None]] = []  # (file id, token sent)
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -533,6 +547,31 @@ class FakeSlack:
         """The next `times` calls of `method` answer `{"ok": false, "error": error, **extra}`."""
         with self._lock:
             self._failures.setdefault(method, []).extend([(error, extra)] * times)
+
+    def refuse_streaming(self, error: str) -> None:
+        """Slack refuses chat streaming from now on with `error` (see the module docstring)."""
+        methods = STREAMING_REFUSALS.get(error, STREAM_METHODS)
+        with self._lock:
+            self._streaming_refusals.update(dict.fromkeys(methods, error))
+
+    def hold(self, method: str) -> None:
+        """Calls of `method` wait unanswered (at most 30 s) until `release(method)`."""
+        with self._lock:
+            self._held.add(method)
+
+    def release(self, method: str) -> None:
+        with self._lock:
+            self._held.discard(method)
+
+    def holding(self, method: str) -> int:
+        """How many calls of `method` are waiting unanswered right now."""
+        with self._lock:
+            return self._holding.get(method, 0)
+
+    def streamed_chunks(self, channel: str, ts: str) -> list[Json]:
+        """Every chunk streamed into one message, in order."""
+        with self._lock:
+            return [_copy(c) for c in self._find(channel, ts).get("chunks", [])]
 
     def expire_trigger(self, trigger_id: str) -> None:
         with self._lock:
@@ -886,6 +925,7 @@ class FakeSlack:
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await _read_params(request)
+        await self._wait_while_held(method)
         token = params.pop("token", None)
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
@@ -893,6 +933,22 @@ class FakeSlack:
         status, body, headers = self._dispatch(method, params, token)
         self._record(SlackCall(method, params, token, request.method, status, body))
         return web.json_response(body, status=status, headers=headers)
+
+    async def _wait_while_held(self, method: str) -> None:
+        with self._lock:
+            if method not in self._held:
+                return
+            self._holding[method] = self._holding.get(method, 0) + 1
+        self._wake()
+        try:
+            for _ in range(3000):  # 30 s at most
+                with self._lock:
+                    if method not in self._held:
+                        return
+                await asyncio.sleep(0.01)
+        finally:
+            with self._lock:
+                self._holding[method] -= 1
 
     def _dispatch(
         self, method: str, params: Json, token: str | None
@@ -908,6 +964,9 @@ class FakeSlack:
                 wrong_kind = token == self.app_token or token in self.valid_tokens
                 error = "not_allowed_token_type" if wrong_kind else "invalid_auth"
                 return 200, {"ok": False, "error": error}, {}
+            refusal = self._streaming_refusals.get(method)
+            if refusal:
+                return 200, {"ok": False, "error": refusal}, {}
             failures = self._failures.get(method)
             if failures:
                 error, extra = failures.pop(0)
@@ -1122,6 +1181,64 @@ class FakeSlack:
             "message": _copy(message),
         }  # fmt: skip
 
+    def _chat_start_stream(self, params: Json) -> Json:
+        target = self._readable_channel(params.get("channel"))
+        thread_ts = params.get("thread_ts")
+        if not thread_ts:
+            raise SlackApiError("invalid_arguments", response_metadata={"messages": [
+                "[ERROR] missing required field: thread_ts"]})  # fmt: skip
+        if target.im_user is None:
+            for field_name in ("recipient_user_id", "recipient_team_id"):
+                if not params.get(field_name):
+                    raise SlackApiError("invalid_arguments", response_metadata={"messages": [
+                        f"[ERROR] {field_name} is required outside of a DM"]})  # fmt: skip
+        self._find(target.id, str(thread_ts))
+        message: Json = {
+            "type": "message", "text": "", "user": self.bot_user_id, "bot_id": self.bot_id,
+            "app_id": self.app_id, "team": self.team_id, "streaming_state": "in_progress",
+            "chunks": [],
+        }  # fmt: skip
+        self._add_chunks(message, params)
+        ts = self._store(target.id, message, thread_ts=str(thread_ts))
+        return {"channel": target.id, "ts": ts}
+
+    def _chat_append_stream(self, params: Json) -> Json:
+        target, message = self._streaming_message(params)
+        self._add_chunks(message, params)
+        return {"channel": target.id, "ts": message["ts"]}
+
+    def _chat_stop_stream(self, params: Json) -> Json:
+        target, message = self._streaming_message(params)
+        blocks = params.get("blocks")
+        if blocks is not None:
+            errors = validate_blocks(blocks)
+            if errors:
+                raise _invalid_blocks(errors)
+        self._add_chunks(message, params)
+        if blocks:
+            message["blocks"] = blocks
+        message["streaming_state"] = "completed"
+        return {"channel": target.id, "ts": message["ts"], "message": _copy(message)}
+
+    def _streaming_message(self, params: Json) -> tuple[_Channel, Json]:
+        target = self._readable_channel(params.get("channel"))
+        message = self._find(target.id, str(params.get("ts", "")))
+        if message.get("streaming_state") != "in_progress":
+            raise SlackApiError("message_not_in_streaming_state")
+        return target, message
+
+    @staticmethod
+    def _add_chunks(message: Json, params: Json) -> None:
+        chunks = list(params.get("chunks") or [])
+        if params.get("markdown_text"):
+            chunks.insert(0, {"type": "markdown_text", "text": params["markdown_text"]})
+        errors = [e for i, chunk in enumerate(chunks) for e in _chunk_errors(chunk, i)]
+        if errors:
+            messages = [f"[ERROR] {e}" for e in errors]
+            raise SlackApiError("invalid_chunks", response_metadata={"messages": messages})
+        message["chunks"].extend(chunks)
+        message["text"] += "".join(c["text"] for c in chunks if c["type"] == "markdown_text")
+
     def _chat_post_ephemeral(self, params: Json) -> Json:
         user = str(params.get("user", ""))
         if user not in self._users:
@@ -1268,6 +1385,9 @@ _HANDLERS: dict[str, Callable[[FakeSlack, Json], Json]] = {
     "chat.postMessage": FakeSlack._chat_post_message,
     "chat.update": FakeSlack._chat_update,
     "chat.postEphemeral": FakeSlack._chat_post_ephemeral,
+    "chat.startStream": FakeSlack._chat_start_stream,
+    "chat.appendStream": FakeSlack._chat_append_stream,
+    "chat.stopStream": FakeSlack._chat_stop_stream,
     "views.open": FakeSlack._views_open,
     "views.update": FakeSlack._views_update,
     "views.publish": FakeSlack._views_publish,
@@ -1277,7 +1397,32 @@ _HANDLERS: dict[str, Callable[[FakeSlack, Json], Json]] = {
     "users.info": FakeSlack._users_info,
 }
 
-_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata", "chunks")
+STREAM_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
+STREAMING_REFUSALS = {
+    "method_not_supported_for_channel_type": ("chat.startStream",),
+    "message_not_in_streaming_state": ("chat.appendStream", "chat.stopStream"),
+}
+TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
+CHUNK_TEXT_MAX = 256
+
+
+def _chunk_errors(chunk: Any, index: int) -> list[str]:
+    """Slack's checks of one streaming chunk (markdown_text or task_update; others pass)."""
+    where = f"[json-pointer:/chunks/{index}]"
+    if not isinstance(chunk, dict) or not chunk.get("type"):
+        return [f"missing required field: type {where}"]
+    if chunk["type"] == "markdown_text":
+        return [] if isinstance(chunk.get("text"), str) else [f"missing text {where}"]
+    if chunk["type"] != "task_update":
+        return []
+    errors = [f"missing required field: {k} {where}" for k in ("id", "title") if not chunk.get(k)]
+    if chunk.get("status") not in TASK_STATUSES:
+        errors.append(f"invalid status {chunk.get('status')!r} {where}")
+    for key in ("details", "output"):
+        if len(str(chunk.get(key) or "")) > CHUNK_TEXT_MAX:
+            errors.append(f"{key} must be at most {CHUNK_TEXT_MAX} characters {where}")
+    return errors
 
 
 async def _read_params(request: web.Request) -> Json:

@@ -214,7 +214,7 @@ async def running_harness(
         taiga_web_url="https://taiga.example.test",
         database_url=f"sqlite:///{tmp_path / 'planner.db'}",
         token_encryption_keys=[generate_key()],
-        **overrides,
+        **{"slack_streaming": False, **overrides},
     )
     db = Database(settings.database_url.get_secret_value())
     db.migrate()
