@@ -214,6 +214,7 @@ async def running_harness(
         taiga_web_url="https://taiga.example.test",
         database_url=f"sqlite:///{tmp_path / 'planner.db'}",
         token_encryption_keys=[generate_key()],
+        # The status message updated in place unless a test streams (test_slack_streaming.py).
         **{"slack_streaming": False, **overrides},
     )
     db = Database(settings.database_url.get_secret_value())
