@@ -52,19 +52,17 @@ def test_a_new_step_completes_the_one_before_and_a_failure_names_its_reason() ->
 async def test_the_newest_state_is_sent_at_most_once_per_interval() -> None:
     clock = FakeClock()
     sent: list[tuple[str, float]] = []
-    two_sent = asyncio.Event()
+    one_sent, two_sent = asyncio.Event(), asyncio.Event()
 
     async def send(state: str) -> None:
         sent.append((state, clock.now()))
-        if len(sent) == 2:
-            two_sent.set()
+        (one_sent if len(sent) == 1 else two_sent).set()
 
     updater: CoalescingUpdater[str] = CoalescingUpdater(send, clock=clock, interval=1.0)
     for state in ("one", "two", "three"):
         updater.offer(state)  # never waits: the producer moves on
-    await asyncio.sleep(0)
-    while not sent:
-        await asyncio.sleep(0)
+    with anyio.fail_after(WAIT):
+        await one_sent.wait()
     updater.offer("four")
     updater.offer("five")
     with anyio.fail_after(WAIT):

@@ -73,10 +73,12 @@ async def stopped_with(h: Harness, action_id: str) -> SlackCall:
 
 
 async def until(condition: Any, what: str) -> None:
-    with anyio.fail_after(30, shield=False):
-        while not condition():
-            await anyio.sleep(0.02)
-    assert condition(), what
+    """Poll `condition` for up to 30 s."""
+    for _ in range(1500):
+        if condition():
+            return
+        await anyio.sleep(0.02)
+    raise AssertionError(f"not within 30 s: {what}")
 
 
 @pytest.mark.anyio
