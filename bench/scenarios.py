@@ -64,6 +64,7 @@ def _settings(**values: object) -> Settings:
         "anthropic_model": MODEL,
         "taiga_web_url": WEB,
         "slack_app_token": "",
+        "slack_streaming": False,  # the proposal is detected by its chat.update
     }
     return Settings(_env_file=None, **(base | values))  # type: ignore[call-arg]
 

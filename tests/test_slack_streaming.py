@@ -23,12 +23,8 @@ from tests.peers.slack_harness import (
     running_harness,
     story_turn,
 )
+from tests.test_slack_flow import MINUTES, STORIES
 
-MINUTES = "We agreed to ship the CSV export.\nAlice: add the download button."
-STORIES = (
-    ("Export plans as CSV", ["Write the CSV writer", "Add the download button"]),
-    ("Show export history", ["List past exports"]),
-)
 REFUSALS = ("unknown_method", "method_not_supported_for_channel_type",
             "message_not_in_streaming_state")
 
