@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.peers.fake_anthropic import FakeAnthropic
+from tests.peers.fake_anthropic import FakeAnthropic, overloaded
 from tests.peers.fake_slack import FakeSlack, SlackCall
 from tests.peers.fake_taiga import PROJECT_ID, FakeTaiga
 from tests.peers.slack_harness import (
@@ -83,6 +83,7 @@ async def test_a_plan_is_streamed_step_by_step_and_its_buttons_arrive_with_stop_
 ) -> None:
     gate = Gate(story_turn(*STORIES))
     h.anthropic.script(gate)
+    h.slack.rate_limit("chat.appendStream", 1, retry_after=20)
     await h.command(f"plan Sprint 6\n{MINUTES}")
 
     started = await h.slack.wait_for("chat.startStream", lambda c: c.ok, within=WAIT)
@@ -107,6 +108,7 @@ async def test_a_plan_is_streamed_step_by_step_and_its_buttons_arrive_with_stop_
     plan = (await h.plans())[0]
     assert plan.state == "proposed" and plan.slack_message_ts == ts
     assert h.slack.call_count("chat.update") == 0  # nothing shown twice
+    assert 20.0 in h.clock.sleeps  # the 429 on appendStream was waited out, then sent again
 
     await h.click("plan_approve", ts)
     result = await h.wait_update(lambda p: "applied" in str(p.get("text")) and p["ts"] == ts)
@@ -122,6 +124,25 @@ async def test_a_plan_is_streamed_step_by_step_and_its_buttons_arrive_with_stop_
     assert [t for k, _, t in updates if k == "tasks"][-1] == "Creating tasks 3/3"
     await h.settle()
     assert (await h.plan(plan.id)).state == "done"
+
+
+@pytest.mark.anyio
+async def test_a_step_that_fails_is_streamed_as_an_error_with_the_reason(h: Harness) -> None:
+    h.anthropic.script(*[overloaded() for _ in range(8)])
+
+    await h.command(f"plan Sprint 6\n{MINUTES}")
+
+    stopped = await h.slack.wait_for("chat.stopStream", lambda c: c.ok, within=WAIT)
+    updates = task_updates(h, stopped.params["ts"])
+    assert statuses_of(updates, "read") == ["in_progress", "complete"]
+    assert statuses_of(updates, "draft") == ["in_progress", "error"]
+    [reason] = [c["details"] for c in h.slack.streamed_chunks(h.channel, stopped.params["ts"])
+                if c.get("status") == "error"]
+    assert "Claude is not available" in reason
+    assert "Claude is not available" in block_text(stopped.params)
+    assert "overloaded_error" not in block_text(stopped.params) + reason
+    await h.settle()
+    assert (await h.plans())[0].state == "failed"
 
 
 @pytest.mark.anyio
