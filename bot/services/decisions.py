@@ -301,8 +301,9 @@ async def apply_and_show(
     services: Services, plan: Plan, session: TaigaSession, run: ApplyRun
 ) -> ExecutionResult | None:
     """Apply the plan through the executor (exactly once), its steps shown live (streamed in a
-    reply, else in the plan's message), then show the result in the plan's message. Returns the result (state `executing`: another run holds the
-    plan and nothing was shown), or None after a failure shown with Retry."""
+    reply, else in the plan's message), then show the result in the plan's message. Returns
+    the result (state `executing`: another run holds the plan and nothing was shown), or None
+    after a failure shown with Retry."""
     assert plan.slack_message_ts is not None
     title = f"Applying the plan of {plan.target_sprint} in Taiga"
     first = Step("approved", run.first_line, status="complete")

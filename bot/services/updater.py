@@ -33,8 +33,9 @@ def progress_client(slack: AsyncWebClient) -> AsyncWebClient:
         h for h in slack.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
     ]
     return AsyncWebClient(
-        token=slack.token, base_url=slack.base_url, timeout=slack.timeout,
-        retry_handlers=handlers, logger=slack.logger,
+        token=slack.token, base_url=slack.base_url, timeout=slack.timeout, ssl=slack.ssl,
+        proxy=slack.proxy, session=slack.session, trust_env_in_session=slack.trust_env_in_session,
+        headers=slack.headers, logger=slack.logger, retry_handlers=handlers,
     )
 
 
