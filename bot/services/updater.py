@@ -78,7 +78,6 @@ class CoalescingUpdater(Generic[V]):
         self._latest: V | None = None
         self._pending = False
         self._last_sent: float | None = None
-        self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
 
@@ -88,15 +87,13 @@ class CoalescingUpdater(Generic[V]):
             return
         self._latest = state
         self._pending = True
-        if self._task is None:
+        if self._task is None or self._task.done():  # the task ends whenever all is shown
             self._task = asyncio.create_task(self._run(), name="slack-progress-updater")
-        self._wake.set()
 
     async def close(self) -> None:
         """Stop: an update on its way finishes, a pending one is dropped (the caller sends the
         final state), and the interval since the last update is kept."""
         self._closing = True
-        self._wake.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         await self._clock.sleep(self._until_next())
@@ -107,13 +104,10 @@ class CoalescingUpdater(Generic[V]):
         return max(0.0, self._last_sent + self._interval - self._clock.now())
 
     async def _run(self) -> None:
-        while not self._closing:
-            await self._wake.wait()
-            self._wake.clear()
+        while self._pending and not self._closing:
             await self._clock.sleep(self._until_next())
-            if self._closing or not self._pending:
-                continue
-            await self._send_latest()
+            if not self._closing:
+                await self._send_latest()
 
     async def _send_latest(self) -> None:
         self._pending = False
@@ -127,7 +121,6 @@ class CoalescingUpdater(Generic[V]):
                 logger.warning("progress update refused: %s", error.response.get("error"))
                 return
             self._pending = True  # shown later: the newest state by then
-            self._wake.set()
             await self._clock.sleep(wait)
         except Exception:  # progress is cosmetic: a failed update must not stop the plan
             logger.warning("progress update failed", exc_info=True)
