@@ -221,3 +221,33 @@ async def test_an_apply_writes_to_taiga_while_slack_holds_its_updates_and_answer
         assert plan.state == "done"
         subjects = {s["subject"] for s in h.taiga.stories(PROJECT_ID)}
         assert {"Export plans as CSV", "Show export history"} <= subjects
+
+
+@pytest.mark.anyio
+async def test_a_revision_streams_its_steps_and_ends_with_where_the_new_version_is(
+    h: Harness,
+) -> None:
+    h.anthropic.script(story_turn(*STORIES))
+    mention = h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> plan Sprint 6\n{MINUTES}", user=h.alice
+    )
+    await h.event(mention)
+    first = await stopped_with(h, "plan_approve")
+    await h.settle()
+    h.anthropic.script(story_turn(STORIES[0]))
+
+    await h.event(h.slack.app_mention_event(
+        h.channel, f"<@{h.slack.bot_user_id}> drop the export history story", user=h.alice,
+        thread_ts=mention["event"]["ts"],
+    ))
+    revised = await h.slack.wait_for(
+        "chat.stopStream", lambda c: c.ok and "Version 2 is below." in block_text(c.params),
+        within=WAIT,
+    )
+
+    assert revised.params["ts"] != first.params["ts"]
+    updates = task_updates(h, revised.params["ts"])
+    assert first_seen(updates) == ["read", "draft"]
+    assert statuses_of(updates, "draft") == ["in_progress", "complete"]
+    await h.settle()
+    assert (await h.plans())[0].proposal_version == 2
