@@ -15,25 +15,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.progress import Step
 from bot.blocks.kit import SlackMessage
+from bot.services.updater import retry_after
 from bot.slack_text import truncate
 
-# Slack's answers that mean "no streaming here": the workspace does not know the methods,
-# the conversation type does not allow them, or the stream has ended (expired) server-side.
-REFUSALS = frozenset(
-    {
-        "unknown_method",
-        "method_not_supported_for_channel_type",
-        "message_not_in_streaming_state",
-        "not_allowed_token_type",
-        "missing_scope",
-        "feature_not_enabled",
-    }
-)
 CHUNK_TEXT_MAX = 256
 
 
 class StreamingRefused(Exception):
-    """Slack will not stream here (see REFUSALS); show the progress another way."""
+    """Slack will not stream here — a workspace without it (`unknown_method`), a conversation
+    that does not allow it (`method_not_supported_for_channel_type`), a stream Slack ended
+    (`message_not_in_streaming_state`), or any other refusal: show the progress another way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +104,10 @@ class StepStream:
 
     @staticmethod
     async def _refusing(call: Any) -> Any:
+        """A 429 is left to the caller to wait out; any other refusal ends the streaming."""
         try:
             return await call
         except SlackApiError as error:
-            if error.response.get("error") in REFUSALS:
-                raise StreamingRefused(str(error.response.get("error"))) from error
-            raise
+            if retry_after(error) is not None:
+                raise
+            raise StreamingRefused(str(error.response.get("error"))) from error
