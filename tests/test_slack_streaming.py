@@ -26,7 +26,7 @@ from tests.peers.slack_harness import (
 from tests.test_slack_flow import MINUTES, STORIES
 
 REFUSALS = ("unknown_method", "method_not_supported_for_channel_type",
-            "message_not_in_streaming_state")
+            "message_not_in_streaming_state", "invalid_arguments")
 
 
 @pytest.fixture
