@@ -18,8 +18,9 @@ from agent.errors import PlanNotAllowed
 from agent.executor import apply_plan
 from agent.identity import RequestTokens
 from agent.mcp.catalog import ApplyPlanInput, McpTool, PlanInput, ProposePlanInput
-from agent.mcp.plans import StoredPlan, load_mcp_plan, record_proposed_plan
+from agent.mcp.plans import load_mcp_plan, record_proposed_plan
 from agent.mcp.views import not_confirmed, plan_view, proposal_view, result_view
+from agent.plan_rows import PlanSnapshot
 from agent.planning.context import PlanScope, read_project
 from agent.planning.reads import TaigaReads
 from agent.proposal import Proposal
@@ -137,7 +138,7 @@ class McpPlanner:
 
 
 def _check_may_apply(
-    plan: StoredPlan, proposal: Proposal, project: Project, *, allow_partial: bool
+    plan: PlanSnapshot, proposal: Proposal, project: Project, *, allow_partial: bool
 ) -> None:
     if plan.state == "proposed" and proposal.stopped is not None and not allow_partial:
         raise ToolError(
@@ -149,7 +150,7 @@ def _check_may_apply(
         raise PlanNotAllowed(lacking)
 
 
-def _question(plan: StoredPlan, proposal: Proposal, project: Project) -> str:
+def _question(plan: PlanSnapshot, proposal: Proposal, project: Project) -> str:
     kinds = [action.kind for action in proposal.actions()]
     stories = counted(kinds.count("story"), "user story", "user stories")
     tasks = counted(kinds.count("task"), "task", "tasks")

@@ -5,24 +5,13 @@ its thread, with its buttons)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import Session
 
+from agent.plan_rows import PlanSnapshot, load_plan
 from agent.proposal import Proposal
 from storage import repositories as repo
 from storage.db import Database
-
-
-@dataclass(frozen=True)
-class StoredPlan:
-    id: str
-    state: str
-    project_id: int
-    proposal: dict[str, Any] | None
-    result: dict[str, Any] | None
-    error: str | None
 
 
 class UnknownPlan(LookupError):
@@ -58,18 +47,9 @@ async def record_proposed_plan(db: Database, proposal: Proposal, *, minutes: str
     return await db.run(store)
 
 
-async def load_mcp_plan(db: Database, plan_id: str) -> StoredPlan:
+async def load_mcp_plan(db: Database, plan_id: str) -> PlanSnapshot:
     """The plan, if it was made outside Slack; raises `UnknownPlan` otherwise."""
-
-    def load(session: Session) -> StoredPlan | None:
-        plan = repo.get_plan(session, plan_id)
-        if plan is None or plan.slack_team_id:
-            return None
-        return StoredPlan(
-            plan.id, plan.state, plan.project_id, plan.proposal, plan.result, plan.error
-        )
-
-    found = await db.run(load)
-    if found is None:
+    plan = await load_plan(db, plan_id)
+    if plan is None or plan.slack_team_id:
         raise UnknownPlan(plan_id)
-    return found
+    return plan

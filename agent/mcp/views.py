@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.executor import ExecutionResult
-from agent.mcp.plans import StoredPlan
+from agent.plan_rows import PlanSnapshot
 from agent.proposal import Proposal
 
 NEXT_STEP = (
@@ -24,7 +24,7 @@ def proposal_view(plan_id: str, proposal: Proposal) -> dict[str, Any]:
     }
 
 
-def plan_view(plan: StoredPlan) -> dict[str, Any]:
+def plan_view(plan: PlanSnapshot) -> dict[str, Any]:
     view: dict[str, Any] = {"plan_id": plan.id, "state": plan.state}
     if plan.proposal is not None:
         view["proposal"] = {k: v for k, v in plan.proposal.items() if k != "usage"}
@@ -39,7 +39,7 @@ def result_view(result: ExecutionResult) -> dict[str, Any]:
     return {**result.model_dump(mode="json"), "applied": True}
 
 
-def not_confirmed(plan: StoredPlan) -> dict[str, Any]:
+def not_confirmed(plan: PlanSnapshot) -> dict[str, Any]:
     return {
         "plan_id": plan.id,
         "state": plan.state,
