@@ -157,6 +157,18 @@ async def test_bad_input_and_unknown_plans_are_tool_errors_in_words(
     assert fake_taiga.requests_to("POST", "/userstories*") == []
 
 
+async def test_a_wrong_password_is_said_at_the_first_call_and_nothing_is_offered_that_writes(
+    mcp_env: dict[str, str]
+) -> None:
+    async with stdio_session({**mcp_env, "TAIGA_PASSWORD": "wrong"}) as session:
+        offered = {tool.name for tool in (await session.list_tools()).tools}
+        answer = await session.call_tool("propose_plan", PROPOSE)
+
+    assert "apply_plan" not in offered and "propose_plan" in offered
+    assert answer.isError
+    assert answer.content[0].text == "Taiga did not accept that username and password."
+
+
 async def test_reads_and_resources_show_what_taiga_shows_the_caller(
     mcp_env: dict[str, str], fake_taiga: FakeTaiga
 ) -> None:

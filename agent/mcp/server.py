@@ -56,7 +56,11 @@ def build_server(planner: McpPlanner, identity: Identity) -> Server[Any, Any]:
 
     @server.list_tools()
     async def list_tools() -> list[types.Tool]:
-        may_write = await planner.may_write(await caller())
+        try:
+            may_write = await planner.may_write(await caller())
+        except (TaigaError, NoTaigaIdentity) as error:  # each call will say why, in words
+            log.warning("MCP: offering only the reading tools: %s", type(error).__name__)
+            may_write = False
         return [tool.to_mcp() for tool in MCP_TOOLS.values() if may_write or not tool.writes]
 
     @server.call_tool(validate_input=False)
