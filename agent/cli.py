@@ -5,6 +5,7 @@ yes, applies it exactly once (a plan row and the write ledger in DATABASE_URL) a
 created with links. `--yes` applies without asking; `--dry-run` never applies. If some writes
 fail, `python -m agent apply PLAN_ID` creates only what is missing; `python -m agent undo PLAN_ID`
 deletes what the plan created (within PLAN_UNDO_MINUTES), keeping what people changed since.
+`python -m agent mcp [--http --port N]` serves the same planner to MCP clients (agent/mcp/).
 Taiga credentials: TAIGA_AUTH_TOKEN, or TAIGA_USERNAME + TAIGA_PASSWORD (read here, as argparse
 defaults, and nowhere else); everything else comes from `Settings`.
 
@@ -27,6 +28,8 @@ from pydantic import SecretStr, ValidationError
 
 from agent.errors import PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
+from agent.mcp.main import add_arguments as add_mcp_arguments
+from agent.mcp.main import run as serve_mcp
 from agent.planning.context import read_project
 from agent.progress import Progress, Step
 from agent.proposal import Proposal, ProposedStory, ProposedTask
@@ -63,7 +66,9 @@ def build_parser(env: dict[str, str] | None = None) -> argparse.ArgumentParser:
     undo = commands.add_parser("undo", help="delete what an applied plan created in Taiga")
     undo.add_argument("plan_id", help="the plan id printed by `plan`")
     undo.add_argument("--json", action="store_true", help="print the report as JSON")
-    for command in (plan, resume, undo):
+    mcp = commands.add_parser("mcp", help="serve the planner to MCP clients (stdio or HTTP)")
+    add_mcp_arguments(mcp)
+    for command in (plan, resume, undo, mcp):
         command.add_argument(
             "--taiga-username",
             default=env.get("TAIGA_USERNAME", ""),
@@ -75,6 +80,11 @@ def build_parser(env: dict[str, str] | None = None) -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--taiga-auth-token", default=env.get("TAIGA_AUTH_TOKEN", ""), help=argparse.SUPPRESS
+        )
+        command.add_argument(
+            "--taiga-refresh-token",
+            default=env.get("TAIGA_REFRESH_TOKEN", ""),
+            help=argparse.SUPPRESS,
         )
     return parser
 
@@ -89,6 +99,8 @@ def main(
     stdin = stdin or sys.stdin
     try:
         settings = Settings()
+        if args.command == "mcp":
+            return serve_mcp(args, settings)
         if args.command == "apply":
             result = asyncio.run(resume(args, settings, clock=clock or SystemClock()))
             return 0 if result.complete else 1

@@ -23,6 +23,8 @@ class PlanSnapshot:
     proposal: dict[str, Any] | None
     result: dict[str, Any] | None
     slack_permalink: str | None
+    slack_team_id: str  # "" for a plan made outside Slack (HTTP API, CLI, MCP)
+    error: str | None
 
 
 def snapshot(plan: Plan | None) -> PlanSnapshot | None:
@@ -37,6 +39,8 @@ def snapshot(plan: Plan | None) -> PlanSnapshot | None:
         proposal=plan.proposal,
         result=plan.result,
         slack_permalink=plan.slack_permalink,
+        slack_team_id=plan.slack_team_id,
+        error=plan.error,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -146,7 +146,7 @@ class ToolSpec:
     extra_permissions: tuple[str, ...] = ()  # needed only for parts of the input (see description)
 
     def input_schema(self) -> dict[str, Any]:
-        return _inline_refs(self.input_model.model_json_schema())
+        return input_schema_of(self.input_model)
 
     def to_param(self) -> dict[str, Any]:
         return {
@@ -276,7 +276,17 @@ def anthropic_tool_params(specs: list[ToolSpec], *, cache: bool = True) -> list[
     return params
 
 
-def parse_input(spec: ToolSpec, raw: object) -> BaseModel:
+class DeclaredTool(Protocol):
+    """What `parse_input` needs of a tool: a Claude tool's `ToolSpec`, or an MCP tool."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def input_model(self) -> type[BaseModel]: ...
+
+
+def parse_input(spec: DeclaredTool, raw: object) -> BaseModel:
     """Validate a tool call's input, or raise `ToolError` naming each problem."""
     try:
         return spec.input_model.model_validate(raw)
@@ -286,6 +296,11 @@ def parse_input(spec: ToolSpec, raw: object) -> BaseModel:
             where = ".".join(str(part) for part in err["loc"]) or "input"
             problems.append(f"{where}: {err['msg']}")
         raise ToolError(f"Invalid input for {spec.name}: " + "; ".join(problems)) from None
+
+
+def input_schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of a tool's input model, flat (no `$defs`), as tool callers are given it."""
+    return _inline_refs(model.model_json_schema())
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,11 @@ class SessionEndpoints(ABC):
         )
         return parse_as(Project, body)
 
+    async def list_member_projects(self, user_id: int) -> list[Project]:
+        """The projects `user_id` is a member of, each with the acting user's permissions."""
+        items = await self._get_all("/projects", {"member": int(user_id)})
+        return [parse_as(Project, item) for item in items]
+
     async def list_milestones(self, project_id: int) -> list[Milestone]:
         """All sprints of the project, newest first (Taiga orders by -estimated_start)."""
         items = await self._get_all("/milestones", {"project": int(project_id)})

@@ -12,3 +12,4 @@ def anyio_backend() -> str:
 pytest_plugins += ["tests.peers.slack_harness"]
 pytest_plugins += ["tests.peers.cli_env"]
 pytest_plugins += ["tests.peers.taiga_sessions"]
+pytest_plugins += ["tests.peers.mcp_clients"]
