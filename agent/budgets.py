@@ -108,9 +108,11 @@ class BudgetTracker:
             raise BudgetExceeded(StopReason.STEPS)
         self.steps += 1
 
-    def admit_call(self, name: str, arguments: Any, *, write: bool) -> None:
-        """Admit one tool call (counted even if its input turns out invalid), or raise."""
-        self.check_deadline()
+    def admit_call(self, name: str, arguments: Any, *, write: bool, late: bool = False) -> None:
+        """Admit one tool call (counted even if its input turns out invalid), or raise. `late`:
+        a call the model finished before the deadline, kept although the deadline has passed."""
+        if not late:
+            self.check_deadline()
         key = canonical_call(name, arguments)
         if self._seen[key] >= self.budgets.max_repeated_calls:
             raise BudgetExceeded(StopReason.REPEATED_CALLS)

@@ -110,6 +110,8 @@ def model_failure(exc: anthropic.APIError) -> str:
         body = exc.body if isinstance(exc.body, dict) else {}
         error = body.get("error")
         detail = (error.get("message") if isinstance(error, dict) else None) or exc.message
+        if exc.status_code == 200 and isinstance(error, dict):  # an `error` event mid-answer
+            return f"Claude broke off its answer ({error.get('type')}): {detail}"
         return f"Claude API error {exc.status_code}: {detail}"
     return f"Could not reach Claude: {type(exc).__name__}."
 
