@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import anthropic
 
+from agent.budgets import StopReason
+from agent.proposal import Proposal
 from taiga.errors import (
     BadCredentials,
     Forbidden,
@@ -32,6 +34,19 @@ SOMETHING_WENT_WRONG = "Something went wrong on my side; please try again. (It h
 
 class PlanningError(Exception):
     """The model API failed for good; the message is `model_failure`'s sentence."""
+
+
+class PlanIncomplete(Exception):
+    """Planning stopped before the model finished (a budget, the deadline, an answer cut off),
+    so the plan is not applied unless the caller allows a partial plan; the message is the
+    whole sentence."""
+
+    def __init__(self, proposal: Proposal) -> None:
+        self.proposal = proposal
+        super().__init__(
+            f"Planning stopped early ({proposal.stop_cause}), so the plan may be incomplete and "
+            "was not applied; nothing was written to Taiga."
+        )
 
 
 class PlanNotAllowed(Exception):
@@ -87,6 +102,9 @@ def explain_failure(
         return _model(str(error))
     if isinstance(error, PlanNotAllowed):
         return Explanation(str(error), 403)
+    if isinstance(error, PlanIncomplete):
+        deadline = error.proposal.stopped == StopReason.DEADLINE
+        return Explanation(str(error), 504 if deadline else 409)
     return Explanation(SOMETHING_WENT_WRONG, 500)
 
 

@@ -278,6 +278,8 @@ class PlanningConversation:
             left_out=self.recorder.left_out,
             warnings=self.warnings,
             stopped=self.stopped,
+            stop_cause=self.tracker.budgets.cause(self.stopped) if self.stopped else "",
+            cut=self.cut or "",
             usage=self.usage,
             questions=self.recorder.questions,
         )
