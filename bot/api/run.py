@@ -129,7 +129,7 @@ class AgentRun:
         )
         proposed = proposal_response(
             proposal, self._warnings(proposal), None, False, self.runtime.settings
-        )
+        ).model_copy(update={"complete": False})
         body = PartialPlanRefused(
             detail=detail, stopped=str(proposal.stopped), proposal=proposed
         )
