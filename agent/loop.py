@@ -7,8 +7,9 @@ tools are validated and recorded into a `Proposal`, answering with placeholder r
 as `new-story-1`. Budgets stop the loop and the reason is reported, never silently.
 
 This module owns the turns; its parts live in `agent.planning`: `context` (prefetch, the target
-sprint, the views the model sees), `model_call` (one call and its retries), `reads` (the read
-tools) and `recorder` (the write tools and the permission gate).
+sprint, the views the model sees), `model_call` (one streamed call and its retries), `streaming`
+(a turn assembled from stream events), `cuts` (continuing a cut answer, and saying what it lost),
+`reads` (the read tools) and `recorder` (the write tools and the permission gate).
 """
 
 from __future__ import annotations

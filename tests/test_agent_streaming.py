@@ -156,6 +156,16 @@ async def test_an_error_event_mid_answer_keeps_what_finished_and_continues(
 
 
 @pytest.mark.anyio
+async def test_a_connection_dropped_mid_answer_keeps_what_finished_and_continues(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    whole = message(*(_story(n) for n in range(1, 21)))
+    dropped = Interrupted(whole, after_blocks=3, stall_seconds=0)  # the fake hangs up at once
+    fake_anthropic.script(dropped, _continuation_of(4, 20))
+    _assert_whole_plan(await _propose(fake_anthropic))
+
+
+@pytest.mark.anyio
 async def test_an_error_event_before_anything_finished_is_retried(
     fake_anthropic: FakeAnthropic,
 ) -> None:
