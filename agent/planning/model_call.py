@@ -42,9 +42,9 @@ RETRYABLE_EVENT_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit
 
 
 class _StreamBroke(Exception):
-    """The stream ended before message_stop; `cause` is the error behind it, if any."""
+    """The stream ended before message_stop; `cause` is the error behind it."""
 
-    def __init__(self, why: BrokenOff, cause: BaseException | None = None) -> None:
+    def __init__(self, why: BrokenOff, cause: BaseException) -> None:
         super().__init__(why.value)
         self.why = why
         self.cause = cause
@@ -91,7 +91,7 @@ class ModelCaller:
                     return turn
                 if broke.why is BrokenOff.DEADLINE:
                     raise BudgetExceeded(StopReason.DEADLINE) from broke.cause
-                failure: BaseException = broke.cause or broke
+                failure: BaseException = broke.cause
             except anthropic_sdk.APITimeoutError as exc:
                 if timeout >= remaining:  # the call was cut to the deadline, which has passed
                     raise BudgetExceeded(StopReason.DEADLINE) from exc
