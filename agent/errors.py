@@ -16,6 +16,7 @@ import anthropic
 
 from agent.budgets import StopReason
 from agent.proposal import Proposal
+from agent.wording import ended
 from taiga.errors import (
     BadCredentials,
     Forbidden,
@@ -143,7 +144,7 @@ def _retry_after_text(seconds: float) -> str:
 
 
 def _model(detail: str) -> Explanation:
-    return Explanation(CLAUDE_UNAVAILABLE, 502, f"The model service failed: {_ended(detail)}")
+    return Explanation(CLAUDE_UNAVAILABLE, 502, f"The model service failed: {ended(detail)}")
 
 
 def _not_found_hint(project: str | None) -> str:
@@ -153,10 +154,6 @@ def _not_found_hint(project: str | None) -> str:
         f" I could not find it in project {project}: it does not exist or your account is not a "
         "member."
     )
-
-
-def _ended(text: str) -> str:
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _taiga(error: TaigaError, project: str | None, permission: str | None) -> Explanation:
@@ -180,11 +177,11 @@ def _taiga(error: TaigaError, project: str | None, permission: str | None) -> Ex
     if isinstance(error, GoneSinceProposal | ChangedSinceProposal):
         return Explanation(message, 409)
     if isinstance(error, NotFound):
-        found = _ended(message or "not found")
+        found = ended(message or "not found")
         return Explanation(f"Taiga: {found}{_not_found_hint(project)}", 404)
     if isinstance(error, ValidationFailed) and error.fields:
         parts = [f"{name}: {' '.join(msgs)}" for name, msgs in error.fields.items()]
         return Explanation("Taiga rejected it (" + "; ".join(parts) + ").", 502)
     if isinstance(error, Unavailable):
-        return Explanation(f"Taiga failed: {_ended(message)} {_TRY_AGAIN}", 502)
+        return Explanation(f"Taiga failed: {ended(message)} {_TRY_AGAIN}", 502)
     return Explanation(f"Taiga failed: {message or type(error).__name__}", 502)

@@ -41,6 +41,7 @@ from agent.progress import Progress
 from agent.progress import report as report_progress
 from agent.prompts import Revision, first_message
 from agent.proposal import ProjectInfo, Proposal, Usage
+from agent.wording import ended
 from taiga.errors import Unavailable
 from taiga.models import Project
 
@@ -142,6 +143,7 @@ class PlanningConversation:
         self.usage = Usage()
         self.stopped: StopReason | None = None
         self.cut: str | None = None  # what the last, cut answer lost, until a turn completes
+        self.refused: str | None = None  # why the model's latest tool call was refused, if it was
         self.model_summary = ""
         self.messages: list[dict[str, Any]] = []
 
@@ -165,6 +167,8 @@ class PlanningConversation:
             self.warnings.append(self.tracker.budgets.describe(stop.reason))
             if self.cut is not None:
                 self.warnings.append(self.cut)
+            if self.refused is not None:
+                self.warnings.append(f"Claude's last tool call was refused: {self.refused}")
 
     async def _step(self, params: list[dict[str, Any]]) -> bool:
         """One model call and the tool calls it makes; True when the run is finished."""
@@ -245,7 +249,9 @@ class PlanningConversation:
                         reads.append((i, spec, args))
                     continue
                 results[i] = _result(call.id, await self.recorder.record(spec.name, args))
+                self.refused = None
             except t.ToolError as exc:
+                self.refused = ended(str(exc)[:300])
                 results[i] = _result(call.id, str(exc), error=True)
         outcomes = await within_deadline(
             self.tracker,

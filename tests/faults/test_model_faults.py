@@ -87,7 +87,8 @@ FAULTS = {
     ),
     "invalid tool input": Fault(
         lambda: [_invalid_input(1), _invalid_input(2)],
-        "planning stopped early (the limit of 2 model calls was reached)",
+        "Claude's last tool call was refused: Invalid input for taiga_create_user_story: "
+        "subject: Input should be a valid string",
         409, "Planning stopped early (the limit of 2 model calls was reached)",
         {"agent_max_steps": 2},
     ),
