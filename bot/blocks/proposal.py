@@ -66,9 +66,9 @@ def proposal_blocks(
     head: list[Block] = [header(title), section(overview)]
     summary = proposal.summary.strip() or proposal.count_summary()
     head.append(section(truncate(escape_mrkdwn(summary), _SUMMARY_MAX)))
-    if proposal.stop_cause:
-        head.append(section(_stopped_line(proposal)))
     has_items = bool(proposal.item_keys())
+    if proposal.stop_cause:
+        head.append(section(_stopped_line(proposal, has_items)))
     if has_items:
         head.append(context(_PICK_HINT))
     tail: list[Block] = []
@@ -123,7 +123,7 @@ def _pick_groups(proposal: Proposal, web_url: str | None) -> list[_Group]:
     return groups
 
 
-def _stopped_line(proposal: Proposal) -> str:
+def _stopped_line(proposal: Proposal, has_items: bool) -> str:
     """Said first, not among the warnings: a draft a budget or a cut stopped may lack items."""
     line = (
         ":warning: *This draft is incomplete*: planning stopped early "
@@ -131,7 +131,7 @@ def _stopped_line(proposal: Proposal) -> str:
     )
     if proposal.cut:
         line += f" {esc_line(proposal.cut, 400)}"
-    return line + " Approve writes only what is shown here."
+    return line + (" Approve writes only what is shown here." if has_items else "")
 
 
 def _approve_note(proposal: Proposal) -> str:
