@@ -203,7 +203,7 @@ class PlanningConversation:
         """A cut answer: record its finished calls and ask the model to continue from there;
         raise when it cannot be continued (nothing finished, or no time left)."""
         self.cut = cut_sentence(turn, len(calls))
-        if not calls:  # one call longer than the limit: continuing would start it over
+        if not calls:  # no call finished (one longer than the limit): continuing would redo it
             raise BudgetExceeded(StopReason.MAX_TOKENS)
         late = turn.broken_off is BrokenOff.DEADLINE
         results = await self._run_tools(calls, late=late)
