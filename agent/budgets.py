@@ -59,16 +59,19 @@ class Budgets:
             max_repeated_calls=settings.agent_max_repeated_calls,
         )
 
-    def describe(self, reason: StopReason) -> str:
-        """A plain sentence: why the run stopped and that the plan may be incomplete."""
-        what = STOP_MESSAGES[reason].format(
+    def cause(self, reason: StopReason) -> str:
+        """Why the run stopped, as a clause: "the limit of 10 model calls was reached"."""
+        return STOP_MESSAGES[reason].format(
             deadline=self.deadline_seconds,
             steps=self.max_steps,
             tool_calls=self.max_tool_calls,
             write_calls=self.max_write_calls,
             repeated=self.max_repeated_calls,
         )
-        return f"Planning stopped early: {what}. The plan below may be incomplete."
+
+    def describe(self, reason: StopReason) -> str:
+        """A plain sentence: why the run stopped and that the plan may be incomplete."""
+        return f"Planning stopped early: {self.cause(reason)}. The plan below may be incomplete."
 
 
 class BudgetExceeded(Exception):
@@ -108,9 +111,11 @@ class BudgetTracker:
             raise BudgetExceeded(StopReason.STEPS)
         self.steps += 1
 
-    def admit_call(self, name: str, arguments: Any, *, write: bool) -> None:
-        """Admit one tool call (counted even if its input turns out invalid), or raise."""
-        self.check_deadline()
+    def admit_call(self, name: str, arguments: Any, *, write: bool, late: bool = False) -> None:
+        """Admit one tool call (counted even if its input turns out invalid), or raise. `late`:
+        a call the model finished before the deadline, kept although the deadline has passed."""
+        if not late:
+            self.check_deadline()
         key = canonical_call(name, arguments)
         if self._seen[key] >= self.budgets.max_repeated_calls:
             raise BudgetExceeded(StopReason.REPEATED_CALLS)

@@ -2,7 +2,8 @@
 
 Prints the proposal as a readable tree (or JSON with `--json`), then asks `Apply? [y/N]` and, on
 yes, applies it exactly once (a plan row and the write ledger in DATABASE_URL) and prints what was
-created with links. `--yes` applies without asking; `--dry-run` never applies. If some writes
+created with links. `--yes` applies without asking, but not a plan whose planning stopped early
+unless `--allow-partial` is given; `--dry-run` never applies. If some writes
 fail, `python -m agent apply PLAN_ID` creates only what is missing; `python -m agent undo PLAN_ID`
 deletes what the plan created (within PLAN_UNDO_MINUTES), keeping what people changed since.
 `python -m agent mcp [--http --port N]` serves the same planner to MCP clients (agent/mcp/).
@@ -26,7 +27,7 @@ from typing import TextIO
 from anthropic import AsyncAnthropic
 from pydantic import SecretStr, ValidationError
 
-from agent.errors import PlanningError, PlanNotAllowed, explain_failure
+from agent.errors import PlanIncomplete, PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
 from agent.mcp.main import add_arguments as add_mcp_arguments
 from agent.mcp.main import run as serve_mcp
@@ -59,6 +60,11 @@ def build_parser(env: dict[str, str] | None = None) -> argparse.ArgumentParser:
     plan.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     plan.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     plan.add_argument("--dry-run", action="store_true", help="never apply; only print the plan")
+    plan.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="with --yes: apply a plan even if planning stopped early (it may be incomplete)",
+    )
     resume = commands.add_parser("apply", help="apply what is missing of an applied plan")
     resume.add_argument("plan_id", help="the plan id printed by `plan`")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -126,6 +132,8 @@ def main(
         return _fail(f"Invalid setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}")
     except (TaigaError, PlanNotAllowed) as exc:
         return _fail(explain_failure(exc).api_detail)
+    except PlanIncomplete as exc:
+        return _fail(f"{exc} Pass --allow-partial to apply it anyway.")
     except KeyboardInterrupt:
         return _fail("Interrupted.", code=130)
     return 2  # pragma: no cover - argparse requires a command
@@ -243,6 +251,9 @@ class ApplyStep:
         print(dump_json(proposal) if self.args.json else format_proposal(proposal), flush=True)
         if self.args.dry_run or not proposal.actions():
             return
+        # A person who read the proposal (its warnings say why it stopped) and said yes
+        # accepts it as it is.
+        allow_partial = self.args.allow_partial
         if not self.args.yes:
             if self.args.minutes == "-":  # stdin held the minutes: nobody left to answer
                 self._note("Not applied: the minutes came from stdin; pass --yes to apply.")
@@ -250,6 +261,7 @@ class ApplyStep:
             if not await self._confirmed():
                 self._note("Nothing was written to Taiga.")
                 return
+            allow_partial = True
         database = _database(self.settings)
         try:
             self.result = await approve_and_apply(
@@ -261,6 +273,7 @@ class ApplyStep:
                 taiga=session,
                 web_url=self.settings.taiga_web_url,
                 progress=_progress(self.args),
+                allow_partial=allow_partial,
             )
         finally:
             database.dispose()

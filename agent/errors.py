@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import anthropic
 
+from agent.budgets import StopReason
+from agent.proposal import Proposal
+from agent.wording import ended
 from taiga.errors import (
     BadCredentials,
     Forbidden,
@@ -32,6 +35,19 @@ SOMETHING_WENT_WRONG = "Something went wrong on my side; please try again. (It h
 
 class PlanningError(Exception):
     """The model API failed for good; the message is `model_failure`'s sentence."""
+
+
+class PlanIncomplete(Exception):
+    """Planning stopped before the model finished (a budget, the deadline, an answer cut off),
+    so the plan is not applied unless the caller allows a partial plan; the message is the
+    whole sentence."""
+
+    def __init__(self, proposal: Proposal) -> None:
+        self.proposal = proposal
+        super().__init__(
+            f"Planning stopped early ({proposal.stop_cause}), so the plan may be incomplete and "
+            "was not applied; nothing was written to Taiga."
+        )
 
 
 class PlanNotAllowed(Exception):
@@ -87,6 +103,9 @@ def explain_failure(
         return _model(str(error))
     if isinstance(error, PlanNotAllowed):
         return Explanation(str(error), 403)
+    if isinstance(error, PlanIncomplete):
+        deadline = error.proposal.stopped == StopReason.DEADLINE
+        return Explanation(str(error), 504 if deadline else 409)
     return Explanation(SOMETHING_WENT_WRONG, 500)
 
 
@@ -110,6 +129,8 @@ def model_failure(exc: anthropic.APIError) -> str:
         body = exc.body if isinstance(exc.body, dict) else {}
         error = body.get("error")
         detail = (error.get("message") if isinstance(error, dict) else None) or exc.message
+        if exc.status_code == 200 and isinstance(error, dict):  # an `error` event mid-answer
+            return f"Claude broke off its answer ({error.get('type')}): {detail}"
         return f"Claude API error {exc.status_code}: {detail}"
     return f"Could not reach Claude: {type(exc).__name__}."
 
@@ -123,7 +144,7 @@ def _retry_after_text(seconds: float) -> str:
 
 
 def _model(detail: str) -> Explanation:
-    return Explanation(CLAUDE_UNAVAILABLE, 502, f"The model service failed: {_ended(detail)}")
+    return Explanation(CLAUDE_UNAVAILABLE, 502, f"The model service failed: {ended(detail)}")
 
 
 def _not_found_hint(project: str | None) -> str:
@@ -133,10 +154,6 @@ def _not_found_hint(project: str | None) -> str:
         f" I could not find it in project {project}: it does not exist or your account is not a "
         "member."
     )
-
-
-def _ended(text: str) -> str:
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _taiga(error: TaigaError, project: str | None, permission: str | None) -> Explanation:
@@ -160,11 +177,11 @@ def _taiga(error: TaigaError, project: str | None, permission: str | None) -> Ex
     if isinstance(error, GoneSinceProposal | ChangedSinceProposal):
         return Explanation(message, 409)
     if isinstance(error, NotFound):
-        found = _ended(message or "not found")
+        found = ended(message or "not found")
         return Explanation(f"Taiga: {found}{_not_found_hint(project)}", 404)
     if isinstance(error, ValidationFailed) and error.fields:
         parts = [f"{name}: {' '.join(msgs)}" for name, msgs in error.fields.items()]
         return Explanation("Taiga rejected it (" + "; ".join(parts) + ").", 502)
     if isinstance(error, Unavailable):
-        return Explanation(f"Taiga failed: {_ended(message)} {_TRY_AGAIN}", 502)
+        return Explanation(f"Taiga failed: {ended(message)} {_TRY_AGAIN}", 502)
     return Explanation(f"Taiga failed: {message or type(error).__name__}", 502)

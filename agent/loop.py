@@ -7,8 +7,9 @@ tools are validated and recorded into a `Proposal`, answering with placeholder r
 as `new-story-1`. Budgets stop the loop and the reason is reported, never silently.
 
 This module owns the turns; its parts live in `agent.planning`: `context` (prefetch, the target
-sprint, the views the model sees), `model_call` (one call and its retries), `reads` (the read
-tools) and `recorder` (the write tools and the permission gate).
+sprint, the views the model sees), `model_call` (one streamed call and its retries), `streaming`
+(a turn assembled from stream events), `cuts` (continuing a cut answer, and saying what it lost),
+`reads` (the read tools) and `recorder` (the write tools and the permission gate).
 """
 
 from __future__ import annotations
@@ -26,13 +27,21 @@ from agent import tools as t
 from agent.budgets import BudgetExceeded, Budgets, BudgetTracker, StopReason
 from agent.people import People, SlackPerson
 from agent.planning.context import PlanScope, first_context, plan_scope, prefetch
-from agent.planning.model_call import DEFAULT_MAX_TOKENS, ModelCaller, count_usage
+from agent.planning.cuts import CONTINUE_AFTER_CUT, cut_sentence
+from agent.planning.model_call import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_STALL_SECONDS,
+    ModelCaller,
+    count_usage,
+)
 from agent.planning.reads import TaigaReads, within_deadline
 from agent.planning.recorder import Recorder, planning_gate
+from agent.planning.streaming import BrokenOff, StreamedTurn, ToolCall
 from agent.progress import Progress, Step
 from agent.progress import report as report_progress
 from agent.prompts import Revision, first_message
 from agent.proposal import ProjectInfo, Proposal, Usage
+from agent.wording import ended
 from taiga.errors import Unavailable
 from taiga.models import Project
 
@@ -60,6 +69,7 @@ async def propose(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     revision: Revision | None = None,
     slack_people: Sequence[SlackPerson] = (),
+    stall_seconds: float = DEFAULT_STALL_SECONDS,
 ) -> Proposal:
     """Plan `sprint_name` of a project from meeting minutes; returns the proposal, writes nothing.
     With `revision`, the model re-proposes that plan as the instruction asks (`agent.refine`).
@@ -69,11 +79,17 @@ async def propose(
     `project_ref` is an id, a slug, or a `Project` the caller already read with this same
     session (so it is not fetched twice). Raises `TaigaError` if the project cannot be read,
     `PlanningError` if the model API fails for good. Budget stops, cut-off answers and refusals
-    are reported in the proposal instead.
+    are reported in the proposal instead. An answer that is cut (`max_tokens`, the context
+    window, a stream that stalls for `stall_seconds` or breaks off) keeps its finished tool calls
+    and is continued in another turn.
     """
     tracker = BudgetTracker(budgets, clock)
     model_caller = ModelCaller(
-        client=anthropic, model=model, max_tokens=max_tokens, tracker=tracker
+        client=anthropic,
+        model=model,
+        max_tokens=max_tokens,
+        tracker=tracker,
+        stall_seconds=stall_seconds,
     )
     await report_progress(progress, Step("read", "Reading the project in Taiga"))
     try:
@@ -126,6 +142,8 @@ class PlanningConversation:
         self.recorder = Recorder(taiga=taiga, tracker=tracker, scope=scope, people=people)
         self.usage = Usage()
         self.stopped: StopReason | None = None
+        self.cut: str | None = None  # what the last, cut answer lost, until a turn completes
+        self.refused: str | None = None  # why the model's latest tool call was refused, if it was
         self.model_summary = ""
         self.messages: list[dict[str, Any]] = []
 
@@ -147,39 +165,58 @@ class PlanningConversation:
         except BudgetExceeded as stop:
             self.stopped = stop.reason
             self.warnings.append(self.tracker.budgets.describe(stop.reason))
+            if self.cut is not None:
+                self.warnings.append(self.cut)
+            if self.refused is not None:
+                self.warnings.append(f"Claude's last tool call was refused: {self.refused}")
 
     async def _step(self, params: list[dict[str, Any]]) -> bool:
         """One model call and the tool calls it makes; True when the run is finished."""
         self.tracker.begin_step()
         drafting = Step("draft", f"Drafting the plan with Claude (step {self.tracker.steps})")
         await report_progress(self.progress, drafting)
-        response = await self.model_caller.create(self.messages, params)
-        count_usage(self.usage, response)
-        self._add_assistant_turn(response)
-        reason = response.stop_reason
+        turn = await self.model_caller.create(self.messages, params)
+        count_usage(self.usage, turn)
+        self._add_assistant_turn(turn)
+        calls = turn.tool_calls()
+        if turn.is_cut:
+            await self._keep_what_finished(turn, calls)
+            return False
+        self.cut = None
+        reason = turn.stop_reason
         if reason == "pause_turn":  # the API paused a long turn: send it back to continue it
             return False
-        if reason in ("max_tokens", "model_context_window_exceeded"):
-            raise BudgetExceeded(StopReason.MAX_TOKENS)
         if reason == "refusal":
             raise BudgetExceeded(StopReason.REFUSAL)
-        calls = [block for block in response.content if block.type == "tool_use"]
         if reason == "tool_use" and calls:
             results = await self._run_tools(calls)
             if all(r.get("is_error") is None for r in results) and self._all_writes(calls):
                 # Every call was a proposed write and all were recorded: the plan is complete
                 # without another model call (the turn's text is its summary).
-                self.model_summary = _last_line(response)
+                self.model_summary = _last_line(turn)
                 return True
             self.messages.append({"role": "user", "content": results})
             return False
-        self.model_summary = _last_line(response)  # end_turn, stop_sequence: the model is done
+        self.model_summary = _last_line(turn)  # end_turn, stop_sequence: the model is done
         return True
 
-    def _add_assistant_turn(self, response: Any) -> None:
+    async def _keep_what_finished(self, turn: StreamedTurn, calls: list[ToolCall]) -> None:
+        """A cut answer: record its finished calls and ask the model to continue from there;
+        raise when it cannot be continued (nothing finished, or no time left)."""
+        self.cut = cut_sentence(turn, len(calls))
+        if not calls:  # no call finished (one longer than the limit): continuing would redo it
+            raise BudgetExceeded(StopReason.MAX_TOKENS)
+        late = turn.broken_off is BrokenOff.DEADLINE
+        results = await self._run_tools(calls, late=late)
+        if late:
+            raise BudgetExceeded(StopReason.DEADLINE)
+        continuation = {"type": "text", "text": CONTINUE_AFTER_CUT}
+        self.messages.append({"role": "user", "content": [*results, continuation]})
+
+    def _add_assistant_turn(self, turn: StreamedTurn) -> None:
         """Append the answer; a continued (paused) turn extends the assistant message it
         continues, so roles keep alternating."""
-        content = _assistant_content(response)
+        content = turn.assistant_content()
         last = self.messages[-1]
         if last["role"] == "assistant":
             last["content"] = [*last["content"], *content]
@@ -191,24 +228,31 @@ class PlanningConversation:
             (spec := self.offered.get(c.name)) is not None and spec.kind == "write" for c in calls
         )
 
-    async def _run_tools(self, calls: list[Any]) -> list[dict[str, Any]]:
-        """Writes are recorded in order; the turn's reads then run concurrently."""
+    async def _run_tools(
+        self, calls: list[ToolCall], *, late: bool = False
+    ) -> list[dict[str, Any]]:
+        """Writes are recorded in order; the turn's reads then run concurrently. `late`: the
+        deadline passed while the model was answering; its finished writes are still recorded,
+        its reads are not run."""
         results: list[dict[str, Any] | None] = [None] * len(calls)
         reads: list[tuple[int, t.ToolSpec, BaseModel]] = []
         for i, call in enumerate(calls):
             spec = self.offered.get(call.name)
             write = spec is not None and spec.kind == "write"
-            self.tracker.admit_call(call.name, call.input, write=write)  # may stop the run
+            self.tracker.admit_call(call.name, call.input, write=write, late=late)  # may stop
             self.usage.tool_calls = self.tracker.tool_calls
             try:
                 if spec is None:
                     raise t.ToolError(self._unavailable(call.name))
                 args = t.parse_input(spec, call.input)
                 if spec.kind == "read":
-                    reads.append((i, spec, args))
+                    if not late:
+                        reads.append((i, spec, args))
                     continue
                 results[i] = _result(call.id, await self.recorder.record(spec.name, args))
+                self.refused = None
             except t.ToolError as exc:
+                self.refused = ended(str(exc)[:300])
                 results[i] = _result(call.id, str(exc), error=True)
         outcomes = await within_deadline(
             self.tracker,
@@ -242,6 +286,8 @@ class PlanningConversation:
             left_out=self.recorder.left_out,
             warnings=self.warnings,
             stopped=self.stopped,
+            stop_cause=self.tracker.budgets.cause(self.stopped) if self.stopped else "",
+            cut=self.cut or "",
             usage=self.usage,
             questions=self.recorder.questions,
         )
@@ -265,22 +311,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _assistant_content(response: Any) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    for block in response.content:
-        if block.type == "text":
-            if block.text:  # the API refuses an empty text block sent back to it
-                blocks.append({"type": "text", "text": block.text})
-        elif block.type == "tool_use":
-            blocks.append(
-                {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-            )
-        else:  # thinking and other blocks go back as received
-            blocks.append(block.model_dump(mode="json", exclude_none=True))
-    return blocks
-
-
-def _last_line(response: Any) -> str:
-    text = "\n".join(b.text for b in response.content if b.type == "text")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+def _last_line(turn: StreamedTurn) -> str:
+    lines = [line.strip() for line in turn.text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""

@@ -134,6 +134,10 @@ class Proposal(_Model):
     summary: str = ""
     warnings: list[str] = Field(default_factory=list)
     stopped: StopReason | None = None
+    # Why planning stopped early ("the limit of 10 model calls was reached"), and what a cut
+    # answer lost, if anything; also among `warnings`. Empty when the model finished.
+    stop_cause: str = ""
+    cut: str = ""
     usage: Usage = Field(default_factory=Usage)
     # Keys of the stories and tasks people left out before approving; a left-out story takes its
     # tasks with it. `actions()` is what remains: exactly what Approve writes.
@@ -141,6 +145,14 @@ class Proposal(_Model):
     # "Who is Sam? Sam Lee or Sam Ortiz — left unassigned.": names the minutes give that match
     # no single project member; the items they were meant for are left unassigned.
     questions: list[str] = Field(default_factory=list)
+
+    def other_warnings(self) -> list[str]:
+        """The warnings, less the ones saying why planning stopped early and what was cut."""
+        said = f"Planning stopped early: {self.stop_cause}." if self.stop_cause else None
+        return [
+            w for w in self.warnings
+            if not (said and w.startswith(said)) and not (self.cut and w == self.cut)
+        ]
 
     def is_picked(self, key: str) -> bool:
         """Whether the story or task `key` will be written (a task also needs its story)."""

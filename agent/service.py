@@ -2,8 +2,9 @@
 
 Both callers treat the call itself as the approval (Slack asks a person in between, in steps of its
 own). In order: `read_project` (once; its permissions decide what may be applied), `propose_plan`
-(writes nothing), then `approve_and_apply`: check that the approver's role allows every write
-(`PlanNotAllowed`), store the plan as approved, and apply it exactly once through the executor's
+(writes nothing), then `approve_and_apply`: check that planning finished (`PlanIncomplete`, unless
+a partial plan is allowed) and that the approver's role allows every write (`PlanNotAllowed`),
+store the plan as approved, and apply it exactly once through the executor's
 write ledger. A plan that was partly applied is finished with `agent.executor.apply_plan`.
 `undo_applied_plan` (Slack's Undo button and `python -m agent undo`) deletes what a plan created,
 within `PLAN_UNDO_MINUTES`.
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from anthropic import AsyncAnthropic
 
 from agent.budgets import Budgets
-from agent.errors import PlanNotAllowed
+from agent.errors import PlanIncomplete, PlanNotAllowed
 from agent.executor import ExecutionResult, apply_plan, record_approved_plan
 from agent.loop import propose
 from agent.progress import Progress
@@ -77,13 +78,16 @@ async def approve_and_apply(
     web_url: str,
     idempotency: Idempotency | None = None,
     progress: Progress | None = None,
+    allow_partial: bool = False,
 ) -> ExecutionResult:
     """Store the proposal as approved by `decided_by` and apply it with `taiga`, the approver's
     session (`permissions`: their permissions in the project).
 
-    Raises `PlanNotAllowed` (before anything is stored) if their role lacks a permission the
-    writes need, and `storage.repositories.IdempotencyKeyTaken` if another plan holds the key.
+    Raises, before anything is stored, `PlanIncomplete` if planning stopped early and
+    `allow_partial` is not set, and `PlanNotAllowed` if their role lacks a permission the
+    writes need; `storage.repositories.IdempotencyKeyTaken` if another plan holds the key.
     """
+    require_finished(proposal, allow_partial=allow_partial)
     lacking = permissions_to_apply(proposal) - permissions
     if lacking:
         raise PlanNotAllowed(lacking)
@@ -96,6 +100,13 @@ async def approve_and_apply(
         request_digest=idempotency.request_digest if idempotency else None,
     )
     return await apply_plan(db=db, plan_id=plan_id, taiga=taiga, web_url=web_url, progress=progress)
+
+
+def require_finished(proposal: Proposal, *, allow_partial: bool) -> None:
+    """Raise `PlanIncomplete` if planning stopped before the model finished, unless a partial
+    plan is allowed."""
+    if proposal.stopped is not None and not allow_partial:
+        raise PlanIncomplete(proposal)
 
 
 async def undo_applied_plan(

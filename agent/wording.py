@@ -11,3 +11,8 @@ def plural(n: int, one: str, many: str) -> str:
 def counted(n: int, one: str, many: str) -> str:
     """The number and its noun: `counted(3, "task", "tasks")` is "3 tasks"."""
     return f"{n} {plural(n, one, many)}"
+
+
+def ended(sentence: str) -> str:
+    """`sentence` with a full stop, unless it already ends like a sentence."""
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."

@@ -733,7 +733,11 @@ async def test_max_tokens_stop_is_reported_not_treated_as_a_plan(
     proposal = await _propose(fake_anthropic, StubTaiga(OWNER))
     assert proposal.stopped is StopReason.MAX_TOKENS
     assert proposal.stories == []
-    assert "cut off" in proposal.warnings[-1]
+    assert "cut off" in proposal.warnings[-2]
+    assert proposal.warnings[-1] == (
+        'Claude\'s answer reached its length limit (max_tokens) while writing the user story '
+        '"Story 1", before it finished any call; nothing of that answer is in this plan.'
+    )
     assert proposal.summary == "Nothing to create."
 
 

@@ -684,7 +684,9 @@ async def test_the_planning_deadline_passing_is_504_and_writes_nothing(
     response = await api.run(body_for(fake_taiga))
 
     assert response.status_code == 504
-    assert "AGENT_DEADLINE_SECONDS" in response.json()["detail"]
+    answer = response.json()
+    assert answer["detail"].startswith("Planning stopped early (the time limit of 90 s")
+    assert answer["stopped"] == "deadline"
     assert fake_taiga.requests_to("POST", "*") == []
 
 

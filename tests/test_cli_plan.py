@@ -100,3 +100,27 @@ def test_plan_with_missing_minutes_file_is_an_error(minutes: Path, cli: Cli) -> 
     run = cli(*plan(minutes.parent / "nope.txt", project="1"))
     assert run.code == 2
     assert run.err.startswith("error: Cannot read the minutes from ")
+
+
+def test_yes_refuses_a_plan_that_stopped_early_unless_partial_is_allowed(
+    minutes: Path,
+    fake_anthropic: FakeAnthropic,
+    fake_taiga: FakeTaiga,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Cli,
+) -> None:
+    monkeypatch.setenv("AGENT_MAX_WRITE_CALLS", "1")  # the turn proposes two stories
+    fake_anthropic.script(plan_turn("Sprint 6"))
+    refused = cli(*plan("--yes", minutes))
+    assert refused.code == 2
+    assert refused.err.strip().splitlines()[-1] == (
+        "error: Planning stopped early (the limit of 1 proposed writes was reached), so the plan "
+        "may be incomplete and was not applied; nothing was written to Taiga. Pass "
+        "--allow-partial to apply it anyway."
+    )
+    assert fake_taiga.requests_to("POST", "/userstories*") == []
+
+    fake_anthropic.script(plan_turn("Sprint 6"))
+    applied = cli(*plan("--yes", "--allow-partial", minutes))
+    assert applied.code == 1, applied.err  # applied, but the plan itself stopped early
+    assert len(fake_taiga.requests_to("POST", "/userstories")) == 1

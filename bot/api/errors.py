@@ -24,10 +24,17 @@ DATABASE_UNAVAILABLE = "The planner's database is unavailable; try again shortly
 
 
 class ApiError(HTTPException):
-    """An error answered as `{"detail": "<plain sentence>"}`."""
+    """An error answered as `{"detail": "<plain sentence>"}`, plus `extra` fields if any."""
 
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(status_code=status, detail=detail, headers=headers)
+        self.extra = extra or {}
 
     @classmethod
     def explaining(cls, error: Exception) -> ApiError:
@@ -39,7 +46,7 @@ class ApiError(HTTPException):
 def error_response(error: ApiError, tokens: RefreshedTokens | None) -> JSONResponse:
     """`{"detail": ...}`; plus the new token pair if Taiga rotated the caller's refresh token
     during this request (the old one no longer works, so it must not be lost with the error)."""
-    content: dict[str, Any] = {"detail": error.detail}
+    content: dict[str, Any] = {"detail": error.detail, **error.extra}
     if tokens is not None:
         content["tokens"] = tokens.model_dump()
     return JSONResponse(content, status_code=error.status_code, headers=error.headers)

@@ -29,6 +29,8 @@ def idempotency_for(key: str, api_key: str, body: AgentRunRequest) -> Idempotenc
     """The key as stored (hashed with the caller's API key) and the request's digest."""
     scope = _sha256(api_key)
     request_fields = body.model_dump(mode="json", exclude={"auth_token", "refresh"})
+    if not body.allow_partial:  # requests stored before the field existed keep their digest
+        del request_fields["allow_partial"]
     return Idempotency(
         key=_sha256(f"{scope}:{key}"),
         request_digest=_sha256(json.dumps(request_fields, sort_keys=True)),

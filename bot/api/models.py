@@ -41,6 +41,12 @@ class AgentRunRequest(BaseModel):
     )
     user_context: UserContext | None = None
     dry_run: bool = Field(default=False, description="Only propose; write nothing to Taiga.")
+    allow_partial: bool = Field(
+        default=False,
+        description="Apply a plan even if planning stopped early (a budget, the deadline, an "
+        "answer cut off). Without it such a plan is refused (409, or 504 for the deadline) and "
+        "the answer carries what was proposed.",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -97,6 +103,14 @@ class AgentRunResponse(BaseModel):
     plan_id: str | None = None
     dry_run: bool = False
     complete: bool = True
+
+
+class PartialPlanRefused(BaseModel):
+    """A plan that stopped early and was not applied: why, and what was proposed."""
+
+    detail: str
+    stopped: str
+    proposal: AgentRunResponse
 
 
 class HealthResponse(BaseModel):

@@ -9,18 +9,22 @@ from dataclasses import dataclass
 
 import anthropic
 
-from agent.budgets import StopReason
-from agent.errors import PlanningError, PlanNotAllowed
+from agent.errors import PlanIncomplete, PlanningError, PlanNotAllowed
 from agent.executor import ExecutionResult, apply_plan
 from agent.identity import RequestTokens
 from agent.planning.context import read_project
 from agent.proposal import Proposal
 from agent.runtime import Runtime
-from agent.service import Idempotency, approve_and_apply, propose_plan
+from agent.service import Idempotency, approve_and_apply, propose_plan, require_finished
 from agent.tools import STORY_AND_TASK_PERMISSIONS
 from bot.api.errors import ApiError
 from bot.api.idempotency import KEY_IN_USE, stored_plan
-from bot.api.models import AgentRunRequest, AgentRunResponse, RefreshedTokens
+from bot.api.models import (
+    AgentRunRequest,
+    AgentRunResponse,
+    PartialPlanRefused,
+    RefreshedTokens,
+)
 from bot.api.responses import applied_response, proposal_response
 from bot.api.target import minutes_with_story_hint, target_sprint
 from storage import repositories as repo
@@ -71,12 +75,11 @@ class AgentRun:
             )
         except (TaigaError, PlanningError, anthropic.APIError) as exc:
             raise ApiError.explaining(exc) from None
-        if proposal.stopped == StopReason.DEADLINE:
-            raise ApiError(
-                504,
-                f"Planning did not finish within {settings.agent_deadline_seconds:g} seconds "
-                "(AGENT_DEADLINE_SECONDS); nothing was written to Taiga.",
-            )
+        if not body.dry_run:
+            try:
+                require_finished(proposal, allow_partial=body.allow_partial)
+            except PlanIncomplete as exc:
+                raise self._refused(exc) from None
         if body.dry_run or proposal.is_empty:
             warnings = self._warnings(proposal)
             missing = [p for p in STORY_AND_TASK_PERMISSIONS if p not in project.my_permissions]
@@ -97,6 +100,7 @@ class AgentRun:
                 taiga=self._session(),
                 web_url=settings.taiga_web_url,
                 idempotency=self.idempotency,
+                allow_partial=body.allow_partial,
             )
         except PlanNotAllowed as exc:
             raise ApiError.explaining(exc) from None
@@ -114,6 +118,22 @@ class AgentRun:
             refreshed_tokens(self.tokens),
             self.runtime.settings,
         )
+
+    def _refused(self, refusal: PlanIncomplete) -> ApiError:
+        """A plan that stopped early: why (409, or 504 for the deadline), with what was
+        proposed, so the caller can decide to send `allow_partial`."""
+        proposal = refusal.proposal
+        explained = ApiError.explaining(refusal)
+        detail = (
+            f"{explained.detail} Send \"allow_partial\": true to apply what was proposed anyway."
+        )
+        proposed = proposal_response(
+            proposal, self._warnings(proposal), None, False, self.runtime.settings
+        ).model_copy(update={"complete": False})
+        body = PartialPlanRefused(
+            detail=detail, stopped=str(proposal.stopped), proposal=proposed
+        )
+        return ApiError(explained.status_code, detail, extra=body.model_dump(exclude={"detail"}))
 
     def _warnings(self, proposal: Proposal) -> list[str]:
         """The request's own warnings, then the proposal's (including why planning stopped

@@ -67,14 +67,16 @@ def proposal_blocks(
     summary = proposal.summary.strip() or proposal.count_summary()
     head.append(section(truncate(escape_mrkdwn(summary), _SUMMARY_MAX)))
     has_items = bool(proposal.item_keys())
+    if proposal.stop_cause:
+        head.append(section(_stopped_line(proposal, has_items)))
     if has_items:
         head.append(context(_PICK_HINT))
     tail: list[Block] = []
     if proposal.questions:
         questions = [f":grey_question: {esc_line(q, 400)}" for q in proposal.questions]
         tail.append(section(bullets(questions, _WARNINGS_MAX, ("question", "questions"))))
-    if proposal.warnings:
-        warnings = [f":warning: {esc_line(w, 400)}" for w in proposal.warnings]
+    if notes := proposal.other_warnings():
+        warnings = [f":warning: {esc_line(w, 400)}" for w in notes]
         tail.append(section(bullets(warnings, _WARNINGS_MAX, ("warning", "warnings"))))
     tail.append(context(_usage_line(proposal, requester_id, model)))
     tail.append(
@@ -121,6 +123,17 @@ def _pick_groups(proposal: Proposal, web_url: str | None) -> list[_Group]:
     return groups
 
 
+def _stopped_line(proposal: Proposal, has_items: bool) -> str:
+    """Said first, not among the warnings: a draft a budget or a cut stopped may lack items."""
+    line = (
+        ":warning: *This draft is incomplete*: planning stopped early "
+        f"({esc_line(proposal.stop_cause, 200)})."
+    )
+    if proposal.cut:
+        line += f" {esc_line(proposal.cut, 400)}"
+    return line + (" Approve writes only what is shown here." if has_items else "")
+
+
 def _approve_note(proposal: Proposal) -> str:
     actions = proposal.actions()
     stories = sum(a.kind == "story" for a in actions)
@@ -137,9 +150,10 @@ def _approve_note(proposal: Proposal) -> str:
     if stories_out or tasks_out:
         left = f"{counted(stories_out, 'story', 'stories')}, {counted(tasks_out, 'task', 'tasks')}"
         left_out = f" Left out (not written): {left}."
+    unfinished = "Planning stopped early; this plan may be incomplete. " if proposal.stopped else ""
     return truncate(
-        f"This creates {writes} in Taiga as you.{left_out} The full text of every item is in "
-        "“View full plan”.",
+        f"{unfinished}This creates {writes} in Taiga as you.{left_out} The full text of every "
+        "item is in “View full plan”.",
         _CONFIRM_MAX,
     )
 

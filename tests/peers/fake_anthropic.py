@@ -9,7 +9,16 @@ Tests script the turns it answers with, in order:
     )
 
 Each scripted turn is a message dict (see `message`), an `ErrorTurn` (status, Anthropic's error
-JSON shape, headers), or a callable receiving the request JSON and returning either. A request the
+JSON shape, headers), an `Interrupted` turn (streamed, then broken off by an `error` event or a
+stall), or a callable receiving the request JSON and returning one of them.
+
+A request with `"stream": true` is answered with the Messages API's server-sent events, as the
+real API sends them: message_start, ping, then per content block content_block_start, its
+deltas (text_delta, or input_json_delta carrying the tool input's JSON in pieces) and
+content_block_stop, then message_delta (stop_reason, cumulative usage) and message_stop. A turn
+whose stop_reason is `max_tokens` or `model_context_window_exceeded` is cut like the real one: its
+last block stops halfway (a tool_use's JSON does not close). An `ErrorTurn` is an HTTP error
+before any event, like the real API's. A request the
 real API would refuse (roles not alternating, an empty text block, a tool_use without its
 tool_result in the next message or a tool_result without its tool_use, a tool schema that is not
 an object or has a top-level anyOf/oneOf/allOf, more than 4 cache_control markers) gets the same
@@ -50,7 +59,20 @@ class ErrorTurn:
         }
 
 
-Turn = dict[str, Any] | ErrorTurn | Callable[[dict[str, Any]], "dict[str, Any] | ErrorTurn"]
+@dataclass(frozen=True)
+class Interrupted:
+    """A streamed turn that breaks off after its first `after_blocks` content blocks: with an
+    `error` event (`error` set, as the real API does when it is overloaded mid-answer) or by a
+    stall (no further byte for `stall_seconds`, or until the fake closes), never finishing."""
+
+    message: dict[str, Any]
+    after_blocks: int
+    error: ErrorTurn | None = None
+    stall_seconds: float = 30.0
+
+
+Answer = dict[str, Any] | ErrorTurn | Interrupted
+Turn = Answer | Callable[[dict[str, Any]], Answer]
 
 
 @dataclass(frozen=True)
@@ -129,6 +151,55 @@ def overloaded(*, retry_after: float | None = None) -> ErrorTurn:
 
 def server_error() -> ErrorTurn:
     return ErrorTurn(500, "api_error", "Internal server error")
+
+
+CUT_STOPS = ("max_tokens", "model_context_window_exceeded")
+_CHUNK = 40  # characters per streamed delta
+
+
+def stream_events(reply: dict[str, Any], *, after_blocks: int | None = None) -> list[str]:
+    """The SSE frames that stream `reply` (a full message), as the real API sends them; with
+    `after_blocks`, only message_start and that many complete blocks."""
+    start = {**reply, "content": [], "stop_reason": None, "stop_sequence": None}
+    start["usage"] = {**reply["usage"], "output_tokens": 1}
+    frames = [_sse("message_start", {"type": "message_start", "message": start})]
+    frames.append(_sse("ping", {"type": "ping"}))
+    blocks = reply["content"]
+    cut_last = reply["stop_reason"] in CUT_STOPS
+    for index, block in enumerate(blocks):
+        if after_blocks is not None and index >= after_blocks:
+            return frames
+        frames += _block_events(index, block, cut=cut_last and index == len(blocks) - 1)
+    usage = {"output_tokens": reply["usage"]["output_tokens"]}
+    delta = {"stop_reason": reply["stop_reason"], "stop_sequence": reply.get("stop_sequence")}
+    frames.append(_sse("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
+    frames.append(_sse("message_stop", {"type": "message_stop"}))
+    return frames
+
+
+def _block_events(index: int, block: dict[str, Any], *, cut: bool) -> list[str]:
+    if block["type"] == "tool_use":
+        opening = {**block, "input": {}}
+        payload, delta_type, field = json.dumps(block["input"]), "input_json_delta", "partial_json"
+    else:
+        opening = {**block, "text": ""}
+        payload, delta_type, field = block.get("text", ""), "text_delta", "text"
+    if cut:  # the length limit struck halfway through this block
+        payload = payload[: max(1, len(payload) // 2)]
+    frames = [_sse("content_block_start", {
+        "type": "content_block_start", "index": index, "content_block": opening,
+    })]
+    for at in range(0, len(payload), _CHUNK):
+        delta = {"type": delta_type, field: payload[at : at + _CHUNK]}
+        frames.append(_sse("content_block_delta", {
+            "type": "content_block_delta", "index": index, "delta": delta,
+        }))
+    frames.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return frames
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
 def tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -278,6 +349,7 @@ class FakeAnthropic:
         self._turns: deque[Turn] = deque()
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
+        self._closing = threading.Event()  # releases stalled streams
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -307,6 +379,7 @@ class FakeAnthropic:
         self._thread.start()
 
     def close(self) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -318,7 +391,7 @@ class FakeAnthropic:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _next(self, body: dict[str, Any]) -> dict[str, Any] | ErrorTurn:
+    def _next(self, body: dict[str, Any]) -> Answer:
         with self._lock:
             turn = self._turns.popleft() if self._turns else None
         if turn is None:
@@ -373,8 +446,43 @@ class FakeAnthropic:
                 if isinstance(turn, ErrorTurn):
                     self._send(turn.status, turn.body(), turn.headers)
                     return
+                if isinstance(turn, Interrupted):
+                    self._interrupted(turn, body)
+                    return
                 reply = {"id": f"msg_fake_{next(_ids)}", "model": body.get("model", "fake"), **turn}
-                self._send(200, reply, {})
+                if body.get("stream"):
+                    self._stream(stream_events(reply))
+                else:
+                    self._send(200, reply, {})
+
+            def _interrupted(self, turn: Interrupted, body: dict[str, Any]) -> None:
+                reply = {
+                    "id": f"msg_fake_{next(_ids)}",
+                    "model": body.get("model", "fake"),
+                    **turn.message,
+                }
+                frames = stream_events(reply, after_blocks=turn.after_blocks)
+                if turn.error is not None:
+                    self._stream([*frames, _sse("error", turn.error.body())])
+                    return
+                self._stream(frames)
+                fake._closing.wait(turn.stall_seconds)  # the stall: nothing more is sent
+
+            def _stream(self, frames: list[str]) -> None:
+                """Server-sent events, unframed (no length): the connection closes after them."""
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("cache-control", "no-cache")
+                self.send_header("request-id", f"req_fake_{next(_ids)}")
+                self.send_header("connection", "close")
+                self.end_headers()
+                try:
+                    for frame in frames:
+                        self.wfile.write(frame.encode())
+                        self.wfile.flush()
+                except OSError:  # the client went away
+                    pass
+                self.close_connection = True
 
         return Handler
 
