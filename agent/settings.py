@@ -89,10 +89,21 @@ class Settings(BaseSettings):
     plan_expiry_hours: float = Field(default=24.0, gt=0)
     plan_undo_minutes: float = Field(default=30.0, ge=0)
     max_minutes_chars: int = Field(default=40_000, ge=1)
+    # Where people's browsers reach this host (`https://planner.example.com`): turns on the
+    # password-free connect page (`/connect/<token>`) instead of the login modal.
+    public_url: str = ""
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base(cls, url: str) -> str:
+        url = url.strip().rstrip("/")
+        if url and not url.startswith(("https://", "http://")):
+            raise ValueError("PUBLIC_URL must start with https:// (or http:// on a laptop)")
+        return url
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,7 @@ from bot import blocks
 from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
+from bot.services.home import refresh_plan_homes
 from bot.services.slack_io import Tell, esc, update, user_names
 from bot.services.status import StatusMessage
 from bot.services.versions import plan_summary
@@ -352,6 +353,7 @@ async def _show_result(
         "plan %s: %s (%d created, %d missing)",
         plan.id, result.state, len(result.created), len(result.failed),
     )
+    refresh_plan_homes(services, plan, approver)
 
 
 async def _apply_failed(services: Services, plan: Plan, run: ApplyRun, error: Exception) -> None:

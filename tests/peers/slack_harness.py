@@ -139,6 +139,7 @@ class Harness:
             lambda s: repo.save_link(
                 s, cipher=cipher, team_id=self.slack.team_id, user_id=slack_user,
                 taiga_user_id=user.id, taiga_username=taiga_username,
+                taiga_full_name=user.full_name,
                 tokens=repo.StoredTokens(tokens["auth_token"], tokens["refresh"]),
             )
         )
