@@ -132,9 +132,8 @@ async def test_two_submissions_at_once_link_once(h: Harness) -> None:
     assert sorted(r.status_code for r in answers) == [200, 410]
     assert any("already used" in r.text for r in answers)
     await h.settle()
-    confirmations = [
-        c for c in h.slack.calls("chat.postMessage") if "You are linked to Taiga" in c.params["text"]
-    ]
+    sent = [c.params["text"] for c in h.slack.calls("chat.postMessage")]
+    confirmations = [text for text in sent if "You are linked to Taiga" in text]
     assert len(confirmations) == 1
 
 
