@@ -45,9 +45,10 @@ def csrf_ok(link_token: str, *, field: str, cookie: str | None) -> bool:
 
 
 def same_origin(origin: str | None, public_url: str) -> bool:
-    """A browser's Origin header (absent from some older browsers: then the cookie decides)
-    must be the public URL's origin."""
-    if origin is None:
+    """A browser's Origin header must be the public URL's origin. Under `Referrer-Policy:
+    no-referrer` browsers send `Origin: null` on form posts (and older ones send none): then the
+    CSRF cookie alone decides."""
+    if origin is None or origin == "null":
         return True
     public = urlsplit(public_url)
     return origin.rstrip("/") == f"{public.scheme}://{public.netloc}"
