@@ -24,7 +24,7 @@ Json = dict[str, Any]
 
 async def open_home(h: Harness, user: str, *, count: int = 1) -> Json:
     """Alice (or `user`) opens the Home tab; the `count`-th view published for them."""
-    response = await h.event(h.slack.app_home_opened_event(user))
+    response = await h.open_home_tab(user)
     assert response.status_code == 200
     return (await published(h, user, count=count)).params["view"]
 
@@ -85,7 +85,7 @@ async def test_a_linked_user_sees_who_they_are_their_projects_and_recent_plans(
 
 @pytest.mark.anyio
 async def test_the_messages_tab_publishes_nothing(h: Harness) -> None:
-    response = await h.event(h.slack.app_home_opened_event(h.alice, tab="messages"))
+    response = await h.open_home_tab(h.alice, tab="messages")
     await h.settle()
 
     assert response.status_code == 200
@@ -113,7 +113,7 @@ async def test_disconnect_forgets_the_link_and_refreshes_the_home_tab(h: Harness
     await linked(h)
     await open_home(h, h.alice)
 
-    response = await h.payload(h.slack.home_action_payload(h.alice, "home_disconnect"))
+    response = await h.click_in_home(h.alice, "home_disconnect")
     assert response.status_code == 200
     refreshed = await published(h, h.alice, count=2)
 
@@ -133,7 +133,7 @@ async def test_connect_without_public_url_opens_the_login_form_and_a_link_refres
 ) -> None:
     await open_home(h, h.alice)
 
-    await h.payload(h.slack.home_action_payload(h.alice, "home_connect"))
+    await h.click_in_home(h.alice, "home_connect")
     opened = await h.slack.wait_for("views.open", within=WAIT)
     submitted = h.slack.view_submission_payload(
         opened.response["view"]["id"], user=h.alice,
@@ -154,7 +154,7 @@ async def test_connect_with_public_url_opens_a_modal_with_a_one_time_link(
     ) as h:
         await open_home(h, h.alice)
 
-        await h.payload(h.slack.home_action_payload(h.alice, "home_connect"))
+        await h.click_in_home(h.alice, "home_connect")
         opened = await h.slack.wait_for("views.open", within=WAIT)
 
         link = buttons(opened.params["view"])["connect_open"]["url"]
@@ -175,6 +175,6 @@ async def test_open_plan_and_link_buttons_are_acknowledged(h: Harness) -> None:
     view = await open_home(h, h.alice)
     open_plan = next(a for a in buttons(view) if a.startswith("home_open_plan:"))
 
-    response = await h.payload(h.slack.home_action_payload(h.alice, open_plan))
+    response = await h.click_in_home(h.alice, open_plan)
 
     assert response.status_code == 200
