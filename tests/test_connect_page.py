@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.connect.routes import MAX_FAILED_ATTEMPTS
 from bot.connect.security import CSRF_COOKIE, RedactConnectTokens
 from storage import repositories as repo
 from tests.peers.connect_page import PUBLIC_URL, connect_link, path_of, submit
@@ -187,3 +188,18 @@ def test_access_log_lines_never_show_a_link_token() -> None:
     RedactConnectTokens().filter(record)
 
     assert "s3cr3t" not in record.getMessage() and "/connect/…?x=1" in record.getMessage()
+
+
+@pytest.mark.anyio
+async def test_taiga_being_down_does_not_use_the_link_up(h: Harness) -> None:
+    url = await connect_link(h)
+    page = await h.http.get(path_of(url))
+    h.taiga.fail_next(503, times=1000, path="/auth")
+
+    for _ in range(MAX_FAILED_ATTEMPTS):
+        page = await submit(h, url, page, username="alice", password="alice123")
+        assert page.status_code == 400 and 'id="error"' in page.text
+    h.taiga.clear_faults()
+    linked = await submit(h, url, page, username="alice", password="alice123")
+
+    assert linked.status_code == 200 and await alice_link(h) is not None

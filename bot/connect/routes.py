@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
+from agent.errors import is_token_rejected
 from agent.settings import Settings
 from bot.connect.links import LINK_LIFETIME, connect_path, token_hash
 from bot.connect.page import NEW_LINK_HINT, FormPage, form_page, outcome_page
@@ -108,7 +109,8 @@ async def _connect(
         return _retry(services, token, form, accounts.timed_out(form).message)
     except TaigaError as error:
         log_failure("Taiga sign-in from the connect page failed", error)
-        if not await _count_failure(services, token):
+        # Only a refused password or token counts against the link, not Taiga being down.
+        if is_token_rejected(error) and not await _count_failure(services, token):
             return _refused_after_failures()
         return _retry(services, token, form, accounts.failure_field(form, error).message)
     digest, now = token_hash(token), services.now()
