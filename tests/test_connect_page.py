@@ -11,7 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from agent.settings import Settings
 from bot.connect.routes import MAX_FAILED_ATTEMPTS
 from bot.connect.security import CSRF_COOKIE, RedactConnectTokens
 from storage import repositories as repo
@@ -203,3 +205,11 @@ async def test_taiga_being_down_does_not_use_the_link_up(h: Harness) -> None:
     linked = await submit(h, url, page, username="alice", password="alice123")
 
     assert linked.status_code == 200 and await alice_link(h) is not None
+
+
+def test_public_url_is_an_http_address_without_a_trailing_slash() -> None:
+    settings = Settings(_env_file=None, public_url="https://planner.example.test/")  # type: ignore[call-arg]
+
+    assert settings.public_url == "https://planner.example.test"
+    with pytest.raises(ValidationError, match="PUBLIC_URL must start with https://"):
+        Settings(_env_file=None, public_url="planner.example.test")  # type: ignore[call-arg]
