@@ -92,10 +92,21 @@ class Settings(BaseSettings):
     # Live progress with Slack's chat streaming where the workspace allows it (else, or when
     # off, a status message updated in place).
     slack_streaming: bool = True
+    # Where people's browsers reach this host (`https://planner.example.com`): turns on the
+    # password-free connect page (`/connect/<token>`) instead of the login modal.
+    public_url: str = ""
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base(cls, url: str) -> str:
+        url = url.strip().rstrip("/")
+        if url and not url.startswith(("https://", "http://")):
+            raise ValueError("PUBLIC_URL must start with https:// (or http:// on a laptop)")
+        return url
 
     @field_validator("database_url")
     @classmethod

@@ -23,6 +23,7 @@ from bot.api.errors import install_error_handlers
 from bot.api.models import HealthResponse, error_responses
 from bot.api.routes import agent_run_router
 from bot.app import SlackBot, build_bot, mount_slack_events
+from bot.connect.routes import mount_connect_page
 
 # Time for applying the plan on top of the planning deadline (AGENT_DEADLINE_SECONDS).
 APPLY_SECONDS = 60.0
@@ -111,6 +112,7 @@ def create_api(
         )
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
+    mount_connect_page(app, settings, lambda: state.get_bot().services)
     if settings.agent_api_keys:
         app.include_router(agent_run_router(settings, state.get_runtime, state.request_timeout))
     return app

@@ -70,6 +70,8 @@ class TaigaLink(SQLModel, table=True):
     slack_user_id: str = Field(sa_type=sa.String(32))
     taiga_user_id: int
     taiga_username: str = Field(sa_type=sa.String(255))
+    # Shown in App Home (NULL on links made before revision 0009).
+    taiga_full_name: str | None = Field(default=None, sa_type=sa.String(255))
     auth_token_enc: str = Field(sa_type=sa.Text, repr=False)
     refresh_token_enc: str | None = Field(default=None, sa_type=sa.Text, repr=False)
     created_at: datetime = _ts(default_factory=utcnow)
@@ -195,3 +197,20 @@ class SlackEvent(SQLModel, table=True):
 
     event_id: str = Field(sa_type=sa.String(64), primary_key=True)
     received_at: datetime = _ts(default_factory=utcnow)
+
+
+class ConnectLink(SQLModel, table=True):
+    """A one-time link to the connect page, bound to one Slack user; only its hash is kept.
+
+    `used_at` is set once, by the one request that claims the link (a conditional UPDATE)."""
+
+    __tablename__ = "connect_link"
+    __table_args__ = (sa.Index("ix_connect_link_expires_at", "expires_at"),)
+
+    token_hash: str = Field(sa_type=sa.String(64), primary_key=True)
+    slack_team_id: str = Field(sa_type=sa.String(32))
+    slack_user_id: str = Field(sa_type=sa.String(32))
+    created_at: datetime = _ts(default_factory=utcnow)
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True, default=None)
+    failed_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -9,6 +9,10 @@ def _base(web_url: str, slug: str) -> str:
     return f"{web_url.rstrip('/')}/project/{quote(slug, safe='')}"
 
 
+def project_url(web_url: str, slug: str) -> str:
+    return _base(web_url, slug)
+
+
 def story_url(web_url: str, slug: str, ref: int) -> str:
     return f"{_base(web_url, slug)}/us/{ref}"
 

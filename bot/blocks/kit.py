@@ -70,9 +70,12 @@ def link(url: str | None, label: str) -> str:
     return f"<{safe}|{label}>"
 
 
-def section(text: str, block_id: str | None = None) -> SectionBlock:
+def section(
+    text: str, block_id: str | None = None, *, accessory: ButtonElement | None = None
+) -> SectionBlock:
     return SectionBlock(
-        text=MarkdownTextObject(text=truncate(text, SECTION_TEXT_MAX)), block_id=block_id
+        text=MarkdownTextObject(text=truncate(text, SECTION_TEXT_MAX)), block_id=block_id,
+        accessory=accessory,
     )
 
 
@@ -92,13 +95,16 @@ def button(
     *,
     style: str | None = None,
     confirm: ConfirmObject | None = None,
+    url: str | None = None,
 ) -> ButtonElement:
+    """A button; with `url` Slack opens the link (and still sends the click to the app)."""
     return ButtonElement(
         text=PlainTextObject(text=_plain(text, BUTTON_TEXT_MAX), emoji=True),
         action_id=action_id,
         value=value,
         style=style,
         confirm=confirm,
+        url=url,
     )
 
 

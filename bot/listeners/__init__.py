@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import actions, commands, events, views
+from bot.listeners import actions, commands, events, home, views
 
 
 def register_listeners(app: AsyncApp) -> None:
@@ -12,3 +12,4 @@ def register_listeners(app: AsyncApp) -> None:
     events.register(app)
     actions.register(app)
     views.register(app)
+    home.register(app)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
+from sqlmodel import Session
 
 from agent.errors import describe
 from agent.identity import LinkExpired
@@ -15,6 +17,7 @@ from bot.blocks.login import AUTH_TOKEN, PASSWORD, REFRESH_TOKEN, USERNAME, link
 from bot.middleware import find_link
 from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
+from bot.services.home import refresh_home_later
 from bot.services.parsing import project_ref
 from bot.services.slack_io import Tell, direct_message, esc
 from storage import repositories as repo
@@ -47,80 +50,115 @@ class LoginForm:
         return cls(read(USERNAME), read(PASSWORD), read(AUTH_TOKEN), read(REFRESH_TOKEN))
 
 
-def _login_field(form: LoginForm, error: TaigaError) -> str:
-    """The modal field a sign-in failure belongs to."""
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """A sign-in problem and the form field (`USERNAME`, `PASSWORD`, `AUTH_TOKEN`) it is about."""
+
+    field: str
+    message: str
+
+
+def failure_field(form: LoginForm, error: TaigaError) -> FieldError:
+    """Where a failed sign-in at Taiga is shown, and in what words."""
     if isinstance(error, BadCredentials):
-        return PASSWORD
+        return FieldError(PASSWORD, describe(error))
     if isinstance(error, Unauthorized):
-        return AUTH_TOKEN
-    return _main_field(form)
+        return FieldError(AUTH_TOKEN, describe(error))
+    return FieldError(_main_field(form), describe(error))
 
 
-def _errors(**by_block: str) -> Json:
-    return {"response_action": "errors", "errors": by_block}
+def timed_out(form: LoginForm) -> FieldError:
+    return FieldError(_main_field(form), "Taiga did not answer in time; please try again.")
+
+
+def _errors(problem: FieldError) -> Json:
+    return {"response_action": "errors", "errors": {problem.field: problem.message}}
 
 
 async def submit_login(services: Services, *, team_id: str, user_id: str, view: Json) -> Json:
     """Sign in at Taiga (bounded by `login_timeout`) and store the tokens; returns the ack
     payload: the modal's field errors, or an updated modal confirming the link."""
     form = LoginForm.from_view(view)
-    problem = _form_problem(form)
+    problem = form_problem(form)
     if problem is not None:
-        return problem
+        return _errors(problem)
     try:
-        async with asyncio.timeout(services.login_timeout):
-            user, tokens = await _sign_in(services, form)
+        user, tokens = await sign_in(services, form, seconds=services.login_timeout)
     except TimeoutError:
-        return _errors(**{_main_field(form): "Taiga did not answer in time; please try again."})
+        return _errors(timed_out(form))
     except TaigaError as error:
         log_failure("Taiga sign-in failed", error)
-        return _errors(**{_login_field(form, error): describe(error)})
+        return _errors(failure_field(form, error))
+    await store_link(services, team_id=team_id, user_id=user_id, user=user, tokens=tokens)
+    return {"response_action": "update", "view": linked_view(user.username)}
+
+
+async def store_link(
+    services: Services,
+    *,
+    team_id: str,
+    user_id: str,
+    user: TaigaUser,
+    tokens: TaigaTokens,
+    only_if: Callable[[Session], bool] | None = None,
+) -> bool:
+    """Store the Slack user's link to `user`, its tokens encrypted, in one transaction with
+    `only_if` (which may refuse: nothing is stored then); refresh their App Home. True if
+    stored."""
     stored = repo.StoredTokens(
         auth_token=tokens.auth_token.get_secret_value(),
         refresh_token=tokens.refresh.get_secret_value() if tokens.refresh else None,
     )
     cipher = services.cipher
-    await services.db.run(
-        lambda s: repo.save_link(
-            s,
-            cipher=cipher,
-            team_id=team_id,
-            user_id=user_id,
-            taiga_user_id=user.id,
-            taiga_username=user.username,
-            tokens=stored,
+
+    def save(session: Session) -> bool:
+        if only_if is not None and not only_if(session):
+            return False
+        repo.save_link(
+            session, cipher=cipher, team_id=team_id, user_id=user_id,
+            taiga_user_id=user.id, taiga_username=user.username, tokens=stored,
+            taiga_full_name=user.full_name_display or None,
         )
-    )
+        return True
+
+    if not await services.db.run(save):
+        return False
     logger.info("linked %s/%s to Taiga user %s", team_id, user_id, user.id)
-    return {"response_action": "update", "view": linked_view(user.username)}
+    refresh_home_later(services, team_id=team_id, user_id=user_id)
+    return True
 
 
 def _main_field(form: LoginForm) -> str:
     return USERNAME if form.username else AUTH_TOKEN
 
 
-def _form_problem(form: LoginForm) -> Json | None:
+def form_problem(form: LoginForm) -> FieldError | None:
+    """What is missing from the form before anything is sent to Taiga."""
     if form.username and not form.password:
-        return _errors(**{PASSWORD: "Enter your Taiga password."})
+        return FieldError(PASSWORD, "Enter your Taiga password.")
     if form.password and not form.username:
-        return _errors(**{USERNAME: "Enter your Taiga username or e-mail."})
+        return FieldError(USERNAME, "Enter your Taiga username or e-mail.")
     if not form.username and not form.auth_token:
-        return _errors(**{USERNAME: "Enter your username and password, or an auth token."})
+        return FieldError(USERNAME, "Enter your username and password, or an auth token.")
     if form.refresh_token and not form.auth_token:
-        return _errors(**{AUTH_TOKEN: "A refresh token needs its auth token."})
+        return FieldError(AUTH_TOKEN, "A refresh token needs its auth token.")
     return None
 
 
-async def _sign_in(services: Services, form: LoginForm) -> tuple[TaigaUser, TaigaTokens]:
-    if form.username:
-        result = await services.taiga.login(form.username, form.password)
-        return result.user, result.tokens
-    tokens = TaigaTokens(
-        auth_token=SecretStr(form.auth_token),
-        refresh=SecretStr(form.refresh_token) if form.refresh_token else None,
-    )
-    session = services.taiga.session(tokens)
-    return await session.me(), tokens
+async def sign_in(
+    services: Services, form: LoginForm, *, seconds: float
+) -> tuple[TaigaUser, TaigaTokens]:
+    """Exchange the form at Taiga for tokens, within `seconds` (else `TimeoutError`)."""
+    async with asyncio.timeout(seconds):
+        if form.username:
+            result = await services.taiga.login(form.username, form.password)
+            return result.user, result.tokens
+        tokens = TaigaTokens(
+            auth_token=SecretStr(form.auth_token),
+            refresh=SecretStr(form.refresh_token) if form.refresh_token else None,
+        )
+        session = services.taiga.session(tokens)
+        return await session.me(), tokens
 
 
 async def open_login(services: Services, *, trigger_id: str, tell: Tell) -> None:
@@ -133,14 +171,21 @@ async def open_login(services: Services, *, trigger_id: str, tell: Tell) -> None
 
 
 async def logout(services: Services, *, team_id: str, user_id: str, tell: Tell) -> None:
-    removed = await services.db.run(
-        lambda s: repo.delete_link(s, team_id=team_id, user_id=user_id)
-    )
+    removed = await unlink(services, team_id=team_id, user_id=user_id)
     await tell(
         "Your Taiga link is removed; the bot no longer holds a token for you."
         if removed
         else "Your Slack account was not linked to Taiga."
     )
+
+
+async def unlink(services: Services, *, team_id: str, user_id: str) -> bool:
+    """Forget the user's link and refresh their App Home; True if there was one."""
+    removed = await services.db.run(
+        lambda s: repo.delete_link(s, team_id=team_id, user_id=user_id)
+    )
+    refresh_home_later(services, team_id=team_id, user_id=user_id)
+    return removed
 
 
 async def whoami(services: Services, *, team_id: str, user_id: str, tell: Tell) -> None:

@@ -21,6 +21,7 @@ from bot.blocks.kit import SlackMessage
 from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
+from bot.services.home import refresh_plan_homes
 from bot.services.live_progress import live_progress
 from bot.services.slack_io import Tell, esc, update, user_names
 from bot.services.streaming import Recipient
@@ -332,7 +333,7 @@ async def apply_and_show(
         await live.abandon()  # another run holds the plan and shows its progress
         return result
     await live.finish(await _result_message(services, plan, result, run.approver))
-    _log_result(plan, result)
+    _plan_ended(services, plan, result, run.approver)
     return result
 
 
@@ -355,7 +356,7 @@ async def _show_result(
         services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
         **message.as_kwargs(),
     )
-    _log_result(plan, result)
+    _plan_ended(services, plan, result, approver)
 
 
 async def _result_message(
@@ -368,11 +369,15 @@ async def _result_message(
     )
 
 
-def _log_result(plan: Plan, result: ExecutionResult) -> None:
+def _plan_ended(
+    services: Services, plan: Plan, result: ExecutionResult, approver: str | None
+) -> None:
+    """Log the outcome and refresh the Home tabs that list the plan."""
     logger.info(
         "plan %s: %s (%d created, %d missing)",
         plan.id, result.state, len(result.created), len(result.failed),
     )
+    refresh_plan_homes(services, plan, approver)
 
 
 async def show_retry(services: Services, plan: Plan, sentence: str) -> None:

@@ -9,7 +9,17 @@ Concurrency rules that the rest of the bot relies on:
 """
 
 from storage.repositories.channels import get_channel_project, set_channel_project
+from storage.repositories.connect_links import (
+    ConnectLinkView,
+    LinkState,
+    claim_connect_link,
+    count_failed_attempt,
+    create_connect_link,
+    prune_connect_links,
+    read_connect_link,
+)
 from storage.repositories.events import first_delivery, prune_slack_events
+from storage.repositories.home import projects_of_channels, recent_plans
 from storage.repositories.ledger import (
     LedgerEntry,
     claim_actions,
@@ -45,12 +55,17 @@ from storage.repositories.revisions import (
 )
 
 __all__ = [
+    "ConnectLinkView",
     "IdempotencyKeyTaken",
     "LedgerEntry",
+    "LinkState",
     "StoredTokens",
     "TaigaLinkView",
     "claim_actions",
+    "claim_connect_link",
     "complete_action",
+    "count_failed_attempt",
+    "create_connect_link",
     "create_plan",
     "delete_link",
     "drafted_from",
@@ -63,7 +78,11 @@ __all__ = [
     "linked_taiga_users",
     "plan_for_idempotency_key",
     "plans_to_sweep",
+    "projects_of_channels",
+    "prune_connect_links",
     "prune_slack_events",
+    "read_connect_link",
+    "recent_plans",
     "replace_tokens",
     "retake_actions",
     "revisions_of",

@@ -36,6 +36,7 @@ class TaigaLinkView:
     user_id: str
     taiga_user_id: int
     taiga_username: str
+    taiga_full_name: str | None
     auth_token: str = field(repr=False)
     refresh_token: str | None = field(repr=False)
     created_at: datetime
@@ -55,12 +56,14 @@ def save_link(
     taiga_user_id: int,
     taiga_username: str,
     tokens: StoredTokens,
+    taiga_full_name: str | None = None,
 ) -> TaigaLinkView:
     """Create or replace the user's link; the tokens are stored encrypted only."""
     now = utcnow()
     changes: dict[str, Any] = {
         "taiga_user_id": taiga_user_id,
         "taiga_username": taiga_username,
+        "taiga_full_name": taiga_full_name,
         "auth_token_enc": cipher.encrypt(tokens.auth_token),
         "refresh_token_enc": (
             cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None
@@ -169,6 +172,7 @@ def _link_view(row: TaigaLink, cipher: TokenCipher) -> TaigaLinkView:
         user_id=row.slack_user_id,
         taiga_user_id=row.taiga_user_id,
         taiga_username=row.taiga_username,
+        taiga_full_name=row.taiga_full_name,
         auth_token=cipher.decrypt(row.auth_token_enc),
         refresh_token=(
             cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc is not None else None

@@ -722,15 +722,52 @@ class FakeSlack:
             }  # fmt: skip
             if thread_ts:
                 event["thread_ts"] = thread_ts
-            return {
-                "token": "verification-token-unused", "team_id": self.team_id,
-                "api_app_id": self.app_id, "event": event, "type": "event_callback",
-                "event_id": self._new_id("Ev"), "event_time": int(float(ts)),
-                "authorizations": [{"enterprise_id": None, "team_id": self.team_id,
-                                    "user_id": self.bot_user_id, "is_bot": True,
-                                    "is_enterprise_install": False}],
-                "is_ext_shared_channel": False,
+            return self._event_envelope(event, ts)
+
+    def app_home_opened_event(self, user: str, *, tab: str = "home") -> Json:
+        """The Events API envelope Slack sends when `user` opens the app's Home (or Messages)
+        tab; it carries the Home view last published for them, if any."""
+        with self._lock:
+            if user not in self._users:
+                raise KeyError(f"no user {user!r}")
+            ts = self._mint_ts()
+            event: Json = {
+                "type": "app_home_opened", "user": user, "channel": self._open_im(user).id,
+                "tab": tab, "event_ts": ts,
             }  # fmt: skip
+            if user in self._home_views:
+                event["view"] = _copy(self._home_views[user])
+            return self._event_envelope(event, ts)
+
+    def home_action_payload(self, user: str, action_id: str) -> Json:
+        """What Slack sends when `user` clicks the button `action_id` in their Home tab: a
+        `block_actions` with a view container, a trigger id and no response_url."""
+        with self._lock:
+            view = _copy(self._home_views[user])
+            action = _find_view_button(view, action_id)
+            if action is None:
+                raise KeyError(f"no button {action_id!r} in the Home tab of {user}")
+            action["action_ts"] = self._mint_ts()
+            return {
+                "type": "block_actions", "user": self._user_ref(user),
+                "api_app_id": self.app_id, "token": "verification-token-unused",
+                "container": {"type": "view", "view_id": view["id"]},
+                "trigger_id": self.mint_trigger_id(),
+                "team": {"id": self.team_id, "domain": self.team.lower()},
+                "enterprise": None, "is_enterprise_install": False,
+                "view": view, "actions": [action],
+            }  # fmt: skip
+
+    def _event_envelope(self, event: Json, ts: str) -> Json:
+        return {
+            "token": "verification-token-unused", "team_id": self.team_id,
+            "api_app_id": self.app_id, "event": event, "type": "event_callback",
+            "event_id": self._new_id("Ev"), "event_time": int(float(ts)),
+            "authorizations": [{"enterprise_id": None, "team_id": self.team_id,
+                                "user_id": self.bot_user_id, "is_bot": True,
+                                "is_enterprise_install": False}],
+            "is_ext_shared_channel": False,
+        }  # fmt: skip
 
     def edited_mention_event(self, envelope: Json, text: str, *, user: str | None = None) -> Json:
         """Edit the message of an `app_mention_event` envelope and return what Slack sends for
@@ -1279,10 +1316,24 @@ class FakeSlack:
         return {"view": _copy(stored)}
 
     def _views_publish(self, params: Json) -> Json:
+        """The user's Home tab: one view per user whose id stays across publishes, a new
+        `hash` each time (a stale `hash` gets `hash_conflict`); only `type: home` views."""
         user = str(params.get("user_id", ""))
         if user not in self._users:
             raise SlackApiError("user_not_found")
-        stored = self._store_view(self._check_view(params.get("view")))
+        view = self._check_view(params.get("view"))
+        if view["type"] != "home":
+            raise SlackApiError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] must be home "
+                                                                     "[json-pointer:/view/type]"]}
+            )
+        current = self._home_views.get(user)
+        if current and params.get("hash") and params["hash"] != current["hash"]:
+            raise SlackApiError("hash_conflict")
+        stored = self._store_view(
+            {"title": None, "close": None, "submit": None, **view},
+            view_id=current["id"] if current else None,
+        )
         self._home_views[user] = stored
         return {"view": _copy(stored)}
 
@@ -1450,6 +1501,18 @@ def _find_button(message: Json, action_id: str) -> Json | None:
         for element in block.get("elements", []):
             if element.get("action_id") == action_id:
                 return {**element, "block_id": block.get("block_id", "")}
+    return None
+
+
+def _find_view_button(view: Json, action_id: str) -> Json | None:
+    """A button in an actions block or a section's accessory (Home tabs use both)."""
+    found = _find_button(view, action_id)
+    if found is not None:
+        return found
+    for block in view.get("blocks", []):
+        accessory = block.get("accessory") or {}
+        if accessory.get("action_id") == action_id:
+            return {**accessory, "block_id": block.get("block_id", "")}
     return None
 
 

@@ -113,6 +113,14 @@ class Harness:
     async def event(self, envelope: Json, **headers: str) -> httpx.Response:
         return await self.post(json.dumps(envelope), "application/json", **headers)
 
+    async def open_home_tab(self, user: str, *, tab: str = "home") -> httpx.Response:
+        """`user` opens the app's Home (or Messages) tab: Slack's `app_home_opened` event."""
+        return await self.event(self.slack.app_home_opened_event(user, tab=tab))
+
+    async def click_in_home(self, user: str, action_id: str) -> httpx.Response:
+        """`user` clicks the button `action_id` in their Home tab."""
+        return await self.payload(self.slack.home_action_payload(user, action_id))
+
     async def click(self, action_id: str, message_ts: str, *, user: str | None = None,
                     channel: str | None = None) -> tuple[httpx.Response, str]:
         payload = self.slack.block_action_payload(
@@ -139,6 +147,7 @@ class Harness:
             lambda s: repo.save_link(
                 s, cipher=cipher, team_id=self.slack.team_id, user_id=slack_user,
                 taiga_user_id=user.id, taiga_username=taiga_username,
+                taiga_full_name=user.full_name,
                 tokens=repo.StoredTokens(tokens["auth_token"], tokens["refresh"]),
             )
         )

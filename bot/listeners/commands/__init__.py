@@ -10,6 +10,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.blocks.kit import SlackMessage
+from bot.connect.offer import offer_connect_link
 from bot.services import accounts, planner
 from bot.services.core import Services
 from bot.services.parsing import Subcommand, parse_plan_args, parse_subcommand
@@ -17,7 +19,7 @@ from bot.services.slack_io import tell_by_response_url
 
 COMMAND = "/taiga"
 USAGE = """*Taiga Planner* turns meeting minutes into a Taiga sprint plan.
-• `/taiga login` link your Taiga account (a private form)
+• `/taiga login` link your Taiga account (a private form, or a private one-time link)
 • `/taiga logout` forget your link · `/taiga whoami` show it
 • `/taiga project <slug or project URL>` set this channel's project · `/taiga project` show it
 • `/taiga plan <sprint name>` with the minutes on the next lines: plan it in a thread
@@ -47,8 +49,20 @@ async def open_login(
     **_: Any,
 ) -> None:
     await ack()
-    await accounts.open_login(
-        context["services"], trigger_id=command["trigger_id"], tell=tell_by_response_url(respond)
+    services: Services = context["services"]
+    tell = tell_by_response_url(respond)
+    if not services.settings.public_url:
+        await accounts.open_login(services, trigger_id=command["trigger_id"], tell=tell)
+        return
+
+    async def reply(message: SlackMessage) -> None:
+        await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+
+    services.spawn(
+        offer_connect_link(
+            services, team_id=command["team_id"], user_id=command["user_id"], reply=reply
+        ),
+        name="connect-link", tell=tell,
     )
 
 
