@@ -248,6 +248,7 @@ class ApplyStep:
                 taiga=session,
                 web_url=self.settings.taiga_web_url,
                 progress=_progress(self.args),
+                concurrency=self.settings.taiga_write_concurrency,
             )
         finally:
             database.dispose()
@@ -281,6 +282,7 @@ async def resume(args: argparse.Namespace, settings: Settings, *, clock: Clock) 
                 taiga=session,
                 web_url=settings.taiga_web_url,
                 progress=_progress(args),
+                concurrency=settings.taiga_write_concurrency,
             )
     finally:
         database.dispose()

@@ -19,7 +19,12 @@ from anthropic import AsyncAnthropic
 
 from agent.budgets import Budgets
 from agent.errors import PlanNotAllowed
-from agent.executor import ExecutionResult, apply_plan, record_approved_plan
+from agent.executor import (
+    DEFAULT_CONCURRENCY,
+    ExecutionResult,
+    apply_plan,
+    record_approved_plan,
+)
 from agent.loop import propose
 from agent.progress import Progress
 from agent.proposal import Proposal
@@ -77,9 +82,12 @@ async def approve_and_apply(
     web_url: str,
     idempotency: Idempotency | None = None,
     progress: Progress | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    actor_id: int | None = None,
 ) -> ExecutionResult:
     """Store the proposal as approved by `decided_by` and apply it with `taiga`, the approver's
-    session (`permissions`: their permissions in the project).
+    session (`permissions`: their permissions in the project; `actor_id`: its Taiga user id if
+    already known, `concurrency`: the most writes at once).
 
     Raises `PlanNotAllowed` (before anything is stored) if their role lacks a permission the
     writes need, and `storage.repositories.IdempotencyKeyTaken` if another plan holds the key.
@@ -95,7 +103,15 @@ async def approve_and_apply(
         idempotency_key=idempotency.key if idempotency else None,
         request_digest=idempotency.request_digest if idempotency else None,
     )
-    return await apply_plan(db=db, plan_id=plan_id, taiga=taiga, web_url=web_url, progress=progress)
+    return await apply_plan(
+        db=db,
+        plan_id=plan_id,
+        taiga=taiga,
+        web_url=web_url,
+        progress=progress,
+        concurrency=concurrency,
+        actor_id=actor_id,
+    )
 
 
 async def undo_applied_plan(

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     plan_expiry_hours: float = Field(default=24.0, gt=0)
     plan_undo_minutes: float = Field(default=30.0, ge=0)
     max_minutes_chars: int = Field(default=40_000, ge=1)
+    # The most Taiga writes of one apply at once; fewer while Taiga throttles (see README).
+    taiga_write_concurrency: int = Field(default=16, ge=1, le=64)
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv

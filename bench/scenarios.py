@@ -25,8 +25,6 @@ from agent.proposal import Proposal
 from agent.runtime import build_runtime
 from agent.settings import Settings
 from bench.peers import (
-    TimedTaiga,
-    critical_path,
     has_button,
     minutes,
     plan_turn,
@@ -46,6 +44,7 @@ from taiga.models import TaigaTokens
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG
+from tests.peers.timed_taiga import TimedTaiga, critical_path
 
 MODEL = "claude-bench"
 WEB = "https://taiga.example.test"
