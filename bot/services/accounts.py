@@ -61,8 +61,9 @@ def _errors(**by_block: str) -> Json:
 
 
 async def submit_login(services: Services, *, team_id: str, user_id: str, view: Json) -> Json:
-    """Sign in at Taiga (bounded by `login_timeout`) and store the tokens; returns the ack
-    payload: the modal's field errors, or an updated modal confirming the link."""
+    """Sign in at Taiga (bounded by `login_timeout`); returns the ack payload: the modal's field
+    errors, or an updated modal confirming the link. The tokens are stored after the ack (a
+    database write need not hold Slack's answer); if that fails the user is told by DM."""
     form = LoginForm.from_view(view)
     problem = _form_problem(form)
     if problem is not None:
@@ -79,20 +80,37 @@ async def submit_login(services: Services, *, team_id: str, user_id: str, view: 
         auth_token=tokens.auth_token.get_secret_value(),
         refresh_token=tokens.refresh.get_secret_value() if tokens.refresh else None,
     )
-    cipher = services.cipher
-    await services.db.run(
-        lambda s: repo.save_link(
-            s,
-            cipher=cipher,
-            team_id=team_id,
-            user_id=user_id,
-            taiga_user_id=user.id,
-            taiga_username=user.username,
-            tokens=stored,
-        )
+    services.spawn(
+        _save_link(services, team_id=team_id, user_id=user_id, user=user, tokens=stored),
+        name="save-login",
     )
-    logger.info("linked %s/%s to Taiga user %s", team_id, user_id, user.id)
     return {"response_action": "update", "view": linked_view(user.username)}
+
+
+async def _save_link(
+    services: Services, *, team_id: str, user_id: str, user: TaigaUser, tokens: repo.StoredTokens
+) -> None:
+    cipher = services.cipher
+    try:
+        await services.db.run(
+            lambda s: repo.save_link(
+                s,
+                cipher=cipher,
+                team_id=team_id,
+                user_id=user_id,
+                taiga_user_id=user.id,
+                taiga_username=user.username,
+                tokens=tokens,
+            )
+        )
+    except Exception as error:
+        log_failure("could not store a Taiga link", error)
+        await direct_message(
+            services.slack, user=user_id,
+            text="I could not save your Taiga link; please run `/taiga login` again.",
+        )
+        return
+    logger.info("linked %s/%s to Taiga user %s", team_id, user_id, user.id)
 
 
 def _main_field(form: LoginForm) -> str:
