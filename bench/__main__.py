@@ -21,8 +21,8 @@ from datetime import datetime
 from bench import apply, scenarios, server
 from bench.report import Table
 
-OVERALL_SECONDS = 170.0
-SCENARIO_SECONDS = 75.0
+OVERALL_SECONDS = 165.0
+SCENARIO_SECONDS = 100.0
 LATENCIES = (0.0, 0.050)
 
 Scenario = tuple[str, Callable[[], Awaitable[Table]]]
@@ -88,6 +88,8 @@ async def run_all(chosen: list[Scenario]) -> int:
 
 def _watchdog() -> None:
     print(f"\nbench: hard limit of {OVERALL_SECONDS + 15:g} s reached; stopping.", flush=True)
+    for process in list(server.RUNNING):
+        process.kill()
     os._exit(2)
 
 
