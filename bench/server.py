@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Servers started and not yet stopped: the bench's watchdog kills them before it exits.
 RUNNING: set[subprocess.Popen[bytes]] = set()
 SPRINT = "Sprint 6"
-MINUTES = minutes(10)
+PLAN = f"plan {SPRINT}\n{minutes(10)}"
 STARTUP_LIMIT = 30.0
 BURST_SHOWN_LIMIT = 30.0
 # Our settings' variables: the server must see only the ones the bench sets.
@@ -131,11 +131,9 @@ class Load:
         self.slack, self.http, self.url, self.channel = slack, http, url, channel
         self.sent = 0
 
-    async def plan(self, user: str) -> float:
-        """Send one `/taiga plan`; the seconds until its HTTP answer."""
-        form = self.slack.slash_command_form(
-            "/taiga", f"plan {SPRINT}\n{MINUTES}", user=user, channel=self.channel
-        )
+    async def plan(self, user: str, text: str = PLAN) -> float:
+        """Send one `/taiga <text>`; the seconds until its HTTP answer."""
+        form = self.slack.slash_command_form("/taiga", text, user=user, channel=self.channel)
         body = urlencode(form)
         started = time.perf_counter()
         response = await self.http.post(
@@ -145,16 +143,16 @@ class Load:
         took = time.perf_counter() - started
         if response.status_code != 200:
             raise RuntimeError(f"/slack/events answered {response.status_code}")
-        self.sent += 1
+        self.sent += text == PLAN
         return took
 
-    async def burst(self, users: list[str], concurrency: int) -> list[float]:
-        """One `/taiga plan` from each user, `concurrency` at a time; the seconds of each ack."""
+    async def burst(self, users: list[str], concurrency: int, text: str = PLAN) -> list[float]:
+        """One `/taiga <text>` from each user, `concurrency` at a time; the seconds of each ack."""
         gate = asyncio.Semaphore(concurrency)
 
         async def paced(user: str) -> float:
             async with gate:
-                return await self.plan(user)
+                return await self.plan(user, text)
 
         return list(await asyncio.gather(*(paced(user) for user in users)))
 
@@ -244,6 +242,7 @@ async def _measure(table: Table, slack: FakeSlack, anthropic: FakeAnthropic, tai
                 await load.all_shown(within=BURST_SHOWN_LIMIT)
             burst_shown = time.perf_counter() - t0
             after_burst = _memory_mb(process.pid, "VmHWM")
+            helps = await load.burst(users, concurrency, "help")
         with _server(env, workdir, BASELINE_APP) as (process, url):
             await _until_healthy(http, url, process)
             baseline = await Load(slack, http, url, channel).burst(users, concurrency)
@@ -257,6 +256,9 @@ async def _measure(table: Table, slack: FakeSlack, anthropic: FakeAnthropic, tai
     table.add("ack max", ms(max(acks)))
     table.add(f"the burst's {burst} proposals shown after", f"{burst_shown:.1f} s")
     table.add(f"peak memory (RSS) after the burst of {burst}", f"{after_burst:.0f} MB")
+    table.add(f"'/taiga help' burst of {burst}, nothing drafting: ack p50",
+              ms(percentile(helps, 50)))  # fmt: skip
+    table.add("'/taiga help': ack p99", ms(percentile(helps, 99)))
     table.add("baseline (a Bolt app that only acks): ack p50", ms(percentile(baseline, 50)))
     table.add("baseline: ack p99", ms(percentile(baseline, 99)))
     table.metric("startup_s", startup, "s")
@@ -268,6 +270,8 @@ async def _measure(table: Table, slack: FakeSlack, anthropic: FakeAnthropic, tai
     table.metric("ack_max_ms", max(acks) * 1000, "ms")
     table.metric("burst_peak_rss_mb", after_burst, "MB")
     table.metric("burst_all_shown_s", burst_shown, "s")
+    table.metric("ack_help_p50_ms", percentile(helps, 50) * 1000, "ms")
+    table.metric("ack_help_p99_ms", percentile(helps, 99) * 1000, "ms")
     table.metric("ack_baseline_p50_ms", percentile(baseline, 50) * 1000, "ms")
     table.metric("ack_baseline_p99_ms", percentile(baseline, 99) * 1000, "ms")
     table.notes = [
@@ -275,6 +279,8 @@ async def _measure(table: Table, slack: FakeSlack, anthropic: FakeAnthropic, tai
         "(which also runs the fake Slack, Taiga and Anthropic, so it competes for the CPU).",
         f"plans at once: all {plans} sent together; until the last proposal's Approve button "
         f"is shown (the floor is one model turn, {model_delay:g} s).",
+        "'/taiga help': answered inline, nothing started; sent once the burst's plans are "
+        "shown: our ack path alone, to compare with the baseline.",
         "baseline: the same burst against bench/baseline_app.py, a Bolt app whose listener "
         "only acks (the straightforward design), started the same way right after ours.",
     ]
