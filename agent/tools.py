@@ -14,6 +14,7 @@ record proposed actions; nothing is written until a person approves the plan.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -146,7 +147,7 @@ class ToolSpec:
     extra_permissions: tuple[str, ...] = ()  # needed only for parts of the input (see description)
 
     def input_schema(self) -> dict[str, Any]:
-        return _inline_refs(self.input_model.model_json_schema())
+        return copy.deepcopy(_flat_schema(self.input_model))
 
     def to_param(self) -> dict[str, Any]:
         return {
@@ -286,6 +287,12 @@ def parse_input(spec: ToolSpec, raw: object) -> BaseModel:
             where = ".".join(str(part) for part in err["loc"]) or "input"
             problems.append(f"{where}: {err['msg']}")
         raise ToolError(f"Invalid input for {spec.name}: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def _flat_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Built once per model: pydantic's schema generation costs milliseconds, on every run."""
+    return _inline_refs(model.model_json_schema())
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
