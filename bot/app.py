@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from fastapi import FastAPI, Request, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -129,12 +130,18 @@ class SlackBot:
     identity: BotIdentity
 
     def start(self) -> None:
+        # One connection pool for every Web API call (Bolt's per-request clients share the
+        # session); without one slack_sdk opens a new connection, TLS included, per call.
+        self.services.slack.session = aiohttp.ClientSession()
         self.recovery.start()
         self.services.spawn(self.identity.warm(), name="auth.test")
 
     async def aclose(self) -> None:
         await self.recovery.aclose()
         await self.services.cancel_all()
+        session, self.services.slack.session = self.services.slack.session, None
+        if session is not None:
+            await session.close()
 
 
 def build_bot(
