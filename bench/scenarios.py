@@ -1,4 +1,5 @@
-"""The four measured scenarios. Each takes fixed counts and returns a `Table`.
+"""Propose and `POST /agent/run` (and the plans the apply scenario applies). Each takes fixed
+counts and returns a `Table` with its figures.
 
 All peers are the loopback test peers (`tests.peers`); Taiga latency is injected server side by
 the fake (`set_latency`), so a "round trip" here is that latency plus loopback overhead.
@@ -13,7 +14,6 @@ from datetime import date
 
 import httpx
 from anthropic import AsyncAnthropic
-from sqlmodel import Session
 
 from agent.budgets import Budgets
 from agent.loop import propose
@@ -28,20 +28,15 @@ from bench.peers import (
 )
 from bench.report import Table, median, ms, percentile
 from bot.server import create_api
-from storage import repositories as repo
-from storage.crypto import TokenCipher
-from storage.db import Database
 from taiga.client import TaigaClient, TaigaSession
 from taiga.models import TaigaTokens
 from tests.peers.fake_anthropic import FakeAnthropic
-from tests.peers.fake_slack import FakeSlack
-from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG
+from tests.peers.fake_taiga import PROJECT_ID
 from tests.peers.timed_taiga import TimedTaiga, critical_path
 
 MODEL = "claude-bench"
 WEB = "https://taiga.example.test"
 API_KEY = "bench-api-key"
-SIGNING_SECRET = "bench-signing-secret-0123456789ab"
 NEW_SPRINT = "Sprint 7"  # not in the seeded project: the plan creates it
 EXISTING_SPRINT = "Sprint 6"
 BIG_STORIES, BIG_TASKS = 20, 5
@@ -260,40 +255,3 @@ async def bench_agent_run(latencies: Sequence[float], runs: int) -> Table:
         "3 stories -> 9 tasks); before, users/me came after planning: 6 or more.",
     ]
     return table
-
-
-async def _link(
-    db: Database,
-    cipher: TokenCipher | None,
-    slack: FakeSlack,
-    taiga: TimedTaiga,
-    user: str,
-    channel: str,
-) -> None:
-    """Link `user` to Taiga's alice (as the login modal would) and set the channel's project."""
-    tokens = taiga.login_tokens("alice")
-    alice_id = taiga.user("alice").id
-
-    assert cipher is not None
-
-    def store(session: Session) -> None:
-        repo.save_link(
-            session,
-            cipher=cipher,
-            team_id=slack.team_id,
-            user_id=user,
-            taiga_user_id=alice_id,
-            taiga_username="alice",
-            tokens=repo.StoredTokens(tokens["auth_token"], tokens["refresh"]),
-        )
-        repo.set_channel_project(
-            session,
-            team_id=slack.team_id,
-            channel_id=channel,
-            project_id=PROJECT_ID,
-            project_slug=PROJECT_SLUG,
-            project_name="Peer Client Test",
-            set_by=user,
-        )
-
-    await db.run(store)
