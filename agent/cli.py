@@ -274,6 +274,7 @@ class ApplyStep:
                 web_url=self.settings.taiga_web_url,
                 progress=_progress(self.args),
                 allow_partial=allow_partial,
+                concurrency=self.settings.taiga_write_concurrency,
             )
         finally:
             database.dispose()
@@ -307,6 +308,7 @@ async def resume(args: argparse.Namespace, settings: Settings, *, clock: Clock) 
                 taiga=session,
                 web_url=settings.taiga_web_url,
                 progress=_progress(args),
+                concurrency=settings.taiga_write_concurrency,
             )
     finally:
         database.dispose()

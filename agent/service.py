@@ -20,7 +20,12 @@ from anthropic import AsyncAnthropic
 
 from agent.budgets import Budgets
 from agent.errors import PlanIncomplete, PlanNotAllowed
-from agent.executor import ExecutionResult, apply_plan, record_approved_plan
+from agent.executor import (
+    DEFAULT_CONCURRENCY,
+    ExecutionResult,
+    apply_plan,
+    record_approved_plan,
+)
 from agent.loop import propose
 from agent.progress import Progress
 from agent.proposal import Proposal
@@ -79,9 +84,12 @@ async def approve_and_apply(
     idempotency: Idempotency | None = None,
     progress: Progress | None = None,
     allow_partial: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    actor_id: int | None = None,
 ) -> ExecutionResult:
     """Store the proposal as approved by `decided_by` and apply it with `taiga`, the approver's
-    session (`permissions`: their permissions in the project).
+    session (`permissions`: their permissions in the project; `actor_id`: its Taiga user id if
+    already known, `concurrency`: the most writes at once).
 
     Raises, before anything is stored, `PlanIncomplete` if planning stopped early and
     `allow_partial` is not set, and `PlanNotAllowed` if their role lacks a permission the
@@ -99,7 +107,15 @@ async def approve_and_apply(
         idempotency_key=idempotency.key if idempotency else None,
         request_digest=idempotency.request_digest if idempotency else None,
     )
-    return await apply_plan(db=db, plan_id=plan_id, taiga=taiga, web_url=web_url, progress=progress)
+    return await apply_plan(
+        db=db,
+        plan_id=plan_id,
+        taiga=taiga,
+        web_url=web_url,
+        progress=progress,
+        concurrency=concurrency,
+        actor_id=actor_id,
+    )
 
 
 def require_finished(proposal: Proposal, *, allow_partial: bool) -> None:

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # Where people's browsers reach this host (`https://planner.example.com`): turns on the
     # password-free connect page (`/connect/<token>`) instead of the login modal.
     public_url: str = ""
+    # The most Taiga writes of one apply at once; fewer while Taiga throttles (see README).
+    taiga_write_concurrency: int = Field(default=16, ge=1, le=64)
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv

@@ -14,6 +14,7 @@ record proposed actions; nothing is written until a person approves the plan.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal, Protocol
@@ -299,7 +300,14 @@ def parse_input(spec: DeclaredTool, raw: object) -> BaseModel:
 
 
 def input_schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema of a tool's input model, flat (no `$defs`), as tool callers are given it."""
+    """The JSON schema of a tool's input model, flat (no `$defs`), as tool callers are given it
+    (a copy: callers add to it)."""
+    return copy.deepcopy(_flat_schema(model))
+
+
+@functools.cache
+def _flat_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Built once per model: pydantic's schema generation costs milliseconds, on every run."""
     return _inline_refs(model.model_json_schema())
 
 

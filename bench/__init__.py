@@ -1,15 +1,16 @@
 """Speed figures for Taiga Planner, measured against the loopback test peers.
 
-`python -m bench` (or `make bench`) runs four bounded scenarios and prints a plain-text table:
+`python -m bench` (or `make bench`) runs four bounded scenarios; each prints a plain-text table,
+then its figures as JSON lines (`{"metric": …, "value": …, "unit": …}`, one per figure):
 
-1. propose: a 20-story x 5-task plan through the real `agent.loop.propose` (fake Anthropic,
-   fake Taiga with injected latency): wall time, model calls, prefetch requests and depth;
-2. apply: `agent.executor.apply_plan` of that plan (1 sprint + 20 stories + 100 tasks = 121
-   POSTs) at several concurrencies: wall time, writes per second, round trips on the
-   critical path;
-3. `POST /agent/run` end to end (FastAPI app over httpx's ASGI transport, SQLite temp file);
-4. the Slack ack: a signed `/taiga plan` to `/slack/events` until the HTTP answer, while the
-   model is slow.
+1. propose (`scenarios.py`): a 20-story x 5-task plan through the real `agent.loop.propose`
+   (fake Anthropic, fake Taiga with injected latency): wall time, model and tool calls, depth;
+2. apply (`apply.py`): `agent.executor.apply_plan` of 1x3, 3x3, 10x5 and 20x5 plans at 50 ms
+   Taiga latency, one write at a time vs the adaptive limit, and against a throttling Taiga;
+3. agent-run (`scenarios.py`): `POST /agent/run` of a 3x3 plan end to end (ASGI transport,
+   SQLite temp file): latency and Taiga round trips deep;
+4. server (`server.py`): `uvicorn bot.server:api` as a subprocess: start-up, idle and peak
+   memory, 50 plans drafting at once, and the ack of a burst of 200 `/taiga plan`.
 
 Everything runs on 127.0.0.1, with fixed counts and an overall time limit. Tests never assert
 timings; this package only prints them.

@@ -18,20 +18,20 @@ import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from bench import scenarios
+from bench import apply, scenarios, server
 from bench.report import Table
 
-OVERALL_SECONDS = 120.0
-SCENARIO_SECONDS = 45.0
+OVERALL_SECONDS = 165.0
+SCENARIO_SECONDS = 100.0
 LATENCIES = (0.0, 0.050)
 
 Scenario = tuple[str, Callable[[], Awaitable[Table]]]
 
 SCENARIOS: list[Scenario] = [
-    ("propose", lambda: scenarios.bench_propose(LATENCIES, runs=5)),
-    ("apply", lambda: scenarios.bench_apply(LATENCIES, (1, 4, 8), runs_at_zero=5)),
-    ("agent-run", lambda: scenarios.bench_agent_run(LATENCIES, runs=20)),
-    ("slack-ack", lambda: scenarios.bench_slack_ack(requests=20, model_delay=0.5)),
+    ("propose", lambda: scenarios.bench_propose(LATENCIES, runs=3)),
+    ("apply", apply.bench_apply),
+    ("agent-run", lambda: scenarios.bench_agent_run(LATENCIES, runs=10)),
+    ("server", lambda: server.bench_server(burst=200, concurrency=50, plans=50, model_delay=2.0)),
 ]
 
 
@@ -80,12 +80,16 @@ async def run_all(chosen: list[Scenario]) -> int:
                 print(f"\n{name}: failed\n{traceback.format_exc()}", flush=True)
                 continue
             took = time.perf_counter() - started
-            print(f"\n{table.render()}\n  ({name} took {took:.1f} s)", flush=True)
+            table.metric(f"bench_{name.replace('-', '_')}_s", took, "s")
+            print(f"\n{table.render()}\n  ({name} took {took:.1f} s)\n", flush=True)
+            print("\n".join(m.json_line() for m in table.metrics), flush=True)
     return 1 if failures else 0
 
 
 def _watchdog() -> None:
     print(f"\nbench: hard limit of {OVERALL_SECONDS + 15:g} s reached; stopping.", flush=True)
+    for process in list(server.RUNNING):
+        process.kill()
     os._exit(2)
 
 

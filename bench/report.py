@@ -1,7 +1,8 @@
-"""Small statistics and plain-text tables for the benchmark's output."""
+"""Small statistics, plain-text tables and the machine-readable figures of the benchmark."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,15 +25,32 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One figure as data: printed as a JSON line `{"metric", "value", "unit"}`."""
+
+    name: str
+    value: float
+    unit: str
+
+    def json_line(self) -> str:
+        value = round(self.value, 3) if isinstance(self.value, float) else self.value
+        return json.dumps({"metric": self.name, "value": value, "unit": self.unit})
+
+
 @dataclass
 class Table:
     title: str
     headers: Sequence[str]
     rows: list[Sequence[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
 
     def add(self, *cells: object) -> None:
         self.rows.append([str(c) for c in cells])
+
+    def metric(self, name: str, value: float, unit: str) -> None:
+        self.metrics.append(Metric(name, value, unit))
 
     def render(self) -> str:
         widths = [

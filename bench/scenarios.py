@@ -1,4 +1,5 @@
-"""The four measured scenarios. Each takes fixed counts and returns a `Table`.
+"""Propose and `POST /agent/run` (and the plans the apply scenario applies). Each takes fixed
+counts and returns a `Table` with its figures.
 
 All peers are the loopback test peers (`tests.peers`); Taiga latency is injected server side by
 the fake (`set_latency`), so a "round trip" here is that latency plus loopback overhead.
@@ -6,51 +7,36 @@ the fake (`set_latency`), so a "round trip" here is that latency plus loopback o
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import date
-from urllib.parse import urlencode
 
 import httpx
 from anthropic import AsyncAnthropic
-from sqlmodel import Session
 
 from agent.budgets import Budgets
-from agent.executor import apply_plan, record_approved_plan
 from agent.loop import propose
 from agent.proposal import Proposal
 from agent.runtime import build_runtime
 from agent.settings import Settings
 from bench.peers import (
-    TimedTaiga,
-    critical_path,
-    has_button,
     minutes,
     plan_turn,
     running_taiga,
-    signed_headers,
-    slow,
     temp_database,
 )
 from bench.report import Table, median, ms, percentile
-from bot.app import build_bot, build_slack_client
 from bot.server import create_api
-from storage import repositories as repo
-from storage.crypto import TokenCipher, generate_key
-from storage.db import Database
 from taiga.client import TaigaClient, TaigaSession
 from taiga.models import TaigaTokens
 from tests.peers.fake_anthropic import FakeAnthropic
-from tests.peers.fake_slack import FakeSlack
-from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG
+from tests.peers.fake_taiga import PROJECT_ID
+from tests.peers.timed_taiga import TimedTaiga, critical_path
 
 MODEL = "claude-bench"
 WEB = "https://taiga.example.test"
 API_KEY = "bench-api-key"
-SIGNING_SECRET = "bench-signing-secret-0123456789ab"
 NEW_SPRINT = "Sprint 7"  # not in the seeded project: the plan creates it
 EXISTING_SPRINT = "Sprint 6"
 BIG_STORIES, BIG_TASKS = 20, 5
@@ -79,8 +65,9 @@ async def _propose(
     session: TaigaSession,
     sprint: str,
     prefix: str,
+    size: tuple[int, int] = (BIG_STORIES, BIG_TASKS),
 ) -> Proposal:
-    fake_anthropic.script(plan_turn(BIG_STORIES, BIG_TASKS, prefix=prefix))
+    fake_anthropic.script(plan_turn(*size, prefix=prefix))
     return await propose(
         anthropic=anthropic,
         model=MODEL,
@@ -94,11 +81,11 @@ async def _propose(
     )
 
 
-def _check_big(proposal: Proposal) -> None:
-    tasks = sum(len(s.tasks) for s in proposal.stories)
-    if len(proposal.stories) != BIG_STORIES or tasks != BIG_STORIES * BIG_TASKS:
+def _check_size(proposal: Proposal, stories: int = BIG_STORIES, tasks: int = BIG_TASKS) -> None:
+    made = sum(len(s.tasks) for s in proposal.stories)
+    if len(proposal.stories) != stories or made != stories * tasks:
         raise RuntimeError(
-            f"propose returned {len(proposal.stories)} stories / {tasks} tasks "
+            f"propose returned {len(proposal.stories)} stories / {made} tasks "
             f"(stopped: {proposal.stopped}; warnings: {proposal.warnings})"
         )
 
@@ -139,7 +126,7 @@ async def bench_propose(latencies: Sequence[float], runs: int) -> Table:
                                     anthropic, fake_anthropic, session, sprint, f"run {i}"
                                 )
                                 t1 = time.perf_counter()
-                                _check_big(proposal)
+                                _check_size(proposal)
                                 spans = taiga.spans(t0, t1)
                                 walls.append(t1 - t0)
                                 prefetches.append(max(s.end for s in spans) - t0)
@@ -157,6 +144,12 @@ async def bench_propose(latencies: Sequence[float], runs: int) -> Table:
                         max(depths) if latency else "-",
                         f"{len(proposal.stories)} / {sum(len(s.tasks) for s in proposal.stories)}",
                     )
+                    if latency and sprint == EXISTING_SPRINT:
+                        table.metric("propose_ms_20x5", wall * 1000, "ms")
+                        table.metric("propose_depth", max(depths), "round trips")
+    assert proposal is not None
+    table.metric("model_calls_per_plan", proposal.usage.model_calls, "calls")
+    table.metric("tool_calls_per_plan", proposal.usage.tool_calls, "calls")
     table.notes = [
         "prefetch: from the call until Taiga answered its last read; rest: the model call "
         "and recording the 20 tool calls.",
@@ -168,8 +161,8 @@ async def bench_propose(latencies: Sequence[float], runs: int) -> Table:
     return table
 
 
-async def make_big_plan() -> Proposal:
-    """The 20 x 5 plan into a new sprint, proposed by the real loop at 0 ms."""
+async def make_plan(stories: int, tasks: int) -> Proposal:
+    """A plan of `stories` x `tasks` into a new sprint, proposed by the real loop at 0 ms."""
     with FakeAnthropic() as fake_anthropic, running_taiga(0.0) as taiga:
         async with (
             AsyncAnthropic(
@@ -178,97 +171,11 @@ async def make_big_plan() -> Proposal:
             TaigaClient(taiga.api_url) as client,
         ):
             proposal = await _propose(
-                anthropic, fake_anthropic, _alice(client, taiga), NEW_SPRINT, "apply"
+                anthropic, fake_anthropic, _alice(client, taiga), NEW_SPRINT, "apply",
+                size=(stories, tasks),
             )
-    _check_big(proposal)
+    _check_size(proposal, stories, tasks)
     return proposal
-
-
-# --------------------------------------------------------------------------- 2. apply
-
-
-def _expected_round_trips(concurrency: int) -> int:
-    return (
-        1 + math.ceil(BIG_STORIES / concurrency) + math.ceil(BIG_STORIES * BIG_TASKS / concurrency)
-    )
-
-
-async def bench_apply(
-    latencies: Sequence[float], concurrencies: Sequence[int], runs_at_zero: int
-) -> Table:
-    proposal = await make_big_plan()
-    writes = 1 + BIG_STORIES + BIG_STORIES * BIG_TASKS
-    table = Table(
-        f"2. apply_plan: new sprint + {BIG_STORIES} stories + {BIG_STORIES * BIG_TASKS} tasks "
-        f"= {writes} POSTs (SQLite ledger in a temp file)",
-        [
-            "latency / concurrency",
-            "wall",
-            "POSTs",
-            "writes/s",
-            "depth",
-            "expected",
-            "latency floor",
-            "overhead/RT",
-            "ledger txn (mean)",
-        ],
-    )
-    for latency in latencies:
-        for concurrency in concurrencies:
-            runs = runs_at_zero if latency == 0 else 1
-            walls, posts, depths, others, ledger = [], [], [], [], []
-            for _ in range(runs):
-                with temp_database() as db, running_taiga(latency) as taiga:
-                    plan_id = await record_approved_plan(
-                        db, proposal, minutes=MINUTES, decided_by="bench"
-                    )
-                    db.durations.clear()
-                    async with TaigaClient(taiga.api_url) as client:
-                        session = _alice(client, taiga)
-                        t0 = time.perf_counter()
-                        result = await apply_plan(
-                            db=db,
-                            plan_id=plan_id,
-                            taiga=session,
-                            web_url=WEB,
-                            concurrency=concurrency,
-                        )
-                        t1 = time.perf_counter()
-                    if not result.complete or len(result.created) != writes:
-                        raise RuntimeError(f"apply_plan: {result.state}, {result.failed[:3]}")
-                    spans = taiga.spans(t0, t1)
-                    sent = [s for s in spans if s.method == "POST"]
-                    walls.append(t1 - t0)
-                    posts.append(len(sent))
-                    others.append(len(spans) - len(sent))
-                    depths.append(critical_path(sent))
-                    ledger.append(sum(db.durations) / len(db.durations))
-            wall = median(walls)
-            expected = _expected_round_trips(concurrency)
-            floor = expected * latency
-            depth = max(depths)
-            table.add(
-                f"{latency * 1000:g} ms / c={concurrency}"
-                + (f" (median of {runs})" if runs > 1 else ""),
-                ms(wall),
-                max(posts) if not any(others) else f"{max(posts)} (+{max(others)} other)",
-                f"{max(posts) / wall:,.0f}",
-                depth if latency else "-",
-                expected,
-                ms(floor) if latency else "-",
-                ms((wall - floor) / depth) if latency else ms(wall / max(posts)) + "/POST",
-                ms(median(ledger)),
-            )
-    table.notes = [
-        "expected = 1 (sprint) + ceil(20/c) (stories) + ceil(100/c) (tasks) round trips; depth is "
-        "measured from server-side overlaps of the POSTs.",
-        "latency floor = expected x latency; overhead/RT = (wall - floor) / depth: loopback "
-        "HTTP, JSON and the ledger: one transaction claims a phase's writes (pending) before "
-        "they are sent, one marks each POST done.",
-        "ledger txn: mean time of one database transaction during apply (a phase's claim or a "
-        "completion), queueing included: SQLite lets one writer in at a time.",
-    ]
-    return table
 
 
 # --------------------------------------------------------------------------- 3. /agent/run
@@ -276,7 +183,7 @@ async def bench_apply(
 
 async def bench_agent_run(latencies: Sequence[float], runs: int) -> Table:
     table = Table(
-        f"3. POST /agent/run end to end: 3 stories x 2 tasks into {EXISTING_SPRINT} "
+        f"3. POST /agent/run end to end: 3 stories x 3 tasks into {EXISTING_SPRINT} "
         f"({runs} runs after 1 warm-up; ASGI transport, SQLite temp file)",
         ["Taiga latency", "p50", "p95", "max", "Taiga reqs/run", "depth", "model calls"],
     )
@@ -303,7 +210,7 @@ async def bench_agent_run(latencies: Sequence[float], runs: int) -> Table:
                     for i in range(runs + 1):
                         # A fresh word per run: stories of earlier runs would be likely
                         # duplicates of "run 2: story 1" and be left out.
-                        fake_anthropic.script(plan_turn(3, 2, prefix=uuid.uuid4().hex[:10]))
+                        fake_anthropic.script(plan_turn(3, 3, prefix=uuid.uuid4().hex[:10]))
                         body = {
                             "project_id": PROJECT_ID,
                             "prompt": MINUTES + f"Create user stories and tasks for "
@@ -339,147 +246,13 @@ async def bench_agent_run(latencies: Sequence[float], runs: int) -> Table:
             max(depths) if latency else "-",
             max(calls),
         )
+        if latency:
+            table.metric("agent_run_depth_3x3", max(depths), "round trips")
+            table.metric("agent_run_p50_ms_3x3", percentile(walls, 50) * 1000, "ms")
     table.notes = [
-        "Taiga reqs/run: GET project (read once, handed to propose) + sprints, the project's "
-        "stories (propose: the sprint's, the backlog and duplicates) + GET users/me (apply: "
-        "who sends the writes) + 3 story POSTs + 6 task POSTs.",
-        "depth: GET project -> sprints | stories -> users/me -> 3 stories -> "
-        "6 tasks at c=4 (2 round trips).",
+        "Taiga reqs/run: GET project and GET users/me (who sends the writes) at once, then "
+        "sprints and the project's stories at once, then 3 story POSTs, then 9 task POSTs.",
+        "depth: the floor of 4 round trips (project | users/me -> sprints | stories -> "
+        "3 stories -> 9 tasks); before, users/me came after planning: 6 or more.",
     ]
     return table
-
-
-# --------------------------------------------------------------------------- 4. Slack ack
-
-
-async def bench_slack_ack(requests: int, model_delay: float) -> Table:
-    table = Table(
-        f"4. Slack ack: signed '/taiga plan' to /slack/events, model turn slowed to "
-        f"{model_delay * 1000:g} ms ({requests} requests, one after another)",
-        ["measure", "p50", "p95", "max"],
-    )
-    # FakeSlack runs its own event loop in a thread; start and stop it off this loop.
-    slack = FakeSlack()
-    await asyncio.to_thread(slack.start)
-    try:
-        await _slack_ack_runs(slack, table, requests, model_delay)
-    finally:
-        await asyncio.to_thread(slack.stop)
-    return table
-
-
-async def _slack_ack_runs(
-    slack: FakeSlack, table: Table, requests: int, model_delay: float
-) -> None:
-    acks: list[float] = []
-    shown: list[float] = []
-    early = 0
-    with (
-        FakeAnthropic() as fake_anthropic,
-        running_taiga(0.0) as taiga,
-        temp_database() as db,
-    ):
-        settings = _settings(
-            slack_bot_token=slack.bot_token,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.api_url,
-            taiga_api_url=taiga.api_url,
-            anthropic_base_url=fake_anthropic.base_url,
-            database_url=db.url.render_as_string(hide_password=False),
-            token_encryption_keys=[generate_key()],
-        )
-        runtime = build_runtime(settings, db=db)
-        bot = build_bot(runtime, slack=build_slack_client(settings))
-        app = create_api(settings, runtime=runtime, slack=bot)
-        channel = slack.add_channel("planning")
-        alice = slack.add_user("Alice Doe", display_name="alice")
-        await _link(runtime.db, runtime.cipher, slack, taiga, alice, channel)
-        try:
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://slack", timeout=10.0
-            ) as http:
-                for i in range(requests):
-                    fake_anthropic.script(slow(plan_turn(2, 2, prefix=f"ack {i}"), model_delay))
-                    form = slack.slash_command_form(
-                        "/taiga", f"plan {EXISTING_SPRINT}\n{MINUTES}", user=alice, channel=channel
-                    )
-                    body = urlencode(form)
-                    t0 = time.perf_counter()
-                    response = await http.post(
-                        "/slack/events",
-                        content=body.encode(),
-                        headers=signed_headers(body, SIGNING_SECRET),
-                    )
-                    acked = time.perf_counter() - t0
-                    if response.status_code != 200:
-                        raise RuntimeError(f"/slack/events answered {response.status_code}")
-                    early += _proposals_shown(slack) == i  # acked before the plan was shown
-                    await slack.wait_for(
-                        "chat.update",
-                        lambda c: c.ok and has_button(c.params, "plan_approve"),
-                        count=i + 1,
-                        within=10.0,
-                    )
-                    acks.append(acked)
-                    shown.append(time.perf_counter() - t0)
-        finally:
-            async with asyncio.timeout(10):
-                await bot.services.drain()
-            await bot.aclose()
-            await runtime.aclose()
-    table.add("HTTP ack", ms(percentile(acks, 50)), ms(percentile(acks, 95)), ms(max(acks)))
-    table.add(
-        "proposal shown",
-        ms(percentile(shown, 50)),
-        ms(percentile(shown, 95)),
-        ms(max(shown)),
-    )
-    table.notes = [
-        f"acked before the proposal was shown: {early}/{requests}; Slack's limit is 3,000 ms.",
-        "proposal shown: until chat.update puts the Approve button on the thread's status "
-        "message (background task; includes the slowed model turn).",
-        "The first request includes Bolt's lazy auth.test against the fake Slack.",
-    ]
-
-
-def _proposals_shown(slack: FakeSlack) -> int:
-    return sum(
-        1 for c in slack.calls("chat.update") if c.ok and has_button(c.params, "plan_approve")
-    )
-
-
-async def _link(
-    db: Database,
-    cipher: TokenCipher | None,
-    slack: FakeSlack,
-    taiga: TimedTaiga,
-    user: str,
-    channel: str,
-) -> None:
-    """Link `user` to Taiga's alice (as the login modal would) and set the channel's project."""
-    tokens = taiga.login_tokens("alice")
-    alice_id = taiga.user("alice").id
-
-    assert cipher is not None
-
-    def store(session: Session) -> None:
-        repo.save_link(
-            session,
-            cipher=cipher,
-            team_id=slack.team_id,
-            user_id=user,
-            taiga_user_id=alice_id,
-            taiga_username="alice",
-            tokens=repo.StoredTokens(tokens["auth_token"], tokens["refresh"]),
-        )
-        repo.set_channel_project(
-            session,
-            team_id=slack.team_id,
-            channel_id=channel,
-            project_id=PROJECT_ID,
-            project_slug=PROJECT_SLUG,
-            project_name="Peer Client Test",
-            set_by=user,
-        )
-
-    await db.run(store)

@@ -1,7 +1,8 @@
 """Builds the one Bolt `AsyncApp` (HTTP and Socket Mode share it) and registers listeners.
 
-Building makes no network call: Bolt's single-workspace authorization runs `auth.test` lazily on
-the first request, and request verification (the signing secret) stays on for HTTP requests.
+Building makes no network call: the bot's identity (`auth.test`) is asked once, by `start()` or
+the first request (`bot.authorization`), and request verification (the signing secret) stays on
+for HTTP requests.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from fastapi import FastAPI, Request, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -25,8 +30,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.errors import SOMETHING_WENT_WRONG
 from agent.runtime import Runtime
 from agent.settings import Settings
+from bot.authorization import BotIdentity, bolt_authorize
 from bot.listeners import register_listeners
-from bot.middleware import attach_identity, attach_services
+from bot.middleware import attach_services
 from bot.services.core import Services
 from bot.services.errors import log_failure
 from bot.services.recovery import RecoverySweep
@@ -50,12 +56,12 @@ class RedactSlackBodies(logging.Filter):
     """Bolt logs a rejected request's body at INFO ("Invalid request signature detected (…,
     body: …)"), and a stale login form carries a password: cut every message at "body:".
 
-    It also drops Bolt's warning that SLACK_BOT_TOKEN is unused: we hand Bolt a configured
-    client on purpose, and Bolt reads the variable from the environment regardless."""
+    It also drops Bolt's warnings that SLACK_BOT_TOKEN is unused: we hand Bolt a configured
+    client and our own `authorize` on purpose, and Bolt reads the variable regardless."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if message == warning_client_prioritized_and_token_skipped():
+        if message in (warning_client_prioritized_and_token_skipped(), warning_token_skipped()):
             return False
         head, found, _ = message.partition("body:")
         if found:
@@ -83,11 +89,12 @@ def build_slack_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def build_app(services: Services) -> AsyncApp:
+def build_app(services: Services, identity: BotIdentity) -> AsyncApp:
     quiet_slack_loggers()
     app = AsyncApp(
         name="taiga-planner",
         client=services.slack,
+        authorize=bolt_authorize(identity),
         signing_secret=services.settings.slack_signing_secret.get_secret_value(),
         request_verification_enabled=True,
         # Listeners only ack and hand work to `Services.spawn`, so Bolt may finish them before
@@ -96,7 +103,6 @@ def build_app(services: Services) -> AsyncApp:
         logger=bolt_logger(),
     )
     app.use(attach_services(services))
-    app.use(attach_identity)
     app.error(on_error)
     register_listeners(app)
     return app
@@ -121,13 +127,21 @@ class SlackBot:
     app: AsyncApp
     services: Services
     recovery: RecoverySweep
+    identity: BotIdentity
 
     def start(self) -> None:
+        # One connection pool for every Web API call (Bolt's per-request clients share the
+        # session); without one slack_sdk opens a new connection, TLS included, per call.
+        self.services.slack.session = aiohttp.ClientSession()
         self.recovery.start()
+        self.services.spawn(self.identity.warm(), name="auth.test")
 
     async def aclose(self) -> None:
         await self.recovery.aclose()
         await self.services.cancel_all()
+        session, self.services.slack.session = self.services.slack.session, None
+        if session is not None:
+            await session.close()
 
 
 def build_bot(
@@ -143,8 +157,12 @@ def build_bot(
         now=now,
         status_interval=status_interval,
     )
+    identity = BotIdentity(services.slack)
     return SlackBot(
-        app=build_app(services), services=services, recovery=RecoverySweep(services)
+        app=build_app(services, identity),
+        services=services,
+        recovery=RecoverySweep(services),
+        identity=identity,
     )
 
 

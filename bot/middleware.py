@@ -1,8 +1,8 @@
 """Cross-cutting work for every request: the shared services and the caller's Taiga identity.
 
-`attach_services` puts the `Services` in `context["services"]`; `attach_identity` looks up the
-caller's linked Taiga account (tokens decrypted) into `context["taiga_link"]` (None when not
-linked).
+`attach_services` puts the `Services` in `context["services"]`. The caller's linked Taiga account
+(tokens decrypted) is read by `with_link` when the listener's background work runs, not before
+the ack: a database read on every request would sit on the path Slack waits on.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 Next = Callable[[], Awaitable[None]]
 Middleware = Callable[..., Awaitable[None]]
+LinkedWork = Callable[[repo.TaigaLinkView | None], Awaitable[None]]
 
 
 def attach_services(services: Services) -> Middleware:
@@ -30,10 +31,11 @@ def attach_services(services: Services) -> Middleware:
     return services_middleware
 
 
-async def attach_identity(context: AsyncBoltContext, next: Next) -> None:
-    services: Services = context["services"]
-    context["taiga_link"] = await find_link(services, context.team_id, context.user_id)
-    await next()
+async def with_link(
+    services: Services, team_id: str | None, user_id: str | None, work: LinkedWork
+) -> None:
+    """Run `work` with the caller's linked account (None when not linked), read now."""
+    await work(await find_link(services, team_id, user_id))
 
 
 async def find_link(

@@ -31,6 +31,7 @@ from taiga.clock import Clock, SystemClock
 from taiga.endpoints import SessionEndpoints
 from taiga.errors import RateLimited, ResponseLost, TaigaError, Unauthorized, Unavailable
 from taiga.models import AuthResult, TaigaTokens, TaigaUser
+from taiga.overload import report_overload
 from taiga.responses import error_for, parse_as, success_json, throttle_wait, token_rejected
 
 __all__ = ["Clock", "RefreshHook", "SystemClock", "TaigaClient", "TaigaSession"]
@@ -158,6 +159,8 @@ class TaigaClient:
                     method, path, params, json, headers, is_read, limits
                 )
             except Unavailable as exc:
+                if exc.status is not None and exc.status >= 500:
+                    report_overload(exc.status)
                 delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2**failures)
                 if not is_read or failures >= self.read_retries or not self._fits(delay, deadline):
                     raise
@@ -167,6 +170,7 @@ class TaigaClient:
                 continue
             if response.status_code != 429:
                 return response
+            report_overload(429)
             wait = throttle_wait(response)
             if throttled or wait > self.max_throttle_wait or not self._fits(wait, deadline):
                 raise RateLimited(wait)

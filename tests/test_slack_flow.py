@@ -72,6 +72,7 @@ async def test_login_modal_with_the_right_password_stores_only_encrypted_tokens(
     answer = response.json()
     assert answer["response_action"] == "update"
     assert "alice" in json.dumps(answer["view"])
+    await h.settle()  # the tokens are stored after the answer
     link = await h.db.run(
         lambda s: repo.get_link(
             s, cipher=h.bot.services.cipher, team_id=h.slack.team_id, user_id=h.alice
@@ -128,6 +129,7 @@ async def test_login_with_an_auth_token_links_and_a_bad_token_is_refused_in_the_
 
     accepted = await submit(tokens["auth_token"])
     assert accepted["response_action"] == "update"
+    await h.settle()
     link = await h.db.run(
         lambda s: repo.get_link(
             s, cipher=h.bot.services.cipher, team_id=h.slack.team_id, user_id=h.alice

@@ -2,7 +2,7 @@
 
 The executor writes exactly the actions recorded in `Plan.proposal`: the sprint first (if one is
 to be created), then every existing story it moves in, then every new story, then every task,
-with bounded concurrency. Every write goes
+with an adaptive bound on writes at once. Every write goes
 through the write ledger (pending before it is sent, done after), so a retry, a second approval
 or a restart never writes twice; a write whose outcome is unknown is first looked up in Taiga.
 
@@ -10,6 +10,7 @@ or a restart never writes twice; a write whose outcome is unknown is first looke
     phases.py     sprint, then stories, then tasks: how each is created and found in Taiga
     moves.py      existing stories moved into the sprint, only if unchanged since the proposal
     run.py        ApplyRun: one apply's state, and how one phase of writes is sent
+    limiter.py    AdaptiveLimit: how many writes at once, halved on 429/5xx, grown back slowly
     ledger.py     the write ledger: claim pending, complete done, read a done write's outcome
     reconcile.py  recognising in Taiga a write whose outcome is unknown, before resending
     result.py     ExecutionResult / CreatedItem / FailedItem, built from a run, with web links

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from agent.executor.ledger import Ledger, Now
+from agent.executor.limiter import AdaptiveLimit
 from agent.executor.phases import run_phases
 from agent.executor.reconcile import DEFAULT_CLOCK_SKEW, Reconciler
 from agent.executor.result import ExecutionResult, build_result
@@ -36,7 +37,9 @@ _INTERRUPTED = "Interrupted: {}"
 # Stored as the plan's error when a shutdown cancels an apply; the bot's sweep resumes those.
 INTERRUPTED_BY_SHUTDOWN = _INTERRUPTED.format(asyncio.CancelledError.__name__)
 
-DEFAULT_CONCURRENCY = 4
+# The most writes of one apply on the wire at once (TAIGA_WRITE_CONCURRENCY); the limit adapts
+# below it when Taiga throttles (`limiter.py`).
+DEFAULT_CONCURRENCY = 16
 # An `executing` plan untouched for this long belongs to a run that died (crash, restart).
 DEFAULT_STALE_AFTER = timedelta(minutes=15)
 
@@ -194,7 +197,7 @@ async def _open_run(
         web_url=web_url,
         ledger=ledger,
         reconciler=Reconciler(ledger, now, clock_skew),
-        semaphore=asyncio.Semaphore(max(1, concurrency)),
+        limit=AdaptiveLimit(concurrency, sleep=taiga.client.clock.sleep),
         progress=progress,
         actor_id=actor_id,
         thread_link=thread_link,

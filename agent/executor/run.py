@@ -2,7 +2,8 @@
 one phase of writes.
 
 A phase first settles the writes whose outcome is unknown (looked up in Taiga and adopted if
-there), claims the rest in the ledger, sends them with bounded concurrency and completes each.
+there), claims the rest in the ledger, sends them within the adaptive limit (`limiter.py`) and
+completes each.
 A lost response that the lookup does not find is not sent again in the same run (Taiga may
 still be saving it): its row stays pending and the next apply looks again.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 from agent.errors import describe
 from agent.executor.ledger import Ledger
+from agent.executor.limiter import AdaptiveLimit
 from agent.executor.reconcile import Reconciler
 from agent.executor.writes import Outcome, Write
 from agent.progress import Progress, Step
@@ -43,7 +45,7 @@ class ApplyRun:
     web_url: str
     ledger: Ledger
     reconciler: Reconciler
-    semaphore: asyncio.Semaphore
+    limit: AdaptiveLimit
     progress: Progress | None = None
     actor_id: int | None = None  # the acting Taiga user, when the caller knows it
     thread_link: str | None = None  # the Slack thread the plan came from (None: API, CLI)
@@ -145,16 +147,15 @@ class ApplyRun:
         lost: list[Write] = []
 
         async def one(write: Write) -> None:
-            async with self.semaphore:
-                try:
-                    outcome = await create(write)
-                except ResponseLost:
-                    lost.append(write)
-                    return
-                except TaigaError as error:
-                    self.fail(write, describe(error))
-                    return
-                await self.complete(write, outcome)
+            try:
+                outcome = await self.limit.send(lambda: create(write))
+            except ResponseLost:
+                lost.append(write)
+                return
+            except TaigaError as error:
+                self.fail(write, describe(error))
+                return
+            await self.complete(write, outcome)
             if on_done is not None:
                 await on_done()
 

@@ -5,6 +5,7 @@ the stored result)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import anthropic
@@ -53,13 +54,25 @@ class AgentRun:
                     plan_id=plan_id,
                     taiga=self._session(),
                     web_url=self.runtime.settings.taiga_web_url,
+                    concurrency=self.runtime.settings.taiga_write_concurrency,
                 )
                 return self._applied(proposal, result)
         return await self._plan_and_apply()
 
     async def _plan_and_apply(self) -> AgentRunResponse:
-        body, settings = self.body, self.runtime.settings
         session = self._session()
+        # Who applies is read alongside the project, not after planning: one round trip less.
+        actor = None if self.body.dry_run else asyncio.create_task(actor_id(session))
+        try:
+            return await self._plan_then_apply(session, actor)
+        finally:
+            if actor is not None:
+                actor.cancel()
+
+    async def _plan_then_apply(
+        self, session: TaigaSession, actor: asyncio.Task[int | None] | None
+    ) -> AgentRunResponse:
+        body, settings = self.body, self.runtime.settings
         try:
             project = await read_project(session, body.project_id)
             sprint_name = await target_sprint(session, project, body)
@@ -101,6 +114,8 @@ class AgentRun:
                 web_url=settings.taiga_web_url,
                 idempotency=self.idempotency,
                 allow_partial=body.allow_partial,
+                concurrency=settings.taiga_write_concurrency,
+                actor_id=await actor if actor is not None else None,
             )
         except PlanNotAllowed as exc:
             raise ApiError.explaining(exc) from None
@@ -148,6 +163,14 @@ class AgentRun:
 
     def _session(self) -> TaigaSession:
         return self.tokens.session(deadline=self.runtime.clock.now() + self.seconds)
+
+
+async def actor_id(session: TaigaSession) -> int | None:
+    """The session's Taiga user id, or None if Taiga would not say (the executor asks again)."""
+    try:
+        return (await session.me()).id
+    except TaigaError:
+        return None
 
 
 def refreshed_tokens(tokens: RequestTokens) -> RefreshedTokens | None:

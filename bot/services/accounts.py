@@ -76,8 +76,9 @@ def _errors(problem: FieldError) -> Json:
 
 
 async def submit_login(services: Services, *, team_id: str, user_id: str, view: Json) -> Json:
-    """Sign in at Taiga (bounded by `login_timeout`) and store the tokens; returns the ack
-    payload: the modal's field errors, or an updated modal confirming the link."""
+    """Sign in at Taiga (bounded by `login_timeout`); returns the ack payload: the modal's field
+    errors, or an updated modal confirming the link. The tokens are stored after the ack (a
+    database write need not hold Slack's answer); if that fails the user is told by DM."""
     form = LoginForm.from_view(view)
     problem = form_problem(form)
     if problem is not None:
@@ -89,7 +90,10 @@ async def submit_login(services: Services, *, team_id: str, user_id: str, view: 
     except TaigaError as error:
         log_failure("Taiga sign-in failed", error)
         return _errors(failure_field(form, error))
-    await store_link(services, team_id=team_id, user_id=user_id, user=user, tokens=tokens)
+    services.spawn(
+        _store_after_ack(services, team_id=team_id, user_id=user_id, user=user, tokens=tokens),
+        name="save-login",
+    )
     return {"response_action": "update", "view": linked_view(user.username)}
 
 
@@ -126,6 +130,20 @@ async def store_link(
     logger.info("linked %s/%s to Taiga user %s", team_id, user_id, user.id)
     refresh_home_later(services, team_id=team_id, user_id=user_id)
     return True
+
+
+async def _store_after_ack(
+    services: Services, *, team_id: str, user_id: str, user: TaigaUser, tokens: TaigaTokens
+) -> None:
+    """The modal's link, stored once Slack has its answer; a failure is told by DM."""
+    try:
+        await store_link(services, team_id=team_id, user_id=user_id, user=user, tokens=tokens)
+    except Exception as error:
+        log_failure("could not store a Taiga link", error)
+        await direct_message(
+            services.slack, user=user_id,
+            text="I could not save your Taiga link; please run `/taiga login` again.",
+        )
 
 
 def _main_field(form: LoginForm) -> str:

@@ -321,6 +321,7 @@ async def apply_and_show(
             db=services.db, plan_id=plan.id, taiga=session,
             web_url=services.settings.taiga_web_url, progress=live.step, now=services.now,
             actor_id=run.actor_taiga_id,
+            concurrency=services.settings.taiga_write_concurrency,
         )
     except Exception as error:
         log_failure("applying the plan failed", error, plan_id=plan.id)

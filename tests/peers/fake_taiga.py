@@ -31,6 +31,7 @@ Helpers (all thread-safe):
              expire_refresh_tokens(username)
   faults:    set_latency(seconds); fail_next(status, nth=, times=, method=, path=);
              throttle_next(count, wait_seconds=, method=, path=);
+             throttle_above(in_flight, wait_seconds=);
              lose_next_response(method=, path=)  (the write IS applied, then the socket closes);
              limit_login_failures(count, wait_seconds=)  (the `login-fail` scope); clear_faults()
 `path` filters are shell-style globs on the path after `/api/v1`, e.g. "/userstories*".
@@ -354,6 +355,9 @@ class FakeTaiga:
         self._requests: list[RecordedRequest] = []
         self._faults: list[_Fault] = []
         self._latency = 0.0
+        self._in_flight = 0
+        self._max_in_flight: int | None = None
+        self._crowded_wait = 1.0
         self._login_fail_limit: int | None = None
         self._login_fail_wait = 60.0
         self._login_failures = 0
@@ -734,6 +738,12 @@ class FakeTaiga:
         with self._lock:
             self._faults.append(_Fault("throttle", method, path, 0, count, wait=wait_seconds))
 
+    def throttle_above(self, in_flight: int, *, wait_seconds: float = 1.0) -> None:
+        """Like Taiga behind a rate-limiting proxy: a request that arrives while `in_flight`
+        others are being handled gets 429 (after the latency), until `clear_faults()`."""
+        with self._lock:
+            self._max_in_flight, self._crowded_wait = in_flight, wait_seconds
+
     def lose_next_response(self, *, method: str | None = "POST", path: str | None = None) -> None:
         """The next matching request is applied, then the connection closes with no answer."""
         with self._lock:
@@ -756,6 +766,7 @@ class FakeTaiga:
             self._faults.clear()
             self._latency = 0.0
             self._login_fail_limit = None
+            self._max_in_flight = None
 
     def _take_fault(self, request: RecordedRequest) -> _Fault | None:
         for fault in self._faults:
@@ -778,8 +789,22 @@ class FakeTaiga:
         with self._lock:
             self._requests.append(request)
             latency = self._latency
-        if latency:
-            time.sleep(latency)
+            self._in_flight += 1
+            limit = self._max_in_flight
+            crowded = limit is not None and self._in_flight > limit
+        try:
+            if latency:
+                time.sleep(latency)
+            if crowded:
+                return self._render(_throttled(self._crowded_wait))
+            return self._answer(request, raw_path)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(
+        self, request: RecordedRequest, raw_path: str
+    ) -> tuple[int, dict[str, str], bytes] | object:
         with self._lock:
             fault = self._take_fault(request)
             if fault is not None and fault.kind == "fail":

@@ -22,7 +22,7 @@ from bot.blocks.actions import (
     parse_plan_ref,
 )
 from bot.listeners.actions import full_plan, picking
-from bot.listeners.actions.clicks import click_decision
+from bot.listeners.actions.clicks import click_decision, decided
 from bot.services import decisions, editing, undoing
 from bot.services.core import Services
 from bot.services.full_plan import open_full_plan
@@ -62,5 +62,8 @@ async def button_clicked(
     decision = click_decision(
         parse_plan_ref(str(action.get("value") or "")), body, respond, context
     )
-    work = BUTTONS[action_id](services, decision, str(body.get("trigger_id") or ""))
+    trigger_id = str(body.get("trigger_id") or "")
+    work = decided(
+        services, decision, lambda clicked: BUTTONS[action_id](services, clicked, trigger_id)
+    )
     services.spawn(work, name=f"{action_id}-{decision.plan_id}", tell=decision.tell)

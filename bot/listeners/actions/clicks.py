@@ -1,12 +1,17 @@
-"""Who clicked which plan: a `Decision` from a click on a plan's message."""
+"""Who clicked which plan: a `Decision` from a click on a plan's message, and `decided`: the
+click's work with the clicker's linked account, read after the ack."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.middleware import with_link
+from bot.services.core import Services
 from bot.services.decisions import Decision
 from bot.services.slack_io import tell_by_response_url
 
@@ -17,15 +22,26 @@ def click_decision(
     respond: AsyncRespond,
     context: AsyncBoltContext,
 ) -> Decision:
-    """The click on `plan` (its id and the version the control was shown with)."""
+    """The click on `plan` (its id and the version the control was shown with); its `link` is
+    filled in by `decided` when the work runs."""
     plan_id, version = plan
     return Decision(
         plan_id=plan_id,
         version=version,
         team_id=team_of(body, context),
         user_id=str(context.user_id or (body.get("user") or {}).get("id") or ""),
-        link=context.get("taiga_link"),
+        link=None,
         tell=tell_by_response_url(respond),
+    )
+
+
+async def decided(
+    services: Services, decision: Decision, work: Callable[[Decision], Awaitable[None]]
+) -> None:
+    """Run `work` with the clicker's linked account in the decision."""
+    await with_link(
+        services, decision.team_id, decision.user_id,
+        lambda link: work(replace(decision, link=link)),
     )
 
 

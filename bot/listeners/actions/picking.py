@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -12,7 +13,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.blocks.actions import ACTION_PICK
 from bot.blocks.picking import parse_pick_block_id
-from bot.listeners.actions.clicks import click_decision
+from bot.listeners.actions.clicks import click_decision, decided
 from bot.services.core import Services
 from bot.services.picking import Pick, pick
 
@@ -39,7 +40,10 @@ async def checkbox_clicked(
         unticked=frozenset(shown - ticked),
         ticked=frozenset(ticked - shown),
     )
-    services.spawn(pick(services, choice), name=f"pick-{decision.plan_id}", tell=decision.tell)
+    work = decided(
+        services, decision, lambda clicked: pick(services, replace(choice, decision=clicked))
+    )
+    services.spawn(work, name=f"pick-{decision.plan_id}", tell=decision.tell)
 
 
 def _shown_ticked(message: dict[str, Any], block_id: str, action_id: str) -> set[str]:

@@ -12,6 +12,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.blocks.kit import SlackMessage
 from bot.connect.offer import offer_connect_link
+from bot.middleware import with_link
 from bot.services import accounts, planner
 from bot.services.core import Services
 from bot.services.parsing import Subcommand, parse_plan_args, parse_subcommand
@@ -52,7 +53,10 @@ async def open_login(
     services: Services = context["services"]
     tell = tell_by_response_url(respond)
     if not services.settings.public_url:
-        await accounts.open_login(services, trigger_id=command["trigger_id"], tell=tell)
+        services.spawn(
+            accounts.open_login(services, trigger_id=command["trigger_id"], tell=tell),
+            name="login", tell=tell,
+        )
         return
 
     async def reply(message: SlackMessage) -> None:
@@ -105,10 +109,13 @@ async def project(
         async def announce(text: str) -> None:
             await respond(text=text, response_type="in_channel", replace_original=False)
 
-        work = accounts.set_project(
-            services, team_id=command["team_id"], channel_id=command["channel_id"],
-            user_id=command["user_id"], argument=sub.rest, link=context.get("taiga_link"),
-            tell=tell, announce=announce,
+        work = with_link(
+            services, command["team_id"], command["user_id"],
+            lambda link: accounts.set_project(
+                services, team_id=command["team_id"], channel_id=command["channel_id"],
+                user_id=command["user_id"], argument=sub.rest, link=link,
+                tell=tell, announce=announce,
+            ),
         )
     services.spawn(work, name="project", tell=tell)
 
@@ -125,14 +132,15 @@ async def plan(
     services: Services = context["services"]
     request = parse_plan_args(sub.rest, sub.body)
     tell = tell_by_response_url(respond)
-    services.spawn(
-        planner.plan_from_command(
+    work = with_link(
+        services, command["team_id"], command["user_id"],
+        lambda link: planner.plan_from_command(
             services, team_id=command["team_id"], channel_id=command["channel_id"],
             user_id=command["user_id"], sprint=request.sprint, raw_minutes=request.minutes,
-            link=context.get("taiga_link"), tell=tell,
+            link=link, tell=tell,
         ),
-        name="plan-command", tell=tell,
     )
+    services.spawn(work, name="plan-command", tell=tell)
 
 
 async def show_usage(ack: AsyncAck, **_: Any) -> None:

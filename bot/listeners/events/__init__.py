@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.middleware import with_link
 from bot.services import mentions
 from bot.services.core import Services
 from bot.services.slack_io import tell_by_ephemeral
@@ -43,10 +44,10 @@ async def app_mention(
         services.slack, channel=mention.channel_id, user=mention.user_id,
         thread_ts=mention.reply_thread,
     )
-    services.spawn(
-        mentions.answer_mention(
-            services, mention, bot_user_id=context.bot_user_id, link=context.get("taiga_link"),
-            tell=tell,
+    work = with_link(
+        services, mention.team_id, mention.user_id,
+        lambda link: mentions.answer_mention(
+            services, mention, bot_user_id=context.bot_user_id, link=link, tell=tell
         ),
-        name="mention", tell=tell,
     )
+    services.spawn(work, name="mention", tell=tell)
