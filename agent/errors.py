@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import anthropic
 
+from storage.bounded import too_long
 from taiga.errors import (
     BadCredentials,
     Forbidden,
@@ -87,6 +88,9 @@ def explain_failure(
         return _model(str(error))
     if isinstance(error, PlanNotAllowed):
         return Explanation(str(error), 403)
+    refused = too_long(error)
+    if refused is not None:
+        return Explanation(refused.sentence, 422)
     return Explanation(SOMETHING_WENT_WRONG, 500)
 
 

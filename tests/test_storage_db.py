@@ -20,7 +20,8 @@ from storage.db import MIGRATIONS_DIR, Database, alembic_config, upgrade
 from storage.models import Plan, SlackEvent
 
 TABLES = {
-    "taiga_link", "channel_project", "plan", "plan_revision", "write_ledger", "slack_event"
+    "taiga_link", "channel_project", "plan", "plan_revision", "write_ledger", "slack_event",
+    "drafting_claim",
 }
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -57,7 +58,7 @@ def test_migrate_upgrades_an_empty_database_to_head_matching_the_models(
         assert set(sa.inspect(db.engine).get_table_names()) >= TABLES | {"alembic_version"}
         with db.engine.connect() as connection:
             version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
-            assert version.scalar_one() == HEAD == "0006"
+            assert version.scalar_one() == HEAD == "0008"
         assert _schema_diffs(db, SQLModel.metadata) == []
     finally:
         db.dispose()

@@ -5,10 +5,21 @@ Concurrency rules that the rest of the bot relies on:
 - `claim_actions`, `first_delivery`, `create_plan` with an idempotency key, `save_link` and
   `set_channel_project` are one `INSERT ... ON CONFLICT` each (`inserts`), so concurrent
   callers in other processes agree on one row.
+- `claim_drafting` takes one of the workspace's slots with `INSERT ... ON CONFLICT`, so replicas
+  agree on who drafts (one per user per channel, at most the cap per workspace).
 - `replace_tokens` is a compare-and-set on the stored auth token (row locked on PostgreSQL).
 """
 
 from storage.repositories.channels import get_channel_project, set_channel_project
+from storage.repositories.drafting import (
+    AlreadyDrafting,
+    Claimed,
+    DraftingOutcome,
+    WorkspaceFull,
+    claim_drafting,
+    drafting_in_thread,
+    release_drafting,
+)
 from storage.repositories.events import first_delivery, prune_slack_events
 from storage.repositories.ledger import (
     LedgerEntry,
@@ -45,15 +56,21 @@ from storage.repositories.revisions import (
 )
 
 __all__ = [
+    "AlreadyDrafting",
+    "Claimed",
+    "DraftingOutcome",
     "IdempotencyKeyTaken",
     "LedgerEntry",
     "StoredTokens",
     "TaigaLinkView",
+    "WorkspaceFull",
     "claim_actions",
+    "claim_drafting",
     "complete_action",
     "create_plan",
     "delete_link",
     "drafted_from",
+    "drafting_in_thread",
     "first_delivery",
     "get_channel_project",
     "get_link",
@@ -64,6 +81,7 @@ __all__ = [
     "plan_for_idempotency_key",
     "plans_to_sweep",
     "prune_slack_events",
+    "release_drafting",
     "replace_tokens",
     "retake_actions",
     "revisions_of",
