@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.identity import LinkRefresher
 from agent.runtime import Runtime
 from agent.settings import Settings
+from bot.services.directory import SlackDirectory
 from bot.services.errors import explain, log_failure
 from bot.services.pool import QUEUED, TOO_BUSY, Admission, WorkPool
 from bot.services.slack_io import Tell, esc
@@ -43,12 +44,16 @@ class Services:
     login_timeout: float = LOGIN_TIMEOUT_SECONDS
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     _pool: WorkPool = field(init=False, repr=False)
+    directory: SlackDirectory = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.runtime.cipher is None or self.runtime.refresher is None:
             raise ValueError("the Slack bot needs TOKEN_ENCRYPTION_KEYS to store Taiga links")
         settings = self.runtime.settings
         self._pool = WorkPool(settings.max_concurrent_work, settings.max_queued_work)
+        self.directory = SlackDirectory(
+            self.slack, ttl=settings.slack_name_cache_seconds, timer=self.runtime.clock.now
+        )
 
     @property
     def settings(self) -> Settings:

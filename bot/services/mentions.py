@@ -34,7 +34,7 @@ from bot.services.parsing import (
     parse_mention,
 )
 from bot.services.refining import refine_plan
-from bot.services.slack_io import Tell, readable, thread_messages
+from bot.services.slack_io import Tell, thread_messages
 from storage import repositories as repo
 from storage.models import Plan
 
@@ -157,7 +157,7 @@ async def _about_plan(
     elif not asks_for_change(request.text):
         await tell(HOW_TO_CHANGE.format(version=plan.proposal_version))
     else:
-        instruction = await readable(services.slack, request.text)
+        instruction = await services.directory.readable(request.text)
         await refine_plan(
             services, plan, user_id=mention.user_id, instruction=instruction, link=link,
             tell=tell,
@@ -191,7 +191,7 @@ async def plan_from_mention(
     if project is None:
         await tell(NO_PROJECT)
         return
-    sprint = await readable(services.slack, sprint)
+    sprint = await services.directory.readable(sprint)
     minutes = await read_minutes(
         services, team_id=mention.team_id, messages=messages,
         limit=services.settings.max_minutes_chars,

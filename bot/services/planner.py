@@ -40,7 +40,6 @@ from bot.services.slack_io import (
     esc,
     permalink,
     post,
-    readable,
     update,
 )
 from bot.services.status import StatusMessage
@@ -116,7 +115,7 @@ async def plan_from_command(
     if project is None:
         await tell(NO_PROJECT)
         return
-    sprint = await readable(services.slack, sprint)
+    sprint = await services.directory.readable(sprint)
     read = await read_minutes(
         services, team_id=team_id, messages=[{"text": raw_minutes}],
         limit=services.settings.max_minutes_chars,
