@@ -212,9 +212,8 @@ async def running_harness(
         anthropic_base_url=fake_anthropic.base_url,
         taiga_api_url=fake_taiga.api_url,
         taiga_web_url="https://taiga.example.test",
-        database_url=f"sqlite:///{tmp_path / 'planner.db'}",
         token_encryption_keys=[generate_key()],
-        **overrides,
+        **{"database_url": f"sqlite:///{tmp_path / 'planner.db'}", **overrides},
     )
     db = Database(settings.database_url.get_secret_value())
     db.migrate()
