@@ -56,11 +56,3 @@ def too_long(error: BaseException) -> ValueTooLong | None:
         return error.orig
     return None
 
-
-def too_long_for(column: object, value: str) -> ValueTooLong | None:
-    """Why `value` would not fit `column` (a model attribute such as `Plan.target_sprint`),
-    or None: for a request checked before any work starts."""
-    column_type = getattr(column, "type", None)
-    if isinstance(column_type, BoundedString) and len(value) > column_type.length:
-        return ValueTooLong(column_type.what, len(value), column_type.length)
-    return None

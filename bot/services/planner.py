@@ -35,6 +35,7 @@ from bot.services.errors import (
     slack_error_code,
 )
 from bot.services.minutes import read_minutes
+from bot.services.parsing import SPRINT_NAME_MAX
 from bot.services.slack_io import (
     Tell,
     esc,
@@ -45,8 +46,8 @@ from bot.services.slack_io import (
 from bot.services.status import StatusMessage
 from bot.services.versions import proposal_message
 from storage import repositories as repo
-from storage.bounded import too_long_for
-from storage.models import ChannelProject, Plan
+from storage.bounded import ValueTooLong
+from storage.models import ChannelProject
 from storage.plan_states import Transition
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ def too_long(services: Services, minutes: str) -> str | None:
 
 
 def sprint_too_long(sprint: str) -> str | None:
-    refused = too_long_for(Plan.target_sprint, sprint)
-    return refused.sentence if refused else None
+    """Why Taiga would refuse this sprint name (checked once mentions became names)."""
+    if len(sprint) <= SPRINT_NAME_MAX:
+        return None
+    return ValueTooLong("sprint name", len(sprint), SPRINT_NAME_MAX).sentence
 
 
 # --------------------------------------------------------------------------- /taiga plan

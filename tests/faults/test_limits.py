@@ -231,7 +231,7 @@ async def test_the_names_of_people_in_the_minutes_are_looked_up_once(arrange: Ar
 
 
 @pytest.mark.anyio
-async def test_a_sprint_name_longer_than_its_column_is_refused_before_anything_starts(
+async def test_a_sprint_name_too_long_once_mentions_are_names_is_refused_before_anything_starts(
     arrange: Arrange, database_url: str
 ) -> None:
     async with arrange(database_url=database_url) as h:
@@ -242,11 +242,23 @@ async def test_a_sprint_name_longer_than_its_column_is_refused_before_anything_s
 
         said = await answer(h, form)
         assert said == (
-            "The sprint name is 371 characters long; I can keep at most 255. Shorten it and "
+            "The sprint name is 371 characters long; I can keep at most 200. Shorten it and "
             "try again."
         )
         assert h.slack.messages(h.channel) == [] and h.anthropic.requests == []
         assert await h.plans() == []
+
+
+@pytest.mark.anyio
+async def test_a_typed_sprint_name_longer_than_taiga_takes_is_refused_not_cut(
+    arrange: Arrange,
+) -> None:
+    async with arrange() as h:
+        _, form = await h.command(f"plan {'S' * 250}\n{MINUTES}")
+
+        said = await answer(h, form)
+        assert said.startswith("The sprint name is 250 characters long; I can keep at most 200.")
+        assert h.slack.messages(h.channel) == [] and await h.plans() == []
 
 
 @pytest.mark.anyio
