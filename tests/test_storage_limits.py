@@ -65,6 +65,19 @@ def test_many_people_racing_for_a_workspace_get_at_most_its_cap(database: Databa
     assert sorted(c.slot for c in claims(database)) == [0, 1, 2, 3]
 
 
+def test_replicas_racing_over_a_workspace_full_of_stale_claims_share_it_cleanly(
+    database: Database,
+) -> None:
+    for n in range(4):  # four drafts left by a process that died an hour ago
+        assert isinstance(claim(database, f"dead{n}", cap=4, now=LONG_AGO), repo.Claimed)
+
+    outcomes = all_at_once(10, lambda n: claim(database, f"U{n}", cap=4))
+
+    assert sum(isinstance(o, repo.Claimed) for o in outcomes) == 4
+    assert sum(isinstance(o, repo.WorkspaceFull) for o in outcomes) == 6
+    assert sorted(c.slack_user_id for c in claims(database))[0].startswith("U")
+
+
 def test_a_released_or_stale_claim_no_longer_counts(database: Database) -> None:
     first = claim(database, "U1", cap=1)
     assert isinstance(first, repo.Claimed)

@@ -50,21 +50,30 @@ def claim_drafting(
     """Claim a draft for this user in this channel, unless they have one or the workspace
     drafts `cap` plans already."""
     _forget_stale(session, team_id=team_id, before=stale_before)
-    taken = set(session.exec(select(DraftingClaim.slot).where(
-        DraftingClaim.slack_team_id == team_id
-    )).all())
+    # Stale rows another replica is deleting right now are free too: an insert into such a
+    # slot waits for that replica's commit and then goes ahead.
+    fresh = (DraftingClaim.slack_team_id == team_id) & (DraftingClaim.claimed_at >= stale_before)
+    taken = set(session.exec(select(DraftingClaim.slot).where(fresh)).all())
+
+    def held() -> AlreadyDrafting | None:
+        statement = select(DraftingClaim.slack_thread_ts).where(
+            fresh,
+            DraftingClaim.slack_channel_id == channel_id,
+            DraftingClaim.slack_user_id == user_id,
+        )
+        rows = session.exec(statement).all()
+        return AlreadyDrafting(rows[0]) if rows else None
+
     for slot in [n for n in range(cap) if n not in taken]:
-        held = _held(session, team_id=team_id, channel_id=channel_id, user_id=user_id)
-        if held is not None:
-            return held
+        if (mine := held()) is not None:
+            return mine
         row = DraftingClaim(
             slack_team_id=team_id, slot=slot, slack_channel_id=channel_id,
             slack_user_id=user_id, slack_thread_ts=thread_ts, claimed_at=now,
         )
         if insert_unless_present(session, row, key=None):
             return Claimed(row.token)
-    held = _held(session, team_id=team_id, channel_id=channel_id, user_id=user_id)
-    return held or WorkspaceFull(max(cap, len(taken)))
+    return held() or WorkspaceFull(max(cap, len(taken)))
 
 
 def drafting_in_thread(session: Session, *, team_id: str, token: str, thread_ts: str) -> None:
@@ -84,21 +93,21 @@ def release_drafting(session: Session, *, team_id: str, token: str) -> None:
     )
 
 
-def _held(
-    session: Session, *, team_id: str, channel_id: str, user_id: str
-) -> AlreadyDrafting | None:
-    statement = select(DraftingClaim.slack_thread_ts).where(
-        DraftingClaim.slack_team_id == team_id,
-        DraftingClaim.slack_channel_id == channel_id,
-        DraftingClaim.slack_user_id == user_id,
-    )
-    rows = session.exec(statement).all()
-    return AlreadyDrafting(rows[0]) if rows else None
-
-
 def _forget_stale(session: Session, *, team_id: str, before: datetime) -> None:
-    session.execute(
-        sa.delete(DraftingClaim)
+    """Delete the workspace's stale claims that no other transaction is deleting right now
+    (`SKIP LOCKED` on PostgreSQL), so two replicas clearing them never wait on each other."""
+    stale = session.exec(
+        select(DraftingClaim.slot)
         .where(DraftingClaim.slack_team_id == team_id, DraftingClaim.claimed_at < before)
-        .execution_options(synchronize_session=False)
-    )
+        .order_by(DraftingClaim.slot)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True)
+    ).all()
+    if stale:
+        session.execute(
+            sa.delete(DraftingClaim)
+            .where(
+                DraftingClaim.slack_team_id == team_id,
+                DraftingClaim.slot.in_(stale),  # type: ignore[attr-defined]
+            )
+            .execution_options(synchronize_session=False)
+        )
