@@ -209,6 +209,49 @@ async def test_a_burst_waits_its_turn_in_the_pool_and_a_full_queue_answers_in_wo
         assert len(h.slack.response_url_posts(refused_form["response_url"])) == 1
 
 
+class Batches:
+    """Model turns that each wait (bounded) until `size` are in flight together, counting the
+    most ever in flight: a pool of `size` makes every batch meet exactly."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.arrived = 0
+        self.in_flight = 0
+        self.most = 0
+        self._changed = threading.Condition()
+
+    def __call__(self, _body: Json) -> Json:
+        with self._changed:
+            batch_full = (self.arrived // self.size + 1) * self.size
+            self.arrived += 1
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self.arrived >= batch_full, timeout=PATIENCE)
+            self.in_flight -= 1
+        return TURN
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_plans_runs_at_most_the_pool_size_of_model_calls_at_once(
+    arrange: Arrange,
+) -> None:
+    batches = Batches(size=4)
+    async with arrange(
+        max_concurrent_work=4, max_queued_work=100, max_drafting_plans_per_workspace=20
+    ) as h:
+        channels = [await planning_channel(h, f"team-{n}") for n in range(12)]
+        h.anthropic.script(*[batches] * 12)
+
+        forms = [(await h.command(f"plan Sprint 6\n{MINUTES}", channel=c))[1] for c in channels]
+
+        await proposals(h, 12)
+        assert batches.most == 4
+        answers = [p.body.get("text", "") for f in forms
+                   for p in h.slack.response_url_posts(f["response_url"])]
+        assert sum("in the queue" in a for a in answers) == 8
+
+
 # ------------------------------------------------------------------ cached names
 
 
