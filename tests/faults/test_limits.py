@@ -210,15 +210,21 @@ async def test_a_burst_waits_its_turn_in_the_pool_and_a_full_queue_answers_in_wo
 
 
 class Batches:
-    """Model turns that each wait (bounded) until `size` are in flight together, counting the
-    most ever in flight: a pool of `size` makes every batch meet exactly."""
+    """Model turns held until the test opens them, then each waiting (bounded) until `size`
+    have arrived together; counts the most ever in flight."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.arrived = 0
         self.in_flight = 0
         self.most = 0
+        self.opened = False
         self._changed = threading.Condition()
+
+    def open(self) -> None:
+        with self._changed:
+            self.opened = True
+            self._changed.notify_all()
 
     def __call__(self, _body: Json) -> Json:
         with self._changed:
@@ -227,7 +233,9 @@ class Batches:
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
             self._changed.notify_all()
-            self._changed.wait_for(lambda: self.arrived >= batch_full, timeout=PATIENCE)
+            self._changed.wait_for(
+                lambda: self.opened and self.arrived >= batch_full, timeout=PATIENCE
+            )
             self.in_flight -= 1
         return TURN
 
@@ -244,12 +252,13 @@ async def test_a_burst_of_plans_runs_at_most_the_pool_size_of_model_calls_at_onc
         h.anthropic.script(*[batches] * 12)
 
         forms = [(await h.command(f"plan Sprint 6\n{MINUTES}", channel=c))[1] for c in channels]
+        for position, form in enumerate(forms[4:], start=1):
+            assert f"number {position} in the queue" in await answer(h, form)
+        batches.open()
 
         await proposals(h, 12)
-        assert batches.most == 4
-        answers = [p.body.get("text", "") for f in forms
-                   for p in h.slack.response_url_posts(f["response_url"])]
-        assert sum("in the queue" in a for a in answers) == 8
+        assert batches.most == 4  # held open, an unbounded burst would have had 12 in flight
+        assert all(h.slack.response_url_posts(f["response_url"]) == [] for f in forms[:4])
 
 
 # ------------------------------------------------------------------ cached names
