@@ -17,6 +17,7 @@ import anthropic
 from agent.budgets import StopReason
 from agent.proposal import Proposal
 from agent.wording import ended
+from storage.bounded import too_long
 from taiga.errors import (
     BadCredentials,
     Forbidden,
@@ -106,6 +107,9 @@ def explain_failure(
     if isinstance(error, PlanIncomplete):
         deadline = error.proposal.stopped == StopReason.DEADLINE
         return Explanation(str(error), 504 if deadline else 409)
+    refused = too_long(error)
+    if refused is not None:
+        return Explanation(refused.sentence, 422)
     return Explanation(SOMETHING_WENT_WRONG, 500)
 
 

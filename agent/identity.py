@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
+from agent.locks import KeyedLocks
 from storage import repositories as repo
 from storage.crypto import TokenCipher
 from storage.db import Database
@@ -76,10 +77,7 @@ class LinkRefresher:
         self.taiga = taiga
         self._sleep = sleep
         self._race_waits = tuple(race_waits)
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-
-    def _lock(self, team_id: str, user_id: str) -> asyncio.Lock:
-        return self._locks.setdefault((team_id, user_id), asyncio.Lock())
+        self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
 
     async def stored(self, team_id: str, user_id: str) -> repo.TaigaLinkView | None:
         return await self.db.run(
@@ -105,7 +103,7 @@ class LinkRefresher:
     async def refresh(self, team_id: str, user_id: str, stale: TaigaTokens) -> TaigaTokens:
         """Fresh tokens for the user whose `stale` tokens just got a 401, or `LinkExpired`."""
         stale_auth = stale.auth_token.get_secret_value()
-        async with self._lock(team_id, user_id):
+        async with self._locks((team_id, user_id)):
             link = await self.stored(team_id, user_id)
             if link is None:
                 raise LinkExpired(team_id, user_id)

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     public_url: str = ""
     # The most Taiga writes of one apply at once; fewer while Taiga throttles (see README).
     taiga_write_concurrency: int = Field(default=16, ge=1, le=64)
+    # Limits that protect the service and Taiga (README "Limits you will hit").
+    max_drafting_plans_per_workspace: int = Field(default=10, ge=1)
+    max_concurrent_work: int = Field(default=8, ge=1)
+    max_queued_work: int = Field(default=200, ge=0)
+    slack_name_cache_seconds: float = Field(default=300.0, gt=0)
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv

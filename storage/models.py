@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from storage.bounded import BoundedString
+
 LEDGER_STATES: Final = frozenset({"pending", "done"})
 
 
@@ -66,12 +68,14 @@ class TaigaLink(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    slack_team_id: str = Field(sa_type=sa.String(32))
-    slack_user_id: str = Field(sa_type=sa.String(32))
+    slack_team_id: str = Field(sa_type=BoundedString(32, "Slack workspace id"))
+    slack_user_id: str = Field(sa_type=BoundedString(32, "Slack user id"))
     taiga_user_id: int
-    taiga_username: str = Field(sa_type=sa.String(255))
+    taiga_username: str = Field(sa_type=BoundedString(255, "Taiga username"))
     # Shown in App Home (NULL on links made before revision 0009).
-    taiga_full_name: str | None = Field(default=None, sa_type=sa.String(255))
+    taiga_full_name: str | None = Field(
+        default=None, sa_type=BoundedString(255, "Taiga full name")
+    )
     auth_token_enc: str = Field(sa_type=sa.Text, repr=False)
     refresh_token_enc: str | None = Field(default=None, sa_type=sa.Text, repr=False)
     created_at: datetime = _ts(default_factory=utcnow)
@@ -83,12 +87,12 @@ class ChannelProject(SQLModel, table=True):
 
     __tablename__ = "channel_project"
 
-    slack_team_id: str = Field(sa_type=sa.String(32), primary_key=True)
-    slack_channel_id: str = Field(sa_type=sa.String(32), primary_key=True)
+    slack_team_id: str = Field(sa_type=BoundedString(32, "Slack workspace id"), primary_key=True)
+    slack_channel_id: str = Field(sa_type=BoundedString(32, "Slack channel id"), primary_key=True)
     project_id: int
-    project_slug: str = Field(sa_type=sa.String(255))
-    project_name: str = Field(sa_type=sa.String(255))
-    set_by: str = Field(sa_type=sa.String(64))
+    project_slug: str = Field(sa_type=BoundedString(255, "Taiga project slug"))
+    project_name: str = Field(sa_type=BoundedString(255, "Taiga project name"))
+    set_by: str = Field(sa_type=BoundedString(64, "Slack user id"))
     updated_at: datetime = _ts(default_factory=utcnow)
 
 
@@ -104,21 +108,23 @@ class Plan(SQLModel, table=True):
     )
 
     id: str = Field(default_factory=new_plan_id, primary_key=True, sa_type=sa.String(32))
-    slack_team_id: str = Field(sa_type=sa.String(32))
-    slack_channel_id: str = Field(sa_type=sa.String(32))
-    slack_thread_ts: str = Field(sa_type=sa.String(32))
-    slack_message_ts: str | None = Field(default=None, sa_type=sa.String(32))
-    requester_slack_id: str | None = Field(default=None, sa_type=sa.String(64))
+    slack_team_id: str = Field(sa_type=BoundedString(32, "Slack workspace id"))
+    slack_channel_id: str = Field(sa_type=BoundedString(32, "Slack channel id"))
+    slack_thread_ts: str = Field(sa_type=BoundedString(32, "Slack thread id"))
+    slack_message_ts: str | None = Field(
+        default=None, sa_type=BoundedString(32, "Slack message id")
+    )
+    requester_slack_id: str | None = Field(default=None, sa_type=BoundedString(64, "Slack user id"))
     project_id: int
-    project_slug: str = Field(sa_type=sa.String(255))
-    target_sprint: str = Field(sa_type=sa.String(255))
+    project_slug: str = Field(sa_type=BoundedString(255, "Taiga project slug"))
+    target_sprint: str = Field(sa_type=BoundedString(255, "sprint name"))
     minutes_digest: str = Field(sa_type=sa.String(64))
     state: str = Field(default="drafting", sa_type=sa.String(16))
     # none_as_null: a Python None is SQL NULL (not the JSON value null), so IS NULL works.
     proposal: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     result: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     error: str | None = Field(default=None, sa_type=sa.Text)
-    decided_by: str | None = Field(default=None, sa_type=sa.String(64))
+    decided_by: str | None = Field(default=None, sa_type=BoundedString(64, "Slack user id"))
     created_at: datetime = _ts(default_factory=utcnow)
     updated_at: datetime = _ts(default_factory=utcnow)
     expires_at: datetime | None = _ts(nullable=True, default=None)
@@ -150,7 +156,7 @@ class PlanRevision(SQLModel, table=True):
     )
     number: int
     kind: str = Field(sa_type=sa.String(16))
-    author_slack_id: str | None = Field(default=None, sa_type=sa.String(64))
+    author_slack_id: str | None = Field(default=None, sa_type=BoundedString(64, "Slack user id"))
     note: str | None = Field(default=None, sa_type=sa.Text)
     proposal: dict[str, Any] = Field(sa_type=sa.JSON(none_as_null=True))
     created_at: datetime = _ts(default_factory=utcnow)
@@ -169,7 +175,7 @@ class WriteLedger(SQLModel, table=True):
         sa_type=sa.String(32),
         sa_column_args=[sa.ForeignKey("plan.id", ondelete="CASCADE", name="fk_write_ledger_plan")],
     )
-    action_key: str = Field(sa_type=sa.String(255))
+    action_key: str = Field(sa_type=BoundedString(255, "write key"))
     state: str = Field(default="pending", sa_type=sa.String(16))
     taiga_id: int | None = None
     taiga_ref: int | None = None
@@ -195,7 +201,7 @@ class SlackEvent(SQLModel, table=True):
     __tablename__ = "slack_event"
     __table_args__ = (sa.Index("ix_slack_event_received_at", "received_at"),)
 
-    event_id: str = Field(sa_type=sa.String(64), primary_key=True)
+    event_id: str = Field(sa_type=BoundedString(64, "Slack event id"), primary_key=True)
     received_at: datetime = _ts(default_factory=utcnow)
 
 
@@ -214,3 +220,26 @@ class ConnectLink(SQLModel, table=True):
     expires_at: datetime = _ts()
     used_at: datetime | None = _ts(nullable=True, default=None)
     failed_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+class DraftingClaim(SQLModel, table=True):
+    """A plan being drafted: one per Slack user per channel, and at most the workspace's cap
+    per workspace (`slot` counts from 0 below the cap). Rows older than the planning deadline
+    plus a margin belong to a process that died and are taken over."""
+
+    __tablename__ = "drafting_claim"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "slack_team_id", "slack_channel_id", "slack_user_id", name="uq_drafting_claim_user"
+        ),
+    )
+
+    slack_team_id: str = Field(
+        sa_type=BoundedString(32, "Slack workspace id"), primary_key=True
+    )
+    slot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    slack_channel_id: str = Field(sa_type=BoundedString(32, "Slack channel id"))
+    slack_user_id: str = Field(sa_type=BoundedString(64, "Slack user id"))
+    # Our id for this claim, so only its holder releases it.
+    token: str = Field(default_factory=new_plan_id, sa_type=sa.String(32))
+    # The thread the plan is drafted in (NULL for the moment before it is posted).
+    slack_thread_ts: str | None = Field(default=None, sa_type=BoundedString(32, "Slack thread id"))
+    claimed_at: datetime = _ts(default_factory=utcnow)

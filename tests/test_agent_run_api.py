@@ -743,3 +743,22 @@ def test_the_target_sprint_comes_from_the_last_sprint_the_prompt_names(
     prompt: str, expected: str | None
 ) -> None:
     assert sprint_from_prompt(prompt, ["Sprint 5", "Sprint 1", "Release Candidate"]) == expected
+
+
+@pytest.mark.anyio
+async def test_a_sprint_name_longer_than_its_column_is_422_in_words_and_writes_nothing(
+    api: Api, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    wordy = fake_taiga.add_milestone(PROJECT_ID, "S" * 300, "2024-07-01", "2024-07-14")
+    fake_anthropic.script(PLAN_TURN)
+    stories_before = len(fake_taiga.stories(PROJECT_ID))
+
+    response = await api.run(body_for(fake_taiga, milestone_id=wordy["id"]))
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "The sprint name is 300 characters long; I can keep at most 255. Shorten it and try "
+        "again."
+    )
+    assert len(fake_taiga.stories(PROJECT_ID)) == stories_before
+    assert await plans(api.runtime.db) == []

@@ -22,6 +22,7 @@ from storage.models import Plan, SlackEvent
 TABLES = {
     "taiga_link", "channel_project", "plan", "plan_revision", "write_ledger", "slack_event",
     "connect_link",
+    "drafting_claim",
 }
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.errors import explain_failure
 from bot.api.models import RefreshedTokens
+from storage.bounded import too_long
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        refused = too_long(exc)
+        if refused is not None:
+            return JSONResponse({"detail": refused.sentence}, status_code=422)
         log.error("database error: %s", type(exc).__name__)
         return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503)
 

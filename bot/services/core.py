@@ -15,7 +15,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.identity import LinkRefresher
 from agent.runtime import Runtime
 from agent.settings import Settings
+from bot.services.directory import SlackDirectory
 from bot.services.errors import explain, log_failure
+from bot.services.pool import QUEUED, TOO_BUSY, Admission, WorkPool
 from bot.services.slack_io import Tell, esc
 from storage.crypto import TokenCipher
 from storage.db import Database
@@ -41,10 +43,17 @@ class Services:
     status_interval: float = 1.0
     login_timeout: float = LOGIN_TIMEOUT_SECONDS
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    _pool: WorkPool = field(init=False, repr=False)
+    directory: SlackDirectory = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.runtime.cipher is None or self.runtime.refresher is None:
             raise ValueError("the Slack bot needs TOKEN_ENCRYPTION_KEYS to store Taiga links")
+        settings = self.runtime.settings
+        self._pool = WorkPool(settings.max_concurrent_work, settings.max_queued_work)
+        self.directory = SlackDirectory(
+            self.slack, ttl=settings.slack_name_cache_seconds, timer=self.runtime.clock.now
+        )
 
     @property
     def settings(self) -> Settings:
@@ -79,22 +88,41 @@ class Services:
     def spawn(
         self, work: Coroutine[Any, Any, None], *, name: str, tell: Tell | None = None
     ) -> asyncio.Task[None]:
-        """Run `work` after the listener has acknowledged. A failure is logged, never raised,
-        and `tell` (the person who asked) gets a plain sentence instead of silence."""
-        task = asyncio.create_task(self._guard(work, name, tell), name=name)
+        """Run `work` after the listener has acknowledged, through the bounded pool (`tell`,
+        the person who asked, hears when it waits its turn or the queue is full). A failure is
+        logged, never raised, and `tell` gets a plain sentence instead of silence."""
+        admission = self._pool.admit()
+        if admission is None:
+            work.close()
+            logger.warning("background work %s refused: the queue is full", name)
+            text = TOO_BUSY.format(waiting=self._pool.waiting)
+            return self._track(_say(tell, text), name=f"{name}-refused")
+        task = self._track(self._guard(work, name, tell, admission), name=name)
+        task.add_done_callback(lambda _task: self._pool.leave())
+        return task
+
+    def _track(self, work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _guard(self, work: Coroutine[Any, Any, None], name: str, tell: Tell | None) -> None:
+    async def _guard(
+        self, work: Coroutine[Any, Any, None], name: str, tell: Tell | None, admission: Admission
+    ) -> None:
         try:
-            await work
+            if admission.queued:
+                logger.info("background work %s queued at %d", name, admission.position)
+                await _say(tell, QUEUED.format(position=admission.position))
+            async with self._pool.run():
+                await work
         except asyncio.CancelledError:
             raise
         except Exception as error:
             log_failure(f"background work {name} failed", error)
-            if tell is not None:
-                await _tell_failure(tell, error)
+            await _say(tell, esc(explain(error)))
+        finally:
+            work.close()  # a no-op once it ran; cancelled while queued, it never starts
 
     async def drain(self) -> None:
         """Wait for every background task started so far (and those they start)."""
@@ -107,8 +135,12 @@ class Services:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-async def _tell_failure(tell: Tell, error: Exception) -> None:
+async def _say(tell: Tell | None, text: str) -> None:
+    """Tell the person who asked, if anyone; a failure to reach them is logged, not raised."""
+    if tell is None:
+        return
     try:
-        await tell(esc(explain(error)))
-    except Exception as reply_error:
-        log_failure("could not report the failure", reply_error)
+        await tell(text)
+    except Exception as error:
+        log_failure("could not tell the requester", error)
+

@@ -23,7 +23,7 @@ from bot.services.core import Services
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
 from bot.services.home import refresh_plan_homes
 from bot.services.live_progress import live_progress
-from bot.services.slack_io import Tell, esc, update, user_names
+from bot.services.slack_io import Tell, esc, update
 from bot.services.streaming import Recipient
 from bot.services.versions import plan_summary
 from storage import repositories as repo
@@ -394,6 +394,6 @@ async def show_retry(services: Services, plan: Plan, sentence: str) -> None:
 
 async def display_name(services: Services, user_id: str) -> str:
     """"@name" of a Slack user, for plain text."""
-    names = await user_names(services.slack, f"<@{user_id}>")
+    names = await services.directory.user_names(f"<@{user_id}>")
     return "@" + names.get(user_id, user_id)
 

@@ -24,6 +24,7 @@ from sqlmodel import Session
 from bot.services import planner
 from bot.services.core import Services
 from bot.services.decisions import expire_proposal, is_past_expiry
+from bot.services.drafting import start_draft
 from bot.services.errors import NO_PROJECT, NOT_LINKED
 from bot.services.minutes import has_content, is_minutes_message, read_minutes
 from bot.services.parsing import (
@@ -33,7 +34,7 @@ from bot.services.parsing import (
     parse_mention,
 )
 from bot.services.refining import refine_plan
-from bot.services.slack_io import Tell, readable, thread_messages
+from bot.services.slack_io import Tell, thread_messages
 from storage import repositories as repo
 from storage.models import Plan
 
@@ -156,7 +157,7 @@ async def _about_plan(
     elif not asks_for_change(request.text):
         await tell(HOW_TO_CHANGE.format(version=plan.proposal_version))
     else:
-        instruction = await readable(services.slack, request.text)
+        instruction = await services.directory.readable(request.text)
         await refine_plan(
             services, plan, user_id=mention.user_id, instruction=instruction, link=link,
             tell=tell,
@@ -190,12 +191,12 @@ async def plan_from_mention(
     if project is None:
         await tell(NO_PROJECT)
         return
-    sprint = await readable(services.slack, sprint)
+    sprint = await services.directory.readable(sprint)
     minutes = await read_minutes(
         services, team_id=mention.team_id, messages=messages,
         limit=services.settings.max_minutes_chars,
     )
-    problem = planner.too_long(services, minutes.text)
+    problem = planner.too_long(services, minutes.text) or planner.sprint_too_long(sprint)
     if problem:
         await tell(problem)
         return
@@ -205,11 +206,20 @@ async def plan_from_mention(
             project=project, thread_ts=mention.reply_thread,
         )
         return
+    draft = await start_draft(
+        services, team_id=mention.team_id, channel_id=mention.channel_id,
+        user_id=mention.user_id, thread_ts=mention.reply_thread, tell=tell,
+    )
+    if draft is None:
+        return
     run = planner.PlanRun(
         mention.team_id, mention.channel_id, mention.reply_thread, mention.user_id,
         sprint, minutes.text, project, link, minutes.people,
     )
-    await planner.run_plan(services, run, tell=tell)
+    try:
+        await planner.run_plan(services, run, tell=tell)
+    finally:
+        await draft.release()
 
 
 def _sprint_and_minutes(

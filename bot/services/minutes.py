@@ -21,8 +21,8 @@ import httpx
 from agent.people import SlackPerson
 from bot import slack_text
 from bot.services.core import Services
+from bot.services.directory import SlackProfile
 from bot.services.errors import UserError
-from bot.services.slack_io import SlackProfile, profiles
 from storage import repositories as repo
 
 Json = dict[str, Any]
@@ -68,7 +68,7 @@ async def read_minutes(
     """The minutes of `messages` (Slack's message shapes; one without a `user` or app is text
     pasted as minutes and gets no speaker). A transcript is read up to just past `limit`
     characters, so a longer one is refused as too long by the caller."""
-    found = await profiles(services.slack, _user_ids(messages))
+    found = await services.directory.profiles(_user_ids(messages))
     names = {user_id: profile.readable for user_id, profile in found.items()}
     parts: list[str] = []
     for message in messages:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
+# Taiga refuses a longer sprint (milestone) name; a longer one is refused before planning.
 SPRINT_NAME_MAX = 200
 _PROJECT_PATH = re.compile(r"/project/([^/?#]+)")
 _SLUG = re.compile(r"^[\w.-]+$")
@@ -32,7 +33,7 @@ class PlanText:
 
 def parse_plan_args(first_line_rest: str, body: str) -> PlanText:
     """`plan <sprint name>` with the minutes on the following lines."""
-    return PlanText(sprint=first_line_rest.strip()[:SPRINT_NAME_MAX], minutes=body.strip())
+    return PlanText(sprint=first_line_rest.strip(), minutes=body.strip())
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:

@@ -10,11 +10,10 @@ someone who may approve the plan may pick (the same check as Approve).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from dataclasses import dataclass
 
+from agent.locks import KeyedLocks
 from agent.proposal import Proposal
 from bot.blocks.picking import item_numbers
 from bot.services.core import Services
@@ -32,7 +31,7 @@ TOO_BUSY = "Many people are changing this plan right now; your change was not sa
 
 # One re-render of a plan's message at a time in this process, so the last one shows the
 # latest picks (two renders racing could otherwise leave the older one on screen).
-_render_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+_render_locks: KeyedLocks[str] = KeyedLocks()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +92,7 @@ def picked_proposal(proposal: Proposal, choice: Pick) -> Proposal:
 
 async def show_current_proposal(services: Services, plan_id: str) -> None:
     """Show a still undecided plan's stored proposal (picks included) in its message."""
-    lock = _render_locks.get(plan_id)
-    if lock is None:
-        lock = _render_locks[plan_id] = asyncio.Lock()
-    async with lock:
+    async with _render_locks(plan_id):
         plan = await services.db.run(lambda s: repo.get_plan(s, plan_id))
         if plan is None or plan.state != "proposed" or plan.proposal is None:
             return

@@ -24,6 +24,7 @@ from agent.proposal import Proposal
 from bot import blocks
 from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
+from bot.services.drafting import start_draft
 from bot.services.errors import (
     NO_PROJECT,
     NOT_LINKED,
@@ -36,16 +37,17 @@ from bot.services.errors import (
 )
 from bot.services.live_progress import LiveProgress, live_progress
 from bot.services.minutes import read_minutes
+from bot.services.parsing import SPRINT_NAME_MAX
 from bot.services.slack_io import (
     Tell,
     esc,
     permalink,
     post,
-    readable,
 )
 from bot.services.streaming import Recipient
 from bot.services.versions import proposal_message
 from storage import repositories as repo
+from storage.bounded import ValueTooLong
 from storage.models import ChannelProject
 from storage.plan_states import Transition
 
@@ -83,6 +85,13 @@ def too_long(services: Services, minutes: str) -> str | None:
     return minutes_too_long(len(minutes), limit).text if len(minutes) > limit else None
 
 
+def sprint_too_long(sprint: str) -> str | None:
+    """Why Taiga would refuse this sprint name (checked once mentions became names)."""
+    if len(sprint) <= SPRINT_NAME_MAX:
+        return None
+    return ValueTooLong("sprint name", len(sprint), SPRINT_NAME_MAX).sentence
+
+
 # --------------------------------------------------------------------------- /taiga plan
 
 
@@ -110,38 +119,73 @@ async def plan_from_command(
     if project is None:
         await tell(NO_PROJECT)
         return
-    sprint = await readable(services.slack, sprint)
+    sprint = await services.directory.readable(sprint)
     read = await read_minutes(
         services, team_id=team_id, messages=[{"text": raw_minutes}],
         limit=services.settings.max_minutes_chars,
     )
-    minutes = read.text
-    problem = too_long(services, minutes)
+    problem = too_long(services, read.text) or sprint_too_long(sprint)
     if problem:
         await tell(problem)
         return
+    if not read.text.strip():
+        await _ask_in_channel(services, channel_id, user_id, sprint, project, tell=tell)
+        return
+    draft = await start_draft(
+        services, team_id=team_id, channel_id=channel_id, user_id=user_id, thread_ts=None,
+        tell=tell,
+    )
+    if draft is None:
+        return
     try:
-        if not minutes.strip():
-            await ask_for_minutes(
-                services, channel_id=channel_id, user_id=user_id, sprint=sprint,
-                project=project, thread_ts=None,
-            )
-            return
-        root = await post(
-            services.slack,
-            channel=channel_id,
+        root = await _post_or_explain(
+            services, channel_id, tell=tell,
             text=(
                 f"<@{user_id}> asked for a plan of *{esc(sprint)}* in "
                 f"*{esc(project.project_name)}*. I'm working on it in this thread."
             ),
         )
-    except SlackApiError as error:
-        if slack_error_code(error) in {"not_in_channel", "channel_not_found"}:
-            await tell(not_in_channel_sentence(channel_id))
+        if root is None:
             return
-        raise
-    run = PlanRun(team_id, channel_id, root, user_id, sprint, minutes, project, link, read.people)
-    await run_plan(services, run, tell=tell)
+        await draft.in_thread(root)
+        run = PlanRun(
+            team_id, channel_id, root, user_id, sprint, read.text, project, link, read.people
+        )
+        await run_plan(services, run, tell=tell)
+    finally:
+        await draft.release()
+
+
+async def _ask_in_channel(
+    services: Services, channel_id: str, user_id: str, sprint: str, project: ChannelProject,
+    *, tell: Tell,
+) -> None:
+    try:
+        await ask_for_minutes(
+            services, channel_id=channel_id, user_id=user_id, sprint=sprint, project=project,
+            thread_ts=None,
+        )
+    except SlackApiError as error:
+        if not _is_not_in_channel(error):
+            raise
+        await tell(not_in_channel_sentence(channel_id))
+
+
+async def _post_or_explain(
+    services: Services, channel_id: str, *, text: str, tell: Tell
+) -> str | None:
+    """Post `text` in the channel; None (and the requester told) when the bot is not in it."""
+    try:
+        return await post(services.slack, channel=channel_id, text=text)
+    except SlackApiError as error:
+        if not _is_not_in_channel(error):
+            raise
+        await tell(not_in_channel_sentence(channel_id))
+        return None
+
+
+def _is_not_in_channel(error: SlackApiError) -> bool:
+    return slack_error_code(error) in {"not_in_channel", "channel_not_found"}
 
 
 async def ask_for_minutes(

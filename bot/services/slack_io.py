@@ -1,11 +1,9 @@
-"""Talking back to Slack: private replies, posts and updates, threads, readable text."""
+"""Talking back to Slack: private replies, posts and updates, threads, text made safe."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -113,64 +111,6 @@ async def thread_messages(slack: AsyncWebClient, *, channel: str, thread_ts: str
         if not cursor:
             return messages
     raise UserError(THREAD_TOO_LONG)
-
-
-@dataclass(frozen=True, slots=True)
-class SlackProfile:
-    """What `users.info` tells about a Slack user."""
-
-    user_id: str
-    display_name: str
-    real_name: str
-    handle: str
-
-    @property
-    def readable(self) -> str:
-        """Their display name, else real name, else handle."""
-        return self.display_name or self.real_name or self.handle or self.user_id
-
-    @property
-    def speaker(self) -> str:
-        """How a line of the minutes names its author: "Alice Doe (@alice)"."""
-        handle = self.display_name or self.handle
-        if self.real_name and handle and handle != self.real_name:
-            return f"{self.real_name} (@{handle})"
-        return self.readable
-
-
-async def profiles(slack: AsyncWebClient, user_ids: Iterable[str]) -> dict[str, SlackProfile]:
-    """The profiles of these users, looked up concurrently, once each (unknown ones left out)."""
-    wanted = sorted(set(user_ids))
-    found = await asyncio.gather(*(_profile(slack, user_id) for user_id in wanted))
-    return {p.user_id: p for p in found if p is not None}
-
-
-async def user_names(slack: AsyncWebClient, text: str) -> dict[str, str]:
-    """Readable names (display name, else real name, else handle) of the users `text` mentions,
-    looked up concurrently, once each."""
-    found = await profiles(slack, slack_text.mentioned_user_ids(text))
-    return {user_id: profile.readable for user_id, profile in found.items()}
-
-
-async def _profile(slack: AsyncWebClient, user_id: str) -> SlackProfile | None:
-    try:
-        user = (await slack.users_info(user=user_id))["user"]
-    except SlackApiError as error:
-        logger.info("users.info %s: %s", user_id, error.response.get("error"))
-        return None
-    profile = user.get("profile") or {}
-    return SlackProfile(
-        user_id=user_id,
-        display_name=str(profile.get("display_name") or ""),
-        real_name=str(user.get("real_name") or profile.get("real_name") or ""),
-        handle=str(user.get("name") or ""),
-    )
-
-
-async def readable(slack: AsyncWebClient, text: str) -> str:
-    """Slack's wire text decoded for the model and Taiga: mentions as names, entities
-    unescaped, links as their text."""
-    return slack_text.decode_slack_text(text, await user_names(slack, text))
 
 
 def esc(text: str) -> str:

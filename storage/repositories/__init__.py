@@ -5,6 +5,8 @@ Concurrency rules that the rest of the bot relies on:
 - `claim_actions`, `first_delivery`, `create_plan` with an idempotency key, `save_link` and
   `set_channel_project` are one `INSERT ... ON CONFLICT` each (`inserts`), so concurrent
   callers in other processes agree on one row.
+- `claim_drafting` takes one of the workspace's slots with `INSERT ... ON CONFLICT`, so replicas
+  agree on who drafts (one per user per channel, at most the cap per workspace).
 - `replace_tokens` is a compare-and-set on the stored auth token (row locked on PostgreSQL).
 """
 
@@ -17,6 +19,15 @@ from storage.repositories.connect_links import (
     create_connect_link,
     prune_connect_links,
     read_connect_link,
+)
+from storage.repositories.drafting import (
+    AlreadyDrafting,
+    Claimed,
+    DraftingOutcome,
+    WorkspaceFull,
+    claim_drafting,
+    drafting_in_thread,
+    release_drafting,
 )
 from storage.repositories.events import first_delivery, prune_slack_events
 from storage.repositories.home import projects_of_channels, recent_plans
@@ -55,20 +66,26 @@ from storage.repositories.revisions import (
 )
 
 __all__ = [
+    "AlreadyDrafting",
+    "Claimed",
     "ConnectLinkView",
+    "DraftingOutcome",
     "IdempotencyKeyTaken",
     "LedgerEntry",
     "LinkState",
     "StoredTokens",
     "TaigaLinkView",
+    "WorkspaceFull",
     "claim_actions",
     "claim_connect_link",
+    "claim_drafting",
     "complete_action",
     "count_failed_attempt",
     "create_connect_link",
     "create_plan",
     "delete_link",
     "drafted_from",
+    "drafting_in_thread",
     "first_delivery",
     "get_channel_project",
     "get_link",
@@ -83,6 +100,7 @@ __all__ = [
     "prune_slack_events",
     "read_connect_link",
     "recent_plans",
+    "release_drafting",
     "replace_tokens",
     "retake_actions",
     "revisions_of",

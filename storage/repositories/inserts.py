@@ -16,12 +16,16 @@ from sqlmodel import Session, SQLModel
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-def insert_unless_present(session: Session, row: SQLModel, *, key: Collection[str]) -> bool:
-    """Insert `row` unless a row with the same `key` columns exists; True iff it was inserted.
+def insert_unless_present(
+    session: Session, row: SQLModel, *, key: Collection[str] | None
+) -> bool:
+    """Insert `row` unless a row with the same `key` columns exists (`key=None`: the same
+    values of any unique key of the table); True iff it was inserted.
 
     Any other refusal (a foreign key, another unique key) still raises `IntegrityError`.
     """
-    statement = _insert(session, row).on_conflict_do_nothing(index_elements=list(key))
+    elements = list(key) if key is not None else None
+    statement = _insert(session, row).on_conflict_do_nothing(index_elements=elements)
     # RETURNING, not rowcount: SQLAlchemy reports -1 as an INSERT's rowcount on psycopg.
     inserted = session.execute(statement.returning(sa.literal(True))).first()
     return inserted is not None

@@ -221,10 +221,13 @@ async def running_harness(
         anthropic_base_url=fake_anthropic.base_url,
         taiga_api_url=fake_taiga.api_url,
         taiga_web_url="https://taiga.example.test",
-        database_url=f"sqlite:///{tmp_path / 'planner.db'}",
         token_encryption_keys=[generate_key()],
         # The status message updated in place unless a test streams (test_slack_streaming.py).
-        **{"slack_streaming": False, **overrides},
+        **{
+            "slack_streaming": False,
+            "database_url": f"sqlite:///{tmp_path / 'planner.db'}",
+            **overrides,
+        },
     )
     db = Database(settings.database_url.get_secret_value())
     db.migrate()
