@@ -17,10 +17,10 @@ from storage.crypto import generate_key
 
 SECRET_NAMES = frozenset({"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
                           "ANTHROPIC_API_KEY"})
-README_SLACK_APP = "README.md, section \"Create the Slack app (one paste)\""
+README_SLACK_APP = "README.md#create-the-slack-app-one-paste"
 INTRO = f"""Taiga Planner needs a few values before it can start.
 - The Slack app comes from manifest.yml: at https://api.slack.com/apps choose Create New App >
-  From a manifest and paste it, then install it ({README_SLACK_APP}).
+  From a manifest, paste manifest.yml and install the app (step by step: {README_SLACK_APP}).
 - Secrets are read hidden (nothing shows while you type or paste); press Enter to skip one.
 - Answers are saved to .env (readable by you only)."""
 MODE_QUESTION = (

@@ -5,6 +5,7 @@ the fix. Slack's checks (`auth.test`, Socket Mode) are in `bot.slack_connection`
 from __future__ import annotations
 
 import errno
+import os
 import socket
 
 import anyio.to_thread
@@ -94,9 +95,16 @@ def listen(host: str, port: int) -> socket.socket:
 
 def open_database(settings: Settings) -> Database:
     try:
-        return Database(settings.database_url.get_secret_value())
+        database = Database(settings.database_url.get_secret_value())
     except (ArgumentError, ValueError) as error:
         raise StartupError(f"DATABASE_URL is not usable: {error}.") from None
+    if database.dialect == "sqlite" and os.environ.get("DYNO"):
+        database.dispose()
+        raise StartupError(
+            "DATABASE_URL is SQLite, but a dyno's disk is wiped on every restart: attach"
+            " PostgreSQL and set DATABASE_URL to it (see the Procfile)."
+        )
+    return database
 
 
 def migrate(db: Database) -> None:

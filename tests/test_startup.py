@@ -129,6 +129,18 @@ def test_an_unreachable_postgresql_names_database_url(
     assert "start the database or fix DATABASE_URL" in stderr
 
 
+def test_the_procfile_release_refuses_sqlite_on_a_dyno(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    settings = settings_for(fake_slack, tmp_path) | {"DYNO": "release.1"}
+
+    code, stderr = finish((*BOT, "migrate"), tmp_path, settings)
+
+    assert code == 2
+    assert_one_line(stderr, "error: DATABASE_URL is SQLite, but a dyno's disk is wiped")
+    assert not (tmp_path / "planner.db").exists()
+
+
 def test_a_port_in_use_is_named_before_anything_connects(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
