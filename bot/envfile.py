@@ -25,7 +25,7 @@ INTRO = f"""Taiga Planner needs a few values before it can start.
 - Answers are saved to .env (readable by you only)."""
 MODE_QUESTION = (
     "Receive Slack's requests over Socket Mode (no public URL; needs an app-level token)"
-    " or over HTTP (needs a public https URL and the signing secret)? [socket/http] "
+    " or over HTTP (needs a public https URL and the signing secret)? [socket/http; Enter: socket] "
 )
 HTTP = frozenset({"http", "h"})
 
