@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -65,3 +66,29 @@ async def test_apps_connections_open_needs_the_app_level_token(fake_slack: FakeS
     assert str(opened["url"]).startswith(f"ws://127.0.0.1:{fake_slack.port}/link/?ticket=")
     assert refused.value.response["error"] == "not_allowed_token_type"
     assert misused.value.response["error"] == "not_allowed_token_type"
+
+
+@pytest.mark.anyio
+async def test_health_is_503_while_the_socket_is_down(
+    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic
+) -> None:
+    async with (
+        running_harness(
+            tmp_path, fake_slack, fake_taiga, fake_anthropic,
+            slack_app_token=fake_slack.app_token,
+        ) as h,
+        h.api.router.lifespan_context(h.api),
+    ):
+        assert (await h.http.get("/health")).status_code == 200
+        fake_slack.fail_next("apps.connections.open", "internal_error", times=1000)  # no way back
+        await h.api.state.planner.socket.handler.client.disconnect()
+
+        with anyio.fail_after(WAIT):
+            health = await h.http.get("/health")
+            while health.status_code == 200:
+                await anyio.sleep(0.05)
+                health = await h.http.get("/health")
+
+    assert health.status_code == 503
+    assert health.json()["slack"] == "socket disconnected"
+    assert health.json()["reason"] == "the Socket Mode websocket to Slack is down"
