@@ -3,20 +3,16 @@
 
 Start-up: the settings checks, the database (migrated to head), Slack's `auth.test`, the
 recovery sweep, and Socket Mode when SLACK_APP_TOKEN is set. A failure stops the server with
-one line and a non-zero exit (`StartupLine`); Ctrl-C / SIGTERM during start-up stops it at once.
+one line and a non-zero exit, and Ctrl-C / SIGTERM during start-up stops it at once (both in
+`bot.asgi_startup`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
-import sys
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,6 +20,7 @@ from fastapi import FastAPI
 from agent.runtime import Runtime, build_runtime
 from agent.settings import Settings
 from bot.app import SlackBot, build_bot
+from bot.asgi_startup import until_stopped
 from bot.slack_connection import SocketModeConnection, check_bot_token
 from bot.startup import (
     StartupError,
@@ -34,8 +31,6 @@ from bot.startup import (
 )
 
 logger = logging.getLogger(__name__)
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -110,74 +105,3 @@ def failing_lifespan(line: str) -> Callable[[FastAPI], Any]:
         yield  # pragma: no cover
 
     return lifespan
-
-
-async def until_stopped(start: Awaitable[None]) -> None:
-    """Run `start`, cut short by Ctrl-C / SIGTERM: the server's own handler still runs (so
-    it shuts down, closing what was opened), and start-up ends at once instead of finishing
-    its retries first."""
-    task = asyncio.ensure_future(start)
-    if threading.current_thread() is not threading.main_thread():
-        await task
-        return
-    loop = asyncio.get_running_loop()
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-
-    def stop(sig: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(task.cancel)
-        handler = previous[signal.Signals(sig)]
-        if callable(handler):
-            handler(sig, frame)
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, stop)
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not task.cancelled() or _current_task_cancelling():
-            raise
-        logger.info("Stopped during start-up")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _current_task_cancelling() -> bool:
-    current = asyncio.current_task()
-    return current is not None and current.cancelling() > 0
-
-
-class StartupLine:
-    """ASGI middleware: a `StartupError` from the lifespan is printed as its one line (instead
-    of a traceback) and the server's generic "Application startup failed" is dropped; the
-    server then exits non-zero (uvicorn: 3)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        held: list[dict[str, Any]] = []
-
-        async def hold_failure(message: dict[str, Any]) -> None:
-            if message["type"] == "lifespan.startup.failed":
-                held.append(message)
-            else:
-                await send(message)
-
-        try:
-            await self.app(scope, receive, hold_failure)
-        except StartupError as error:
-            logging.getLogger("uvicorn.error").addFilter(_drop_generic_failure)
-            print(f"error: {error}", file=sys.stderr, flush=True)  # as `python -m bot` says it
-            await send({"type": "lifespan.startup.failed", "message": ""})
-        except BaseException:
-            for message in held:
-                await send(message)
-            raise
-
-
-def _drop_generic_failure(record: logging.LogRecord) -> bool:
-    return record.getMessage() != "Application startup failed. Exiting."

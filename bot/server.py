@@ -20,8 +20,9 @@ from agent.settings import Settings
 from bot.api.errors import install_error_handlers
 from bot.api.routes import agent_run_router
 from bot.app import SlackBot, mount_slack_events
+from bot.asgi_startup import StartupLine
 from bot.health import health_router
-from bot.lifespan import HostState, StartupLine, failing_lifespan, host_lifespan
+from bot.lifespan import HostState, failing_lifespan, host_lifespan
 from bot.startup import StartupError, read_settings, serves_slack
 
 # Time for applying the plan on top of the planning deadline (AGENT_DEADLINE_SECONDS).
