@@ -141,7 +141,7 @@ def test_first_run_says_where_the_slack_app_comes_from_and_offers_http_mode(
     intro = said[0]
     assert "manifest.yml" in intro and "README.md#create-the-slack-app-one-paste" in intro
     assert "hidden" in intro and "press Enter to skip" in intro
-    assert "[socket/http]" in asked[0]
+    assert "[socket/http; Enter: socket]" in asked[0]
     assert [p.split(" ")[0] for p in asked[1:]] == [
         "SLACK_BOT_TOKEN", "ANTHROPIC_API_KEY", "SLACK_SIGNING_SECRET"
     ]
