@@ -1,4 +1,4 @@
-"""`python -m bot [run | keygen | rotate-keys]`."""
+"""`python -m bot [run | migrate | keygen | rotate-keys]`; any start-up error is one line."""
 
 from __future__ import annotations
 
