@@ -35,7 +35,7 @@ from agent.planning.context import read_project
 from agent.progress import Progress, Step
 from agent.proposal import Proposal, ProposedStory, ProposedTask
 from agent.service import approve_and_apply, propose_plan, undo_applied_plan
-from agent.settings import MissingSettingError, Settings
+from agent.settings import MissingSettingError, Settings, invalid_setting_line
 from agent.undo import UndoRefused, UndoReport
 from agent.undo.report import report_lines
 from storage.db import Database
@@ -128,8 +128,7 @@ def main(
     ) as exc:
         return _fail(str(exc))
     except ValidationError as exc:  # a malformed setting
-        first = exc.errors()[0]
-        return _fail(f"Invalid setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}")
+        return _fail(invalid_setting_line(exc))
     except (TaigaError, PlanNotAllowed) as exc:
         return _fail(explain_failure(exc).api_detail)
     except PlanIncomplete as exc:

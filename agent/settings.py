@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, Secret, SecretStr, field_validator
+from pydantic import Field, Secret, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -37,7 +37,7 @@ WHERE_TO_GET = {
     "slack_app_token": "Slack app > Basic Information > App-Level Tokens, scope connections:write"
     " (xapp-…); or set SLACK_SIGNING_SECRET to receive HTTP requests instead",
     "anthropic_api_key": "https://console.anthropic.com/settings/keys",
-    "token_encryption_keys": "run `python -m bot keygen` and paste the key",
+    "token_encryption_keys": "run `.venv/bin/python -m bot keygen` and paste the key",
 }
 
 
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     database_url: DatabaseUrl = DatabaseUrl("sqlite:///./taiga_planner.db")
     token_encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     agent_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    port: int = 3000
+    port: int = Field(default=3000, ge=1, le=65535)
 
     agent_deadline_seconds: float = Field(default=90.0, gt=0)
     agent_max_steps: int = Field(default=10, ge=1)
@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     max_concurrent_work: int = Field(default=8, ge=1)
     max_queued_work: int = Field(default=200, ge=0)
     slack_name_cache_seconds: float = Field(default=300.0, gt=0)
+    api_docs: bool = False  # /docs, /redoc and /openapi.json; off in production
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv
@@ -134,3 +135,10 @@ class Settings(BaseSettings):
             if not getattr(self, name):
                 hint = WHERE_TO_GET.get(name, "see .env.example")
                 raise MissingSettingError(f"{name.upper()} is not set ({hint}).")
+
+
+def invalid_setting_line(error: ValidationError) -> str:
+    """One line naming the first malformed setting, what was wrong and the fix."""
+    first = error.errors()[0]
+    name = ".".join(map(str, first["loc"])).upper()
+    return f"Invalid setting {name}: {first['msg']}; fix it in .env or the environment."

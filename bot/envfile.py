@@ -11,10 +11,23 @@ from pathlib import Path
 
 from dotenv import set_key
 
+from agent.settings import WHERE_TO_GET, Settings
+from bot.startup import required_to_run
 from storage.crypto import generate_key
 
 SECRET_NAMES = frozenset({"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
                           "ANTHROPIC_API_KEY"})
+README_SLACK_APP = "README.md#create-the-slack-app-one-paste"
+INTRO = f"""Taiga Planner needs a few values before it can start.
+- The Slack app comes from manifest.yml: at https://api.slack.com/apps choose Create New App >
+  From a manifest, paste manifest.yml and install the app (step by step: {README_SLACK_APP}).
+- Secrets are read hidden (nothing shows while you type or paste); press Enter to skip one.
+- Answers are saved to .env (readable by you only)."""
+MODE_QUESTION = (
+    "Receive Slack's requests over Socket Mode (no public URL; needs an app-level token)"
+    " or over HTTP (needs a public https URL and the signing secret)? [socket/http; Enter: socket] "
+)
+HTTP = frozenset({"http", "h"})
 
 
 def create_env_file(env_path: Path, example_path: Path) -> bool:
@@ -32,18 +45,36 @@ def create_env_file(env_path: Path, example_path: Path) -> bool:
     return True
 
 
+def ask_first_run_questions(
+    env_path: Path,
+    settings: Settings,
+    ask: Callable[[str], str] | None = None,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """On a terminal, ask for every value the bot cannot start without: first where the Slack
+    app comes from, then Socket Mode or HTTP when neither is configured, then each value (with
+    where to find it). Returns whether anything was saved. Without a terminal (and no `ask`)
+    it asks nothing: start-up then stops with one line naming the first missing value."""
+    names = [name for name in required_to_run(settings) if not getattr(settings, name)]
+    if not names or (ask is None and not sys.stdin.isatty()):
+        return False
+    say(INTRO)
+    if "slack_app_token" in names and (ask or input)(MODE_QUESTION).strip().lower() in HTTP:
+        names[names.index("slack_app_token")] = "slack_signing_secret"
+    missing = {name.upper(): WHERE_TO_GET.get(name, "") for name in names}
+    filled = ask_for_missing(env_path, missing, ask)
+    if filled:
+        say(f"Saved {', '.join(filled)} to {env_path}.")
+    return bool(filled)
+
+
 def ask_for_missing(
     env_path: Path,
     missing: Mapping[str, str],
     ask: Callable[[str], str] | None = None,
 ) -> list[str]:
-    """Prompt for each missing value, named with where to find it (hidden for secrets), and
-    save the answers in `.env`.
-
-    Returns the names that were filled in. Does nothing unless stdin is a terminal or
-    an `ask` function is given."""
-    if ask is None and not sys.stdin.isatty():
-        return []
+    """Prompt for each missing value, named with where to find it (hidden for secrets; Enter
+    skips), and save the answers in `.env`. Returns the names that were filled in."""
     filled = []
     for name, where in missing.items():
         prompt = f"{name} ({where}): " if where else f"{name}: "

@@ -115,8 +115,9 @@ def escape_mrkdwn(text: str) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """Cut `text` to at most `limit` characters, ending with "…" when cut.
+    """Cut `text` to at most `limit` characters at a word boundary, ending with "…" when cut.
 
+    A word is split only when it alone fills more than half the room (a long URL, say).
     Safe on escaped mrkdwn: never splits an `&amp;`-style entity.
     """
     if len(text) <= limit:
@@ -124,6 +125,10 @@ def truncate(text: str, limit: int) -> str:
     if limit <= 0:
         return ""
     cut = text[: limit - 1]
+    if not text[limit - 1].isspace():
+        space = cut.rfind(" ")
+        if space >= len(cut) // 2:
+            cut = cut[:space]
     amp = cut.rfind("&", max(0, len(cut) - 4))
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]

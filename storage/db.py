@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -21,6 +21,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlmodel import Session
@@ -176,8 +177,44 @@ class Database:
             return await anyio.to_thread.run_sync(self._ping_sync, abandon_on_cancel=True)
         return False
 
+    def _revision_sync(self) -> str | None:
+        with self._exclusive(), self.engine.connect() as connection:
+            connection = connection.execution_options(**{_DEFERRED: True})
+            try:
+                query = sa.text("SELECT version_num FROM alembic_version")
+                return connection.execute(query).scalar()
+            except sa.exc.DBAPIError:  # connected, but never migrated
+                return None
+
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision the schema is at (None: never migrated), read within
+        `ping_timeout` seconds. Raises `DatabaseUnreachable` when the database does not answer."""
+        with anyio.move_on_after(self.ping_timeout):
+            try:
+                return await anyio.to_thread.run_sync(self._revision_sync, abandon_on_cancel=True)
+            except sa.exc.DBAPIError as error:
+                raise DatabaseUnreachable(str(error.orig).strip().splitlines()[0]) from error
+        raise DatabaseUnreachable(f"no answer within {self.ping_timeout:g} s")
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class DatabaseUnreachable(Exception):
+    """The database did not answer; the message says why, in one line."""
+
+
+@cache
+def head_revision() -> str | None:
+    """The newest Alembic revision this code knows (what `migrate` upgrades to)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every Alembic revision this code knows: a database at another one is ahead of it."""
+    scripts = ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    return frozenset(script.revision for script in scripts)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

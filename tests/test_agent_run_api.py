@@ -137,38 +137,20 @@ async def plans(db: Database) -> list[Plan]:
     return await db.run(lambda s: list(s.exec(select(Plan)).all()))
 
 
-# --------------------------------------------------------------------------- health
+# --------------------------------------------------------------------------- the default app
 
 
 @pytest.mark.anyio
-async def test_health_is_ok_when_the_database_answers(api: Api) -> None:
-    response = await api.http.get("/health")
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
-
-
-@pytest.mark.anyio
-async def test_health_is_503_when_the_database_is_unreachable(
-    open_api: Callable[..., Any], tmp_path: Any
-) -> None:
-    api = await open_api(database_url=f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
-
-    response = await api.http.get("/health")
-
-    assert response.status_code == 503
-    assert response.json() == {"status": "degraded", "database": "unreachable"}
-
-
-@pytest.mark.anyio
-async def test_the_default_app_reads_settings_and_connects_nothing_until_asked(
+async def test_without_slack_settings_the_default_app_serves_only_the_api(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, sqlite_database: Database
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("DATABASE_URL", sqlite_database.url.render_as_string(hide_password=False))
     monkeypatch.setenv("TAIGA_API_URL", "http://127.0.0.1:9/api/v1")  # nothing listens there
-    monkeypatch.setenv("AGENT_API_KEYS", "")
-    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    monkeypatch.setenv("AGENT_API_KEYS", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+    for name in ("SLACK_APP_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
     app = create_api()
     transport = httpx.ASGITransport(app=app)
 
@@ -177,10 +159,13 @@ async def test_the_default_app_reads_settings_and_connects_nothing_until_asked(
         httpx.AsyncClient(transport=transport, base_url="http://api") as http,
     ):
         health = await http.get("/health")
-        off = await http.post("/agent/run", json={})
+        slack_events = await http.post("/slack/events", content=b"{}")
+        unauthorized = await http.post("/agent/run", json={})
 
     assert health.status_code == 200
-    assert off.status_code == 404
+    assert health.json()["slack"] == "off"
+    assert slack_events.status_code == 404
+    assert unauthorized.status_code == 401
     assert app.state.planner.runtime is None  # closed at shutdown
 
 
@@ -490,11 +475,20 @@ async def test_a_malformed_idempotency_key_is_422(
 
 
 @pytest.mark.anyio
-async def test_the_openapi_document_describes_the_idempotency_key_header(api: Api) -> None:
+async def test_the_openapi_document_describes_the_idempotency_key_header(
+    open_api: Callable[..., Any],
+) -> None:
+    api = await open_api(api_docs=True)
     operation = (await api.http.get("/openapi.json")).json()["paths"]["/agent/run"]["post"]
 
     assert [p["name"] for p in operation["parameters"]] == ["Idempotency-Key"]
     assert "409" in operation["responses"]
+
+
+@pytest.mark.anyio
+async def test_the_api_documents_are_off_unless_api_docs_is_set(api: Api) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert (await api.http.get(path)).status_code == 404
 
 
 # --------------------------------------------------------------------------- status codes

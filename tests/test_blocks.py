@@ -202,9 +202,26 @@ def test_a_small_plan_shows_every_story_and_task() -> None:
     assert ":warning: The minutes mention a deadline" in text
     assert "3 stories, 12 tasks" in text
     assert f"<@{REQUESTER}>" in text
-    assert "1 model call · 3 tool calls · 12,345 input / 2,345 output tokens" in text
+    assert "1 model call · 3 tool calls" in text
+    assert "tokens" not in text and "12,345" not in text  # token counts: logs and the API only
     assert "claude-x" in text
     assert "Sprint 6" in message.text and "3 stories" in message.text
+
+
+def test_long_task_subjects_are_cut_at_a_word_boundary_in_the_checkboxes() -> None:
+    words = "Write the export endpoint, its validation, the retry policy and the feature flag"
+    proposal = _proposal(1, 1, task_subject=words + " {i}{j}")
+
+    message = proposal_blocks(PLAN_ID, proposal, REQUESTER, model="claude-x")
+
+    options = {
+        option["text"]["text"]
+        for block in message.blocks
+        for element in [*block.get("elements", []), block.get("accessory") or {}]
+        for option in element.get("options", [])
+    }
+    [shown] = [text for text in options if text.startswith("1.1 Write the export")]
+    assert shown == "1.1 Write the export endpoint, its validation, the retry policy and the…"
 
 
 def test_proposal_buttons_carry_the_plan_id_and_the_version_they_show() -> None:

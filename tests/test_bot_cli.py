@@ -7,7 +7,7 @@ import pytest
 
 from agent.settings import Settings
 from bot.__main__ import main
-from bot.envfile import ask_for_missing, create_env_file
+from bot.envfile import ask_first_run_questions, ask_for_missing, create_env_file
 from storage.crypto import TokenCipher, generate_key
 from storage.db import Database
 from storage.repositories import StoredTokens, get_link, save_link
@@ -121,3 +121,47 @@ def test_with_neither_slack_mode_configured_socket_mode_is_asked_for(
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert "SLACK_APP_TOKEN is not set" in err and "SLACK_SIGNING_SECRET" in err
+
+
+def test_first_run_says_where_the_slack_app_comes_from_and_offers_http_mode(
+    tmp_path: Path,
+) -> None:
+    env = tmp_path / ".env"
+    create_env_file(env, ROOT / ".env.example")
+    asked: list[str] = []
+    said: list[str] = []
+    answers = iter(["http", "xoxb-1", "", "s3cret"])
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return next(answers)
+
+    assert ask_first_run_questions(env, Settings(), ask=ask, say=said.append)
+
+    intro = said[0]
+    assert "manifest.yml" in intro and "README.md#create-the-slack-app-one-paste" in intro
+    assert "hidden" in intro and "press Enter to skip" in intro
+    assert "[socket/http; Enter: socket]" in asked[0]
+    assert [p.split(" ")[0] for p in asked[1:]] == [
+        "SLACK_BOT_TOKEN", "ANTHROPIC_API_KEY", "SLACK_SIGNING_SECRET"
+    ]
+    assert said[-1] == f"Saved SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET to {env}."
+    settings = Settings()
+    assert settings.slack_signing_secret.get_secret_value() == "s3cret"
+    assert not settings.socket_mode
+
+
+def test_first_run_asks_for_the_app_token_when_socket_mode_is_chosen(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    create_env_file(env, ROOT / ".env.example")
+    answers = iter(["", "xoxb-1", "sk-1", "xapp-1"])  # Enter: Socket Mode, the default
+    asked: list[str] = []
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return next(answers)
+
+    ask_first_run_questions(env, Settings(), ask=ask, say=lambda _line: None)
+
+    assert asked[-1].startswith("SLACK_APP_TOKEN (")
+    assert Settings().socket_mode

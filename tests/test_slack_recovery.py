@@ -396,7 +396,7 @@ async def test_uvicorn_serving_the_api_in_http_mode_runs_the_sweep(
         "DATABASE_URL": sqlite_database.url.render_as_string(hide_password=False),
         "SLACK_BOT_TOKEN": fake_slack.bot_token, "SLACK_SIGNING_SECRET": "secret",
         "SLACK_API_URL": fake_slack.api_url, "SLACK_APP_TOKEN": "",
-        "TOKEN_ENCRYPTION_KEYS": generate_key(),
+        "TOKEN_ENCRYPTION_KEYS": generate_key(), "ANTHROPIC_API_KEY": "test",
     }.items():
         monkeypatch.setenv(name, value)
     app = create_api()

@@ -107,3 +107,13 @@ def test_truncate_marks_a_cut_with_an_ellipsis() -> None:
     assert truncate("short", 10) == "short"
     assert truncate("a longer text", 6) == "a lon…"
     assert one_line(" a\n\n b\tc ") == "a b c"
+
+
+def test_truncate_cuts_at_a_word_boundary() -> None:
+    subject = "As a coach, I can export the weekly plan as a PDF feature"
+
+    cut = truncate(subject, 40)
+
+    assert cut == "As a coach, I can export the weekly…"
+    assert truncate("Export the plan now", 16) == "Export the plan…"  # the cut falls on a space
+    assert truncate("See https://example.com/a/very/long/path", 20) == "See https://example…"

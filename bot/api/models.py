@@ -114,8 +114,15 @@ class PartialPlanRefused(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """`GET /health`: "ok" only when the database answers at the schema this code needs and,
+    in Socket Mode, the websocket to Slack is up; otherwise "degraded" with the reason (503)."""
+
     status: Literal["ok", "degraded"]
-    database: Literal["ok", "unreachable"]
+    database: Literal["ok", "unreachable", "not migrated", "behind", "ahead"]
+    schema_revision: str | None = Field(description="where the database is (null: unmigrated)")
+    schema_head: str | None = Field(description="the revision this code needs")
+    slack: Literal["socket connected", "socket disconnected", "http", "off"]
+    reason: str | None = None
 
 
 class ErrorResponse(BaseModel):

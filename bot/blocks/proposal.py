@@ -280,9 +280,6 @@ def _usage_line(proposal: Proposal, requester_id: str, model: str | None) -> str
         parts.append(esc_line(model, 80))
     parts.append(counted(usage.model_calls, "model call", "model calls"))
     parts.append(counted(usage.tool_calls, "tool call", "tool calls"))
-    parts.append(f"{usage.input_tokens:,} input / {usage.output_tokens:,} output tokens")
-    if usage.cache_read_tokens:
-        parts.append(f"{usage.cache_read_tokens:,} cached")
     if proposal.stopped is not None:
         parts.append(f"stopped early: {esc_line(str(proposal.stopped.value), 40)}")
     return " · ".join(parts)

@@ -323,4 +323,9 @@ async def _show_proposal(
         return
     message = proposal_message(services, plan_id, proposal, run.user_id, 1)
     await live.finish(message)
-    logger.info("plan %s: proposed (%d actions)", plan_id, len(proposal.actions()))
+    usage = proposal.usage
+    logger.info(
+        "plan %s: proposed (%d actions; %d model calls, %d input / %d output tokens, %d cached)",
+        plan_id, len(proposal.actions()), usage.model_calls, usage.input_tokens,
+        usage.output_tokens, usage.cache_read_tokens,
+    )
