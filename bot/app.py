@@ -26,6 +26,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from agent.errors import SOMETHING_WENT_WRONG
 from agent.runtime import Runtime
@@ -129,12 +130,16 @@ class SlackBot:
     recovery: RecoverySweep
     identity: BotIdentity
 
-    def start(self) -> None:
+    def start(self, identity: AsyncSlackResponse | None = None) -> None:
+        """Serve: `identity` is the start-up check's `auth.test` answer (else asked now)."""
         # One connection pool for every Web API call (Bolt's per-request clients share the
         # session); without one slack_sdk opens a new connection, TLS included, per call.
         self.services.slack.session = aiohttp.ClientSession()
         self.recovery.start()
-        self.services.spawn(self.identity.warm(), name="auth.test")
+        if identity is not None:
+            self.identity.learn(identity)
+        else:
+            self.services.spawn(self.identity.warm(), name="auth.test")
 
     async def aclose(self) -> None:
         await self.recovery.aclose()

@@ -37,6 +37,10 @@ class BotIdentity:
         except Exception as error:
             log_failure("auth.test at start-up failed", error)
 
+    def learn(self, answer: AsyncSlackResponse) -> None:
+        """Take an `auth.test` answer someone else already asked for."""
+        self._answer = answer
+
     async def authorize(self, user_id: str | None) -> AuthorizeResult:
         """What Bolt puts in a request's context: the bot's ids and token, and who is asking."""
         answer = await self._auth_test()

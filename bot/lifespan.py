@@ -64,8 +64,8 @@ class HostState:
             logger.info("No Slack settings: serving only /agent/run and /health")
             return
         if self.owns_slack:
-            await check_bot_token(self.settings)
-            self.get_bot().start()  # the recovery sweep: resumes interrupted applies
+            identity = await check_bot_token(self.settings)
+            self.get_bot().start(identity)  # and the recovery sweep: resumes interrupted applies
         if self.settings.socket_mode:
             self.socket = SocketModeConnection(self.get_bot().app, self.settings)
             await self.socket.open()

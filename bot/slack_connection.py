@@ -17,6 +17,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from agent.settings import WHERE_TO_GET, Settings
 from bot.app import RedactSlackBodies
@@ -30,8 +31,9 @@ CALL_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 30.0
 
 
-async def check_bot_token(settings: Settings) -> None:
-    """`auth.test` with SLACK_BOT_TOKEN: Slack knows the token and the app is installed."""
+async def check_bot_token(settings: Settings) -> AsyncSlackResponse:
+    """`auth.test` with SLACK_BOT_TOKEN: Slack knows the token and the app is installed; its
+    answer is the bot's identity (Bolt's authorization needs no second call)."""
     client = AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
@@ -39,6 +41,7 @@ async def check_bot_token(settings: Settings) -> None:
     )
     answer = await call_slack(client.auth_test, "slack_bot_token", settings)
     logger.info("Slack: signed in as %s in %s", answer.get("user"), answer.get("team"))
+    return answer
 
 
 async def call_slack(
