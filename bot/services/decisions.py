@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 # Retry resumes a partly applied plan; on an approved or executing one the executor decides
 # (another run active: "being applied right now"; a run that died: it takes over).
 RETRYABLE_STATES = frozenset({"partial", "approved", "executing"})
+PLAN_GONE = "This plan no longer exists."
 NOTHING_PICKED = (
     "Every story and task of this plan is unticked, so there is nothing to write. Tick what "
     "should be created, or reject the plan."
@@ -61,7 +62,7 @@ async def open_proposal(services: Services, decision: Decision) -> Plan | None:
     """The plan if it still waits for a decision; otherwise tells the clicker why not."""
     plan = await _load(services, decision.plan_id)
     if plan is None or plan.slack_team_id != decision.team_id:
-        await decision.tell("This plan no longer exists.")
+        await decision.tell(PLAN_GONE)
         return None
     if is_past_expiry(services, plan):
         await expire_proposal(services, plan)
@@ -222,7 +223,7 @@ async def approve(services: Services, decision: Decision) -> None:
 async def retry(services: Services, decision: Decision) -> None:
     plan = await _load(services, decision.plan_id)
     if plan is None or plan.slack_team_id != decision.team_id:
-        await decision.tell("This plan no longer exists.")
+        await decision.tell(PLAN_GONE)
         return
     if plan.state == "done":
         await show_stored_result(services, plan)
