@@ -52,7 +52,7 @@ hostile_text = st.lists(
     st.one_of(st.text(max_size=40), st.sampled_from(HOSTILE_PIECES)), max_size=12
 ).map("".join)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | hostile_text,
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | hostile_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4),
     max_leaves=12,
 )
