@@ -27,7 +27,8 @@ Helpers (all thread-safe):
              edit(kind, id, **fields)  (a person's change: `version` + 1)
   reading:   stories(project_id), tasks(project_id), milestones(project_id), user(username),
              requests (list[RecordedRequest]), requests_to(method, path), clear_requests()
-  tokens:    login_tokens(username) -> {"auth_token", "refresh"}; expire_access_tokens(username);
+  tokens:    login_tokens(username) -> {"auth_token", "refresh"}; issued_tokens();
+             expire_access_tokens(username);
              expire_refresh_tokens(username)
   faults:    set_latency(seconds); fail_next(status, nth=, times=, method=, path=);
              throttle_next(count, wait_seconds=, method=, path=);
@@ -679,6 +680,11 @@ class FakeTaiga:
         """Fresh tokens as POST /auth would issue: {"auth_token": ..., "refresh": ...}."""
         with self._lock:
             return self._issue(self.user(username).id)
+
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token issued so far (for leak searches)."""
+        with self._lock:
+            return [*self._access, *self._refresh]
 
     def expire_access_tokens(self, username: str) -> None:
         """Every access token issued so far to the user stops working (refresh still works)."""
