@@ -33,6 +33,7 @@ Helpers (all thread-safe):
   faults:    set_latency(seconds); fail_next(status, nth=, times=, method=, path=);
              throttle_next(count, wait_seconds=, method=, path=);
              lose_next_response(method=, path=)  (the write IS applied, then the socket closes);
+             expire_tokens_after(username, nth=, refresh_too=, method=, path=)  (mid-apply);
              limit_login_failures(count, wait_seconds=)  (the `login-fail` scope); clear_faults()
 `path` filters are shell-style globs on the path after `/api/v1`, e.g. "/userstories*".
 """
@@ -317,13 +318,15 @@ class _Reply(Exception):
 
 @dataclass
 class _Fault:
-    kind: str  # "fail" | "throttle" | "lose"
+    kind: str  # "fail" | "throttle" | "lose" | "expire"
     method: str | None
     path: str | None
     skip: int = 0
     count: int = 1
     status: int = 500
     wait: float = 60.0
+    username: str = ""  # "expire": whose tokens
+    refresh_too: bool = False
 
     def matches(self, request: RecordedRequest) -> bool:
         if self.method and request.method != self.method.upper():
@@ -745,6 +748,21 @@ class FakeTaiga:
         with self._lock:
             self._faults.append(_Fault("lose", method, path))
 
+    def expire_tokens_after(
+        self,
+        username: str,
+        *,
+        nth: int = 1,
+        refresh_too: bool = False,
+        method: str | None = "POST",
+        path: str | None = None,
+    ) -> None:
+        """Once the `nth` matching request from now has been answered, the user's access tokens
+        expire (and their refresh tokens too with `refresh_too`): a token expiring mid-apply."""
+        with self._lock:
+            self._faults.append(_Fault("expire", method, path, nth - 1, username=username,
+                                       refresh_too=refresh_too))
+
     def limit_login_failures(self, count: int, *, wait_seconds: float = 60) -> None:
         """Taiga's `login-fail` throttle scope: once `count` POSTs to /auth or /auth/refresh have
         been answered 400 or 401 (from now), every later one gets 429, even with the right
@@ -803,6 +821,10 @@ class FakeTaiga:
                 self._login_failures += 1
             if fault is not None and fault.kind == "lose":
                 return _LOSE
+            if fault is not None and fault.kind == "expire":
+                self.expire_access_tokens(fault.username)
+                if fault.refresh_too:
+                    self.expire_refresh_tokens(fault.username)
             return self._render(reply)
 
     def _render(self, reply: _Reply) -> tuple[int, dict[str, str], bytes]:
