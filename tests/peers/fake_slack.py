@@ -16,7 +16,7 @@ Refusals (HTTP 200, `ok: false`, like Slack): `invalid_auth` (bad or missing tok
 `thread_not_found`, `user_not_found`, `invalid_cursor`, `expired_trigger_id`, `not_found`,
 `hash_conflict`.
 On demand: `rate_limit(method, times)` answers HTTP 429 with `Retry-After`, and
-`fail_next(method, error)` answers any error.
+`fail_next(method, error)` answers any error (`clear_failures()` forgets those not yet used).
 
 Socket Mode: `apps.connections.open` with the app-level token (`fake.app_token`, `xapp-…`;
 a bot token gets `not_allowed_token_type`) answers a one-time `ws://127.0.0.1:PORT/link/?ticket=…`
@@ -533,6 +533,11 @@ class FakeSlack:
         """The next `times` calls of `method` answer `{"ok": false, "error": error, **extra}`."""
         with self._lock:
             self._failures.setdefault(method, []).extend([(error, extra)] * times)
+
+    def clear_failures(self) -> None:
+        """Forget the failures `fail_next` queued and not yet answered: Slack works again."""
+        with self._lock:
+            self._failures.clear()
 
     def expire_trigger(self, trigger_id: str) -> None:
         with self._lock:
