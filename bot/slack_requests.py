@@ -123,7 +123,7 @@ class SlackBody(_Shape):
     def _kind_has_its_fields(self) -> SlackBody:
         missing = {
             "command": self.command is not None
-            and not (self.team_id and self.user_id and self.channel_id),
+            and not (self.team_id and self.user_id and self.channel_id and self.response_url),
             "block_actions": self.type == "block_actions" and not (self.user and self.actions),
             "view_submission": self.type == "view_submission"
             and not (self.user and self.view is not None),

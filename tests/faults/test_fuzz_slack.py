@@ -39,7 +39,7 @@ from tests.faults.hostile import (
     served,
     watch,
 )
-from tests.peers.slack_harness import SIGNING_SECRET, Harness
+from tests.peers.slack_harness import SIGNING_SECRET, Harness, story_turn
 
 __all__ = ["served", "watch"]  # fixtures
 
@@ -101,6 +101,31 @@ async def test_generated_block_actions(
 ) -> None:
     h = served
     payload = mutate(block_action(h, action_id, value), changes)
+
+    response = await h.payload(payload)
+
+    await assert_survived(h, watch, response)
+
+
+@pytest.mark.anyio
+@FUZZ
+@given(
+    action_id=st.sampled_from(ACTION_IDS), by_alice=st.booleans(),
+    suffix=st.one_of(hostile_text, st.sampled_from(["1", "\u00b2", "9" * 30, "-1", "1:2"])),
+    ticked=st.lists(hostile_text, max_size=3),
+)
+async def test_generated_clicks_on_a_real_proposal(
+    served: Harness, watch: Watch, action_id: str, suffix: str, by_alice: bool,
+    ticked: list[str],
+) -> None:
+    """Alice's proposal, clicked with hostile values naming it: by Bob (not linked, not its
+    requester), or by Alice on a button that writes nothing (View, Edit, a pick, a page)."""
+    h = served
+    plan_id, message_ts = await proposal_of_alice(h)
+    harmless = action_id in {ACTION_VIEW, ACTION_EDIT, f"{ACTION_VIEW_PAGE}:next"}
+    user = h.alice if by_alice and (harmless or action_id.startswith(ACTION_PICK)) else h.bob
+    payload = block_action(h, action_id, f"{plan_id}:{suffix}", ts=message_ts, user=user)
+    payload["actions"][0]["selected_options"] = [{"value": value} for value in ticked]
 
     response = await h.payload(payload)
 
@@ -211,15 +236,33 @@ def signed_bytes(raw: bytes, content_type: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-def block_action(h: Harness, action_id: str, value: str) -> Json:
-    ts = h.slack.add_message(h.channel, "Proposed sprint plan", user=h.slack.bot_user_id)
+async def proposal_of_alice(h: Harness) -> tuple[str, str]:
+    """Alice's proposal in the channel (made on first use): its plan id and message ts."""
+    plans = [p for p in await h.plans() if p.state == "proposed"]
+    if not plans:
+        await h.link(h.alice, "alice")
+        await h.set_project()
+        h.anthropic.script(story_turn(("Export plans as CSV", ["Write the CSV writer"])))
+        await h.command("plan Sprint 6\nShip the CSV export.")
+        await h.proposal_ts()
+        await h.settle()
+        plans = [p for p in await h.plans() if p.state == "proposed"]
+    plan = plans[0]
+    return plan.id, str(plan.slack_message_ts)
+
+
+def block_action(
+    h: Harness, action_id: str, value: str, *, ts: str | None = None, user: str | None = None
+) -> Json:
+    ts = ts or h.slack.add_message(h.channel, "Proposed sprint plan", user=h.slack.bot_user_id)
+    user = user or h.bob
     return {
-        "type": "block_actions", "user": {"id": h.bob, "team_id": h.slack.team_id},
+        "type": "block_actions", "user": {"id": user, "team_id": h.slack.team_id},
         "team": {"id": h.slack.team_id}, "api_app_id": h.slack.app_id,
         "container": {"type": "message", "message_ts": ts, "channel_id": h.channel},
         "channel": {"id": h.channel}, "message": {"ts": ts, "text": "", "blocks": []},
         "trigger_id": h.slack.mint_trigger_id(),
-        "response_url": h.slack.mint_response_url(channel=h.channel, user=h.bob),
+        "response_url": h.slack.mint_response_url(channel=h.channel, user=user),
         "actions": [{"type": "button", "action_id": action_id, "block_id": value,
                      "value": value, "action_ts": "1.2"}],
     }  # fmt: skip
