@@ -1,27 +1,22 @@
 """What every hostile-input test checks, and the pieces they share.
 
 `FUZZ`: the bounded Hypothesis profile (a few dozen examples, no per-example deadline: the
-machine is shared). `served`: the harness with its app behind uvicorn on loopback. `Watch`:
-collects ERROR log records and exceptions the event loop saw unhandled. `writes_to_taiga`,
-`internals_in`: the other two properties (nothing written, no internals shown)."""
+machine is shared). `Watch`: collects ERROR log records and exceptions the event loop saw
+unhandled. `writes_to_taiga`, `internals_in`: the other two properties (nothing written, no
+internals shown). The fixtures `served` and `watch` are in this package's conftest."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from tests.peers.fake_taiga import FakeTaiga
-from tests.peers.served import serving
 from tests.peers.slack_harness import Harness
 
 FUZZ = settings(
@@ -60,15 +55,6 @@ json_values = st.recursive(
 )
 
 
-@pytest.fixture
-async def served(h: Harness) -> AsyncIterator[Harness]:
-    """The harness, its requests sent over HTTP to the app served by uvicorn on loopback."""
-    async with serving(h.api) as base_url, httpx.AsyncClient(
-        base_url=base_url, timeout=30.0
-    ) as http:
-        yield dataclasses.replace(h, http=http)
-
-
 class Watch(logging.Handler):
     """ERROR records from any logger, and what the loop's exception handler was given."""
 
@@ -88,21 +74,6 @@ class Watch(logging.Handler):
         logged = [f"{r.name}: {r.getMessage()} {r.exc_info and r.exc_info[1]!r}"
                   for r in self.records]
         return logged + [str(context.get("exception") or context) for context in self.unhandled]
-
-
-@pytest.fixture
-async def watch() -> AsyncIterator[Watch]:
-    watcher = Watch()
-    root = logging.getLogger()
-    root.addHandler(watcher)
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: watcher.unhandled.append(context))
-    try:
-        yield watcher
-    finally:
-        loop.set_exception_handler(previous)
-        root.removeHandler(watcher)
 
 
 def writes_to_taiga(taiga: FakeTaiga) -> list[str]:

@@ -20,16 +20,12 @@ from tests.faults.hostile import (
     Watch,
     hostile_text,
     json_values,
-    served,
-    watch,
     writes_to_taiga,
 )
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PROJECT_ID, FakeTaiga
 from tests.peers.slack_harness import Harness, running_harness
-
-__all__ = ["served", "watch"]  # fixtures
 
 KEY = "fuzz-api-key-1"
 Json = dict[str, Any]

@@ -19,14 +19,10 @@ from tests.faults.hostile import (
     Watch,
     assert_survived,
     hostile_text,
-    served,
-    watch,
 )
 from tests.peers.fake_anthropic import message, text, tool_use
 from tests.peers.slack_harness import Harness
 from tests.peers.slack_setups import alice_plans_here
-
-__all__ = ["served", "watch"]  # fixtures
 
 h = alice_plans_here
 # Anything a model could read as one of our tags, attributes and odd spacing included.

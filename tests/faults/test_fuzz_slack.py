@@ -36,12 +36,8 @@ from tests.faults.hostile import (
     assert_survived,
     hostile_text,
     json_values,
-    served,
-    watch,
 )
 from tests.peers.slack_harness import SIGNING_SECRET, Harness, story_turn
-
-__all__ = ["served", "watch"]  # fixtures
 
 Json = dict[str, Any]
 FORM = "application/x-www-form-urlencoded"

@@ -20,14 +20,10 @@ from tests.faults.hostile import (
     assert_survived,
     hostile_text,
     json_values,
-    served,
-    watch,
 )
 from tests.peers.fake_anthropic import message, text, tool_use
 from tests.peers.slack_harness import Harness
 from tests.peers.slack_setups import alice_plans_here
-
-__all__ = ["served", "watch"]  # fixtures
 
 h = alice_plans_here
 Json = dict[str, Any]
