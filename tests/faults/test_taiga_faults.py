@@ -55,7 +55,7 @@ async def test_taiga_unreachable_while_planning_is_said_in_words_before_the_mode
     told = [str(p.body.get("text")) for p in h.slack.response_url_posts(form["response_url"])]
     told += [block_text(c.params) for c in h.slack.calls("chat.update")]
     assert any("Could not connect to Taiga" in t for t in told), told
-    assert not any(INTERNALS.search(t) for t in told), told
+    assert not any(INTERNALS.search(t) or t.lower().count("try again") > 1 for t in told), told
     assert h.anthropic.requests == []
 
 
