@@ -9,6 +9,9 @@ leak is searched for every secret involved (distinctive values, so a hit is a le
             (the rotated pair `/agent/run` hands back to its caller aside), the SQLite database
             file with its WAL and journal, and `repr()` of the long-lived objects.
 
+The last plan meets a link Taiga refuses, so the failure path (its exceptions and the direct
+message) is searched too.
+
 The Slack app-level token is not used in HTTP mode; `tests/test_secrets_repr.py` checks that it
 (and the database password) never shows in `repr()`. A click is also checked against the plan's
 channel: one from another channel is refused in words and writes nothing."""
@@ -19,7 +22,6 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -55,14 +57,20 @@ async def h(
 
 
 class Responses:
-    """Every response body our app sent to the harness's client."""
+    """Every response body our app sent to the harness's client; from `/agent/run`, without
+    the rotated token pair it hands back to its caller on purpose."""
 
     def __init__(self) -> None:
         self.bodies: list[str] = []
 
     async def __call__(self, response: httpx.Response) -> None:
         await response.aread()
-        self.bodies.append(response.text)
+        if response.request.url.path == "/agent/run":
+            body = response.json()
+            body.pop("tokens", None)
+            self.bodies.append(json.dumps(body))
+        else:
+            self.bodies.append(response.text)
 
 
 @pytest.mark.anyio
@@ -78,7 +86,8 @@ async def test_no_secret_leaks_anywhere_through_login_plans_refreshes_and_the_ap
     await log_in_with_the_modal(h, carol)
     await plan_and_approve(h, carol, refresh_first=False)
     await plan_and_approve(h, carol, refresh_first=True)
-    api_body = await agent_run_with_a_refresh(h)
+    await agent_run_with_a_refresh(h)
+    await plan_with_a_dead_link(h, carol)
     await h.settle()
 
     secrets = [
@@ -90,7 +99,7 @@ async def test_no_secret_leaks_anywhere_through_login_plans_refreshes_and_the_ap
         "log": log_lines(caplog.records),
         "slack": slack_traffic(h),
         "anthropic": anthropic_traffic(h),
-        "responses": [*responses.bodies[:-1], json.dumps(api_body)],
+        "responses": responses.bodies,
         "database": database_files(tmp_path),
         "repr": long_lived_reprs(h),
     }
@@ -152,7 +161,17 @@ async def plan_and_approve(h: Harness, user: str, *, refresh_first: bool) -> Non
                         "Sprint plan applied" in block_text(p))
 
 
-async def agent_run_with_a_refresh(h: Harness) -> dict[str, Any]:
+async def plan_with_a_dead_link(h: Harness, user: str) -> None:
+    """Taiga refuses both tokens: the failure path (exceptions, the DM) is searched too."""
+    h.taiga.expire_access_tokens("carol")
+    h.taiga.expire_refresh_tokens("carol")
+    await h.command(f"plan Sprint 6\n{MINUTES} again", user=user)
+    await h.slack.wait_for(
+        "chat.postMessage", lambda c: c.params["channel"].startswith("D"), within=WAIT
+    )
+
+
+async def agent_run_with_a_refresh(h: Harness) -> None:
     tokens = h.taiga.login_tokens("carol")
     h.taiga.expire_access_tokens("carol")
     h.anthropic.script(message(text("Planned."), tool_use(
@@ -164,9 +183,7 @@ async def agent_run_with_a_refresh(h: Harness) -> dict[str, Any]:
               "refresh": tokens["refresh"], "prompt": f"{MINUTES}\n\nPlan Sprint 6."},
     )
     assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert body.pop("tokens")["auth_token"] in h.taiga.issued_tokens()  # the caller's new pair
-    return body
+    assert response.json()["tokens"]["auth_token"] in h.taiga.issued_tokens()  # its new pair
 
 
 # ------------------------------------------------------------------------ where to look
