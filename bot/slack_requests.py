@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from slack_bolt.request.internals import parse_body
 
 UNREADABLE = "This request is not a Slack payload the app can read."
@@ -139,7 +139,7 @@ def readable(body: bytes, content_type: str | None) -> bool:
     try:
         parsed = parse_body(body.decode("utf-8"), content_type)
         SlackBody.model_validate(parsed)
-    except (UnicodeDecodeError, ValueError, ValidationError):
+    except ValueError:  # UnicodeDecodeError, JSONDecodeError and ValidationError are ValueErrors
         return False
     return True
 
@@ -152,15 +152,16 @@ def refuse_unreadable(
     return Response(NOT_SIGNED, status_code=401, media_type="application/json")
 
 
-
-
 def is_signed(body: bytes, headers: Mapping[str, str], signing_secret: str) -> bool:
     """Slack's v0 signature over the raw bytes, sent within the last five minutes (the SDK's
     verifier decodes the body first, which fails on bytes that are not UTF-8)."""
     timestamp = headers.get("x-slack-request-timestamp", "")
     signature = headers.get("x-slack-signature", "")
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE:
+    fresh = timestamp.isascii() and timestamp.isdigit() and (
+        abs(time.time() - int(timestamp)) <= SIGNATURE_MAX_AGE
+    )
+    if not fresh:
         return False
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    return hmac.compare_digest(expected.encode(), signature.encode())

@@ -194,6 +194,26 @@ async def test_bodies_that_are_not_what_they_claim(
 
 
 @pytest.mark.anyio
+@FUZZ
+@given(
+    timestamp=st.one_of(st.just(str(int(time.time()))), st.sampled_from(["\u00b2", "-1", ""]),
+                        st.from_regex(r"\A[!-~]{0,20}\Z")),
+    signature=st.one_of(st.just("v0=00"), st.from_regex(r"\A[ -~\u00a0-\u00ff]{0,80}\Z")),
+)
+async def test_hostile_signature_headers_on_an_unreadable_body_are_refused(
+    served: Harness, watch: Watch, timestamp: str, signature: str
+) -> None:
+    h = served
+    headers = {"content-type": FORM, "x-slack-request-timestamp": timestamp.encode("latin-1"),
+               "x-slack-signature": signature.encode("latin-1")}
+
+    response = await h.http.post("/slack/events", content=b"payload=%7B", headers=headers)
+
+    assert response.status_code == 401
+    await assert_survived(h, watch, response)
+
+
+@pytest.mark.anyio
 async def test_a_signed_interactivity_body_whose_payload_is_not_json_is_refused_in_words(
     served: Harness, watch: Watch
 ) -> None:
