@@ -63,8 +63,9 @@ recorded, the plan is complete and you will not be asked again; if a call fails 
 errors back and may correct them (end that turn with a one-line summary too). If the minutes \
 hold no work to plan, say so in one line and call no create tool."""
 
+# Our tag names, however spaced and whatever follows them ("</minutes x>", "<minutes:>").
 _OUR_TAGS = re.compile(
-    r"<\s*/?\s*(?:minutes|current_plan|instruction|taiga_data)\s*>", re.IGNORECASE
+    r"<\s*/?\s*(?:minutes|current_plan|instruction|taiga_data)\b[^<>]*>", re.IGNORECASE
 )
 
 

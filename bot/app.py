@@ -37,6 +37,7 @@ from bot.middleware import attach_services
 from bot.services.core import Services
 from bot.services.errors import log_failure
 from bot.services.recovery import RecoverySweep
+from bot.slack_requests import readable, refuse_unreadable
 from storage.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -173,12 +174,17 @@ def build_bot(
 
 def mount_slack_events(api: FastAPI, get_bot: Callable[[], SlackBot]) -> None:
     """`POST /slack/events`: Slack's signed HTTP requests into the Bolt app (built on first
-    use by `get_bot`, so importing the server connects nothing)."""
+    use by `get_bot`, so importing the server connects nothing); a body the app cannot read
+    is refused in words first (`bot.slack_requests`)."""
     handlers: dict[int, AsyncSlackRequestHandler] = {}
 
     @api.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
         bot = get_bot()
+        body = await request.body()
+        if not readable(body, request.headers.get("content-type")):
+            secret = bot.services.settings.slack_signing_secret.get_secret_value()
+            return refuse_unreadable(body, request.headers, secret)
         handler = handlers.get(id(bot.app))
         if handler is None:
             handler = handlers[id(bot.app)] = AsyncSlackRequestHandler(bot.app)

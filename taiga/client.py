@@ -194,7 +194,7 @@ class TaigaClient:
                 method, url, params=params, json=json, headers=headers, timeout=limits
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Unavailable("Could not connect to Taiga; try again in a moment.") from exc
+            raise Unavailable("Could not connect to Taiga.") from exc
         except httpx.TimeoutException as exc:
             if not is_read:
                 raise ResponseLost(

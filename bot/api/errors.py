@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 NOT_JSON = "The request body is not valid JSON."
 NOT_AN_OBJECT = "The request body must be a JSON object."
 DATABASE_UNAVAILABLE = "The planner's database is unavailable; try again shortly."
+# FastAPI's words for a body it could not even decode (bytes that are not UTF-8).
+UNPARSED_BODY = "There was an error parsing the body"
 
 
 class ApiError(HTTPException):
@@ -57,6 +59,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if detail == UNPARSED_BODY:
+            detail = NOT_JSON
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -25,7 +25,8 @@ def plan_ref(plan_id: str, version: int) -> str:
 def parse_plan_ref(value: str) -> tuple[str, int | None]:
     """(plan id, version) from a button's value; version None on messages from before versions."""
     plan_id, _, version = value.partition(":")
-    return plan_id, int(version) if version.isdigit() else None
+    # ASCII digits only: "²" is a digit to `isdigit` but not to `int`.
+    return plan_id, int(version) if version.isascii() and version.isdigit() else None
 
 
 def decision_buttons(

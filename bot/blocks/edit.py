@@ -78,6 +78,14 @@ class EditMetadata:
         sprints = tuple(SprintChoice(int(i), str(n), str(s)) for i, n, s in data["sprints"])
         return cls(str(data["plan"]), int(data["version"]), sprints)
 
+    @classmethod
+    def parse(cls, text: str) -> EditMetadata | None:
+        """`load`, or None when `text` is not metadata this modal wrote (a forged submit)."""
+        try:
+            return cls.load(text)
+        except (ValueError, KeyError, TypeError):
+            return None
+
 
 @dataclass(frozen=True, slots=True)
 class TaskField:

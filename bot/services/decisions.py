@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 # Retry resumes a partly applied plan; on an approved or executing one the executor decides
 # (another run active: "being applied right now"; a run that died: it takes over).
 RETRYABLE_STATES = frozenset({"partial", "approved", "executing"})
+PLAN_GONE = "This plan no longer exists."
+OTHER_CHANNEL = (
+    "This button belongs to a plan in another channel, so nothing was done. Use the buttons on "
+    "the plan's own message."
+)
 NOTHING_PICKED = (
     "Every story and task of this plan is unticked, so there is nothing to write. Tick what "
     "should be created, or reject the plan."
@@ -55,17 +60,32 @@ class Decision:
     user_id: str
     link: repo.TaigaLinkView | None
     tell: Tell
+    # The channel the click came from; None for a decision made on the plan itself (refining).
+    channel_id: str | None = None
 
 
 async def _load(services: Services, plan_id: str) -> Plan | None:
     return await services.db.run(lambda s: repo.get_plan(s, plan_id))
 
 
-async def open_proposal(services: Services, decision: Decision) -> Plan | None:
-    """The plan if it still waits for a decision; otherwise tells the clicker why not."""
+async def clicked_plan(services: Services, decision: Decision) -> Plan | None:
+    """The plan a click is about, if it exists in the clicker's workspace and the click came
+    from the plan's own channel; otherwise tells the clicker why not."""
     plan = await _load(services, decision.plan_id)
     if plan is None or plan.slack_team_id != decision.team_id:
-        await decision.tell("This plan no longer exists.")
+        await decision.tell(PLAN_GONE)
+        return None
+    if decision.channel_id is not None and decision.channel_id != plan.slack_channel_id:
+        logger.warning("plan %s: a click from another channel refused", plan.id)
+        await decision.tell(OTHER_CHANNEL)
+        return None
+    return plan
+
+
+async def open_proposal(services: Services, decision: Decision) -> Plan | None:
+    """The plan if it still waits for a decision; otherwise tells the clicker why not."""
+    plan = await clicked_plan(services, decision)
+    if plan is None:
         return None
     if is_past_expiry(services, plan):
         await expire_proposal(services, plan)
@@ -224,9 +244,8 @@ async def approve(services: Services, decision: Decision) -> None:
 
 
 async def retry(services: Services, decision: Decision) -> None:
-    plan = await _load(services, decision.plan_id)
-    if plan is None or plan.slack_team_id != decision.team_id:
-        await decision.tell("This plan no longer exists.")
+    plan = await clicked_plan(services, decision)
+    if plan is None:
         return
     if plan.state == "done":
         await show_stored_result(services, plan)

@@ -22,7 +22,13 @@ from bot.blocks.edit import (
     edit_view,
 )
 from bot.services.core import Services
-from bot.services.decisions import Decision, is_past_expiry, may_approve, open_proposal
+from bot.services.decisions import (
+    PLAN_GONE,
+    Decision,
+    is_past_expiry,
+    may_approve,
+    open_proposal,
+)
 from bot.services.edited import edited_proposal, sprint_names
 from bot.services.errors import log_failure
 from bot.services.slack_io import Tell, tell_by_ephemeral
@@ -81,7 +87,9 @@ def _sprint_choices(proposal: Proposal, project: Project) -> tuple[SprintChoice,
 async def submit_edit(services: Services, *, team_id: str, user_id: str, view: Json) -> Json:
     """The acknowledgement of an Edit submit: the errors to show in the modal, or an empty
     answer that closes it while the new version is stored and posted."""
-    metadata = EditMetadata.load(str(view.get("private_metadata") or ""))
+    metadata = EditMetadata.parse(str(view.get("private_metadata") or ""))
+    if metadata is None:
+        return _errors({SPRINT_BLOCK: PLAN_GONE})
     plan = await services.db.run(lambda s: repo.get_plan(s, metadata.plan_id))
     problem = _cannot_edit(services, plan, team_id, metadata)
     if problem is not None:
@@ -108,7 +116,7 @@ def _cannot_edit(
 ) -> str | None:
     """Why the modal's version can no longer be edited, or None."""
     if plan is None or plan.slack_team_id != team_id or plan.proposal is None:
-        return "This plan no longer exists."
+        return PLAN_GONE
     if is_past_expiry(services, plan):
         return "This proposal expired. Ask for a new plan to start again."
     if plan.state != "proposed" or plan.proposal_version != metadata.version:

@@ -7,18 +7,17 @@ from agent.proposal import Proposal
 from bot.blocks.actions import parse_plan_ref
 from bot.blocks.full_plan import full_plan_view
 from bot.services.core import Services
-from bot.services.decisions import Decision
+from bot.services.decisions import PLAN_GONE, Decision, clicked_plan
 from storage import repositories as repo
 from storage.models import Plan
-
-PLAN_GONE = "This plan no longer exists."
 
 
 async def open_full_plan(services: Services, decision: Decision, trigger_id: str) -> None:
     """Open the modal on its first page, with the trigger of the click (valid for 3 s)."""
-    plan = await _plan(services, decision.plan_id, decision.team_id)
+    plan = await clicked_plan(services, decision)
     if plan is None or plan.proposal is None:
-        await decision.tell(PLAN_GONE)
+        if plan is not None:
+            await decision.tell(PLAN_GONE)
         return
     view = full_plan_view(
         plan.id, plan.proposal_version, Proposal.model_validate(plan.proposal), page=0

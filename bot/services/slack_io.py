@@ -33,6 +33,9 @@ def tell_by_response_url(respond: Respond) -> Tell:
     the bot is not in the channel)."""
 
     async def tell(text: str) -> None:
+        if getattr(respond, "response_url", "") is None:  # a forged click: nobody to answer
+            logger.warning("no response_url to answer on; reply dropped")
+            return
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
     return tell

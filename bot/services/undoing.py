@@ -12,10 +12,9 @@ from agent.undo import UndoRefused, UndoReport
 from bot.blocks.undo import undo_blocks, undo_retry_blocks
 from bot.services.accounts import tell_link_expired
 from bot.services.core import Services
-from bot.services.decisions import Decision
+from bot.services.decisions import Decision, clicked_plan
 from bot.services.errors import NOT_LINKED, explain, is_link_expired, log_failure
 from bot.services.slack_io import Tell, esc, update
-from storage import repositories as repo
 from storage.models import Plan
 from taiga.client import TaigaSession
 from taiga.errors import TaigaError
@@ -28,9 +27,8 @@ UNDOING_NOW = "This plan is being undone right now."
 async def undo(services: Services, decision: Decision) -> None:
     """A click on Undo (or Retry undo): the approver's own Taiga session deletes what the plan
     created; anyone else is told who may."""
-    plan = await services.db.run(lambda s: repo.get_plan(s, decision.plan_id))
-    if plan is None or plan.slack_team_id != decision.team_id:
-        await decision.tell("This plan no longer exists.")
+    plan = await clicked_plan(services, decision)
+    if plan is None:
         return
     if decision.user_id != plan.decided_by:
         who = f"<@{plan.decided_by}>, who approved it," if plan.decided_by else "its approver"

@@ -16,8 +16,8 @@ Refusals (HTTP 200, `ok: false`, like Slack): `invalid_auth` (bad or missing tok
 `thread_not_found`, `user_not_found`, `invalid_cursor`, `expired_trigger_id`, `not_found`,
 `hash_conflict`.
 On demand: `rate_limit(method, times)` answers HTTP 429 with `Retry-After`,
-`fail_next(method, error)` answers any error, and `hold(method)` keeps calls of a method
-unanswered until `release(method)` (a slow Slack).
+`fail_next(method, error)` answers any error (`clear_failures()` forgets those not yet used),
+and `hold(method)` keeps calls of a method unanswered until `release(method)` (a slow Slack).
 
 Chat streaming (`chat.startStream` / `chat.appendStream` / `chat.stopStream`) answers with
 Slack's shapes: start → `{channel, ts}` of a new thread reply in `streaming_state`
@@ -572,6 +572,10 @@ class FakeSlack:
         """Every chunk streamed into one message, in order."""
         with self._lock:
             return [_copy(c) for c in self._find(channel, ts).get("chunks", [])]
+    def clear_failures(self) -> None:
+        """Forget the failures `fail_next` queued and not yet answered: Slack works again."""
+        with self._lock:
+            self._failures.clear()
 
     def expire_trigger(self, trigger_id: str) -> None:
         with self._lock:

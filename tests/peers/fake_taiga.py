@@ -27,12 +27,14 @@ Helpers (all thread-safe):
              edit(kind, id, **fields)  (a person's change: `version` + 1)
   reading:   stories(project_id), tasks(project_id), milestones(project_id), user(username),
              requests (list[RecordedRequest]), requests_to(method, path), clear_requests()
-  tokens:    login_tokens(username) -> {"auth_token", "refresh"}; expire_access_tokens(username);
+  tokens:    login_tokens(username) -> {"auth_token", "refresh"}; issued_tokens();
+             expire_access_tokens(username);
              expire_refresh_tokens(username)
   faults:    set_latency(seconds); fail_next(status, nth=, times=, method=, path=);
              throttle_next(count, wait_seconds=, method=, path=);
              throttle_above(in_flight, wait_seconds=);
              lose_next_response(method=, path=)  (the write IS applied, then the socket closes);
+             expire_tokens_after(username, nth=, refresh_too=, method=, path=)  (mid-apply);
              limit_login_failures(count, wait_seconds=)  (the `login-fail` scope); clear_faults()
 `path` filters are shell-style globs on the path after `/api/v1`, e.g. "/userstories*".
 """
@@ -317,13 +319,15 @@ class _Reply(Exception):
 
 @dataclass
 class _Fault:
-    kind: str  # "fail" | "throttle" | "lose"
+    kind: str  # "fail" | "throttle" | "lose" | "expire"
     method: str | None
     path: str | None
     skip: int = 0
     count: int = 1
     status: int = 500
     wait: float = 60.0
+    username: str = ""  # "expire": whose tokens
+    refresh_too: bool = False
 
     def matches(self, request: RecordedRequest) -> bool:
         if self.method and request.method != self.method.upper():
@@ -684,6 +688,11 @@ class FakeTaiga:
         with self._lock:
             return self._issue(self.user(username).id)
 
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token issued so far (for leak searches)."""
+        with self._lock:
+            return [*self._access, *self._refresh]
+
     def expire_access_tokens(self, username: str) -> None:
         """Every access token issued so far to the user stops working (refresh still works)."""
         self._expire(self._access, username)
@@ -748,6 +757,21 @@ class FakeTaiga:
         """The next matching request is applied, then the connection closes with no answer."""
         with self._lock:
             self._faults.append(_Fault("lose", method, path))
+
+    def expire_tokens_after(
+        self,
+        username: str,
+        *,
+        nth: int = 1,
+        refresh_too: bool = False,
+        method: str | None = "POST",
+        path: str | None = None,
+    ) -> None:
+        """Once the `nth` matching request from now has been answered, the user's access tokens
+        expire (and their refresh tokens too with `refresh_too`): a token expiring mid-apply."""
+        with self._lock:
+            self._faults.append(_Fault("expire", method, path, nth - 1, username=username,
+                                       refresh_too=refresh_too))
 
     def limit_login_failures(self, count: int, *, wait_seconds: float = 60) -> None:
         """Taiga's `login-fail` throttle scope: once `count` POSTs to /auth or /auth/refresh have
@@ -822,6 +846,10 @@ class FakeTaiga:
                 self._login_failures += 1
             if fault is not None and fault.kind == "lose":
                 return _LOSE
+            if fault is not None and fault.kind == "expire":
+                self.expire_access_tokens(fault.username)
+                if fault.refresh_too:
+                    self.expire_refresh_tokens(fault.username)
             return self._render(reply)
 
     def _render(self, reply: _Reply) -> tuple[int, dict[str, str], bytes]:

@@ -82,9 +82,10 @@ class Harness:
 
     # --- signed requests -----------------------------------------------------------------
 
-    def headers(self, body: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET,
+    def headers(self, body: str, *, timestamp: int | None = None, secret: str | None = None,
                 content_type: str = "application/x-www-form-urlencoded") -> dict[str, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
+        secret = secret or self.settings.slack_signing_secret.get_secret_value()
         signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
         assert signature is not None
         return {
@@ -212,20 +213,21 @@ async def running_harness(
     fake_anthropic: FakeAnthropic,
     **overrides: Any,
 ) -> AsyncIterator[Harness]:
+    anthropic_key = overrides.pop("anthropic_api_key", "test-key")
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         slack_bot_token=fake_slack.bot_token,
-        slack_signing_secret=SIGNING_SECRET,
+        slack_signing_secret=overrides.pop("slack_signing_secret", SIGNING_SECRET),
         slack_api_url=fake_slack.api_url,
-        anthropic_api_key="test-key",
+        anthropic_api_key=anthropic_key,
         anthropic_base_url=fake_anthropic.base_url,
         taiga_api_url=fake_taiga.api_url,
         taiga_web_url="https://taiga.example.test",
-        token_encryption_keys=[generate_key()],
         # The status message updated in place unless a test streams (test_slack_streaming.py).
         **{
             "slack_streaming": False,
             "database_url": f"sqlite:///{tmp_path / 'planner.db'}",
+            "token_encryption_keys": [generate_key()],
             **overrides,
         },
     )
@@ -238,7 +240,7 @@ async def running_harness(
         db=db,
         clock=clock,
         taiga=TaigaClient(settings.taiga_api_url, clock=clock, timeout=5.0),
-        anthropic=AsyncAnthropic(api_key="test-key", base_url=fake_anthropic.base_url,
+        anthropic=AsyncAnthropic(api_key=anthropic_key, base_url=fake_anthropic.base_url,
                                  max_retries=0),
     )
     bot = build_bot(runtime, slack=build_slack_client(settings), now=wall)

@@ -32,6 +32,7 @@ def click_decision(
         user_id=str(context.user_id or (body.get("user") or {}).get("id") or ""),
         link=None,
         tell=tell_by_response_url(respond),
+        channel_id=channel_of(body, context),
     )
 
 
@@ -47,3 +48,8 @@ async def decided(
 
 def team_of(body: dict[str, Any], context: AsyncBoltContext) -> str:
     return str(context.team_id or (body.get("team") or {}).get("id") or "")
+
+
+def channel_of(body: dict[str, Any], context: AsyncBoltContext) -> str:
+    """The channel of the message clicked ("" when the click names none: refused)."""
+    return str(context.channel_id or (body.get("channel") or {}).get("id") or "")

@@ -1,0 +1,40 @@
+"""Fixtures of the reliability catalogue: `served` (the harness with its app behind uvicorn on
+loopback) and `watch` (failures logged or left to the event loop while a test runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.faults.hostile import Watch
+from tests.peers.served import serving
+from tests.peers.slack_harness import Harness
+
+
+@pytest.fixture
+async def served(h: Harness) -> AsyncIterator[Harness]:
+    """The harness, its requests sent over HTTP to the app served by uvicorn on loopback."""
+    async with serving(h.api) as base_url, httpx.AsyncClient(
+        base_url=base_url, timeout=30.0
+    ) as http:
+        yield dataclasses.replace(h, http=http)
+
+
+@pytest.fixture
+async def watch() -> AsyncIterator[Watch]:
+    watcher = Watch()
+    root = logging.getLogger()
+    root.addHandler(watcher)
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: watcher.unhandled.append(context))
+    try:
+        yield watcher
+    finally:
+        loop.set_exception_handler(previous)
+        root.removeHandler(watcher)
