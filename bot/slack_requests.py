@@ -22,6 +22,8 @@ NOT_SIGNED = '{"error": "invalid request"}'
 SIGNATURE_MAX_AGE = 5 * 60
 
 Id = Annotated[str, Field(min_length=1, max_length=255)]
+# Workspace, channel and user ids: Slack's are about a dozen characters; our columns hold 32.
+SlackId = Annotated[str, Field(min_length=1, max_length=32)]
 Url = Annotated[str, Field(pattern=r"^https?://[^\s/]+/")]
 
 
@@ -30,15 +32,15 @@ class _Shape(BaseModel):
 
 
 class _Ref(_Shape):
-    id: Id
-    team_id: str | None = None
-    enterprise_id: str | None = None
+    id: SlackId
+    team_id: SlackId | None = None
+    enterprise_id: SlackId | None = None
 
 
 class _Authorization(_Shape):
-    team_id: str | None = None
-    enterprise_id: str | None = None
-    user_id: str | None = None
+    team_id: SlackId | None = None
+    enterprise_id: SlackId | None = None
+    user_id: SlackId | None = None
     is_enterprise_install: bool | None = None
 
 
@@ -68,20 +70,20 @@ class _View(_Shape):
     id: str | None = None
     callback_id: str | None = None
     private_metadata: str | None = None
-    team_id: str | None = None
-    app_installed_team_id: str | None = None
+    team_id: SlackId | None = None
+    app_installed_team_id: SlackId | None = None
     state: _ViewState | None = None
 
 
 class _Event(_Shape):
     type: str
-    user: str | None = None
-    channel: str | None = None
+    user: SlackId | None = None
+    channel: SlackId | None = None
     ts: str | None = None
     thread_ts: str | None = None
     text: str | None = None
-    team: str | None = None
-    user_team: str | None = None
+    team: SlackId | None = None
+    user_team: SlackId | None = None
     edited: dict[str, Any] | None = None
     item: dict[str, Any] | None = None
     message: _Message | None = None
@@ -98,15 +100,15 @@ class SlackBody(_Shape):
 
     type: str | None = None
     command: str | None = None
-    team: _Ref | Id | None = None
-    user: _Ref | Id | None = None
-    channel: _Ref | Id | None = None
-    enterprise: _Ref | Id | None = None
+    team: _Ref | SlackId | None = None
+    user: _Ref | SlackId | None = None
+    channel: _Ref | SlackId | None = None
+    enterprise: _Ref | SlackId | None = None
     authorizations: list[_Authorization] | None = None
-    team_id: str | None = None
-    user_id: str | None = None
-    channel_id: str | None = None
-    enterprise_id: str | None = None
+    team_id: SlackId | None = None
+    user_id: SlackId | None = None
+    channel_id: SlackId | None = None
+    enterprise_id: SlackId | None = None
     thread_ts: str | None = None
     is_ext_shared_channel: bool | None = None
     response_url: Url | None = None

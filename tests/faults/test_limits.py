@@ -144,7 +144,10 @@ async def test_a_draft_whose_process_died_stops_blocking_after_the_planning_dead
         h.wall.offset = deadline + STALE_MARGIN + timedelta(seconds=1)
         _, form = await h.command(f"plan Sprint 7\n{MINUTES}")
 
-        await proposals(h, 1)
+        await h.slack.wait_for(  # the new plan is proposed while the dead one's call hangs
+            "chat.update", lambda c: c.ok and has_button(c.params, "plan_approve"),
+            within=PATIENCE,
+        )
         assert h.slack.response_url_posts(form["response_url"]) == []
         assert len(h.anthropic.requests) == 2
 
