@@ -27,6 +27,7 @@ from pydantic import SecretStr, ValidationError
 
 from agent.errors import PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
+from agent.executor.lease import LeaseTiming
 from agent.planning.context import read_project
 from agent.proposal import Proposal, ProposedStory, ProposedTask
 from agent.service import approve_and_apply, propose_plan, undo_applied_plan
@@ -281,6 +282,7 @@ async def resume(args: argparse.Namespace, settings: Settings, *, clock: Clock) 
                 taiga=session,
                 web_url=settings.taiga_web_url,
                 progress=_progress(args),
+                lease=LeaseTiming.from_settings(settings),
             )
     finally:
         database.dispose()

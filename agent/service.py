@@ -20,6 +20,7 @@ from anthropic import AsyncAnthropic
 from agent.budgets import Budgets
 from agent.errors import PlanNotAllowed
 from agent.executor import ExecutionResult, apply_plan, record_approved_plan
+from agent.executor.lease import LeaseTiming
 from agent.loop import propose
 from agent.progress import Progress
 from agent.proposal import Proposal
@@ -115,5 +116,6 @@ async def undo_applied_plan(
         taiga=taiga,
         window=timedelta(minutes=settings.plan_undo_minutes),
         now=now,
+        lease=LeaseTiming.from_settings(settings),
         actor_id=actor_id,
     )

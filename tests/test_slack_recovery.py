@@ -44,9 +44,10 @@ STORIES = (
 SUBJECTS = ["Export plans as CSV", "Show export history"]
 TASKS = ["Write the CSV writer", "Add the download button", "List past exports"]
 SPRINT6_ID = 2  # the fake's seeded "Sprint 6", which the proposal uses
-# How long after the crash the sweep looks: past the 2-minute grace of an approved plan, and
-# past the executor's 15-minute takeover age of an executing one.
-AFTER_CRASH = {"approved": timedelta(minutes=3), "executing": timedelta(minutes=16)}
+# How long after the crash the sweep looks: past the grace of an approved plan and the lease of
+# an executing one (both PLAN_LEASE_SECONDS, 30 s).
+AFTER_CRASH = {"approved": timedelta(minutes=1), "executing": timedelta(minutes=1)}
+LEASE = timedelta(seconds=30)
 # How a proposed plan got to the state a crash left it in.
 CRASH_PATHS = {
     "approved": [Transition.APPROVE],
@@ -74,7 +75,8 @@ async def crash(h: Harness, plan_id: str, state: str) -> None:
     def arrive(session: Session) -> None:
         for transition in CRASH_PATHS[state]:
             repo.transition_plan(
-                session, plan_id=plan_id, transition=transition, decided_by=h.alice
+                session, plan_id=plan_id, transition=transition, decided_by=h.alice,
+                holder="the-run-that-died", lease_until=h.wall() + LEASE,
             )
 
     await h.db.run(arrive)

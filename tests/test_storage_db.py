@@ -57,7 +57,7 @@ def test_migrate_upgrades_an_empty_database_to_head_matching_the_models(
         assert set(sa.inspect(db.engine).get_table_names()) >= TABLES | {"alembic_version"}
         with db.engine.connect() as connection:
             version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
-            assert version.scalar_one() == HEAD == "0006"
+            assert version.scalar_one() == HEAD == "0007"
         assert _schema_diffs(db, SQLModel.metadata) == []
     finally:
         db.dispose()

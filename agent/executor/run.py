@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.errors import describe
+from agent.executor.lease import Heartbeat
 from agent.executor.ledger import Ledger
 from agent.executor.reconcile import Reconciler
 from agent.executor.writes import Outcome, Write
@@ -47,6 +48,7 @@ class ApplyRun:
     progress: Progress | None = None
     actor_id: int | None = None  # the acting Taiga user, when the caller knows it
     thread_link: str | None = None  # the Slack thread the plan came from (None: API, CLI)
+    lease: Heartbeat | None = None  # held by a run that writes; None: a read-only report
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     failures: dict[str, tuple[str, bool]] = field(default_factory=dict)  # key -> (reason, skipped)
     milestone_id: int | None = None
@@ -78,6 +80,11 @@ class ApplyRun:
     def remember(self, write: Write, outcome: Outcome) -> None:
         self.outcomes[write.key] = outcome
         self.reconciler.accounted_for(write.kind, outcome.id)
+
+    def check_lease(self) -> None:
+        """Raise `LeaseLost` once this run no longer holds the plan: it must not write."""
+        if self.lease is not None:
+            self.lease.check()
 
     def fail(self, write: Write, reason: str, *, skipped: bool = False) -> None:
         self.failures[write.key] = (reason, skipped)
@@ -146,6 +153,7 @@ class ApplyRun:
 
         async def one(write: Write) -> None:
             async with self.semaphore:
+                self.check_lease()
                 try:
                     outcome = await create(write)
                 except ResponseLost:

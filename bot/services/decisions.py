@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.executor import ExecutionResult, apply_plan
+from agent.executor.lease import LeaseTiming
 from agent.identity import LinkExpired
 from agent.proposal import Proposal
 from agent.settings import Approvers
@@ -313,6 +314,7 @@ async def apply_and_show(
         result = await apply_plan(
             db=services.db, plan_id=plan.id, taiga=session,
             web_url=services.settings.taiga_web_url, progress=status.step, now=services.now,
+            lease=LeaseTiming.from_settings(services.settings),
             actor_id=run.actor_taiga_id,
         )
     except Exception as error:

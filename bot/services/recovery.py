@@ -1,14 +1,17 @@
 """The recovery sweep: finishes what a restart interrupted and expires forgotten proposals.
 
-Every `interval` (60 s) one round, at most `batch` plans, least recently touched first:
-- an `approved` plan untouched for `approved_grace` (its apply never started), an `executing`
-  plan idle for the executor's takeover age (its run died) and a `partial` plan that a shutdown
-  cancelled mid-apply are applied again with the Taiga link of the person who approved them;
+One round at start-up, then whenever the next plan falls due (a lease ends, an approval passes
+its grace) and at least every `interval` (60 s); at most `batch` plans a round, least recently
+touched first:
+- an `approved` plan untouched for `approved_grace` (its apply never started: one lease length),
+  an `executing` plan whose lease has lapsed (its process died; a live run renews its lease
+  however slow Taiga is) and a `partial` plan that a shutdown cancelled mid-apply are applied
+  again with the Taiga link of the person who approved them;
   the result replaces "Applying the plan…" in the thread. Each resume goes through `apply_plan`,
   whose compare-and-set lets exactly one run write, so replicas sweeping at once write once.
 - an approver whose link is gone (or dead) gets the message turned into a Retry with a plain
   sentence naming who must retry; the plan becomes `partial`, so the sweep leaves it alone.
-- an `undoing` plan idle for the same takeover age (a restart cut its undo short) is undone
+- an `undoing` plan whose lease has lapsed (a restart cut its undo short) is undone
   again with the approver's link (`agent.undo` takes it over once and deletes nothing twice);
   without a link it shows Retry undo for the approver.
 - a `proposed` plan past `expires_at` is expired and its message says so.
@@ -22,7 +25,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from agent.executor import DEFAULT_STALE_AFTER, INTERRUPTED_BY_SHUTDOWN
+from agent.executor import INTERRUPTED_BY_SHUTDOWN
+from agent.executor.lease import LeaseTiming
+from agent.settings import Settings
 from bot.services import decisions, undoing
 from bot.services.core import Services
 from bot.services.errors import explain, is_link_expired, log_failure
@@ -34,8 +39,8 @@ from taiga.client import Clock
 logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_SECONDS = 60.0
-# An approved plan's apply starts within a second; one still `approved` after this never started.
-DEFAULT_APPROVED_GRACE = timedelta(minutes=2)
+# The shortest pause between rounds, however soon the next plan falls due.
+MIN_PAUSE_SECONDS = 1.0
 DEFAULT_BATCH = 20
 RESTARTED = "Taiga Planner restarted while applying this plan and could not finish it"
 
@@ -43,9 +48,14 @@ RESTARTED = "Taiga Planner restarted while applying this plan and could not fini
 @dataclass(frozen=True, slots=True)
 class SweepPolicy:
     interval: float = DEFAULT_INTERVAL_SECONDS
-    approved_grace: timedelta = DEFAULT_APPROVED_GRACE
-    stale_after: timedelta = DEFAULT_STALE_AFTER
+    # An approved plan's apply starts within a second; one still `approved` a lease length
+    # later never started.
+    approved_grace: timedelta = LeaseTiming().duration
     batch: int = DEFAULT_BATCH
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SweepPolicy:
+        return cls(approved_grace=LeaseTiming.from_settings(settings).duration)
 
 
 @dataclass(slots=True)
@@ -66,7 +76,7 @@ class RecoverySweep:
         self, services: Services, policy: SweepPolicy | None = None, *, clock: Clock | None = None
     ) -> None:
         self.services = services
-        self.policy = policy or SweepPolicy()
+        self.policy = policy or SweepPolicy.from_settings(services.settings)
         self.clock = clock or services.clock
         self._task: asyncio.Task[None] | None = None
 
@@ -84,11 +94,24 @@ class RecoverySweep:
 
     async def _run_forever(self) -> None:
         while True:
+            pause = self.policy.interval
             try:
                 await self.run_round()
+                pause = await self._pause()
             except Exception as error:  # e.g. the database is unreachable for a moment
                 log_failure("recovery sweep round failed", error)
-            await self.clock.sleep(self.policy.interval)
+            await self.clock.sleep(pause)
+
+    async def _pause(self) -> float:
+        """Seconds until the next round: when the next plan falls due, within bounds."""
+        grace, interrupted = self.policy.approved_grace, INTERRUPTED_BY_SHUTDOWN
+        due = await self.services.db.run(
+            lambda s: repo.next_sweep_due(s, approved_grace=grace, interrupted_error=interrupted)
+        )
+        if due is None:
+            return self.policy.interval
+        wait = (due - self.services.now()).total_seconds()
+        return min(self.policy.interval, max(MIN_PAUSE_SECONDS, wait))
 
     async def run_round(self) -> SweepReport:
         """One bounded round over the plans due now."""
@@ -107,7 +130,7 @@ class RecoverySweep:
             lambda s: repo.plans_to_sweep(
                 s,
                 approved_before=now - policy.approved_grace,
-                executing_before=now - policy.stale_after,
+                lapsed_by=now,
                 expired_by=now,
                 interrupted_error=INTERRUPTED_BY_SHUTDOWN,
                 limit=policy.batch,
@@ -146,7 +169,7 @@ class RecoverySweep:
     async def _park_undo(self, plan: Plan, name: str, report: SweepReport) -> None:
         moved = await self.services.db.run(
             lambda s: repo.transition_plan(
-                s, plan_id=plan.id, transition=Transition.PARK_UNDO,
+                s, plan_id=plan.id, transition=Transition.PARK_UNDO, now=self.services.now(),
                 expected_version=plan.version, error="Undo not resumed: no Taiga link.",
             )
         )
@@ -198,7 +221,7 @@ class RecoverySweep:
         someone touched meanwhile is left to them."""
         moved = await self.services.db.run(
             lambda s: repo.transition_plan(
-                s, plan_id=plan.id, transition=Transition.PARK,
+                s, plan_id=plan.id, transition=Transition.PARK, now=self.services.now(),
                 expected_version=plan.version, error=f"Not resumed: {why}.",
             )
         )

@@ -10,6 +10,7 @@ Concurrency rules that the rest of the bot relies on:
 
 from storage.repositories.channels import get_channel_project, set_channel_project
 from storage.repositories.events import first_delivery, prune_slack_events
+from storage.repositories.leases import LeaseHolderMissing, earliest_lease_end, renew_lease
 from storage.repositories.ledger import (
     LedgerEntry,
     claim_actions,
@@ -32,6 +33,7 @@ from storage.repositories.plans import (
     create_plan,
     get_plan,
     latest_plan_in_thread,
+    next_sweep_due,
     plan_for_idempotency_key,
     plans_to_sweep,
     transition_plan,
@@ -46,6 +48,7 @@ from storage.repositories.revisions import (
 
 __all__ = [
     "IdempotencyKeyTaken",
+    "LeaseHolderMissing",
     "LedgerEntry",
     "StoredTokens",
     "TaigaLinkView",
@@ -54,6 +57,7 @@ __all__ = [
     "create_plan",
     "delete_link",
     "drafted_from",
+    "earliest_lease_end",
     "first_delivery",
     "get_channel_project",
     "get_link",
@@ -61,9 +65,11 @@ __all__ = [
     "latest_plan_in_thread",
     "ledger_for_plan",
     "linked_taiga_users",
+    "next_sweep_due",
     "plan_for_idempotency_key",
     "plans_to_sweep",
     "prune_slack_events",
+    "renew_lease",
     "replace_tokens",
     "retake_actions",
     "revisions_of",
