@@ -112,7 +112,7 @@ def test_the_holder_renews_its_lease_and_the_sweep_learns_when_it_ends(database:
         lambda s: repo.renew_lease(s, plan_id=plan.id, holder="run-a", until=NOW + 2 * LEASE)
     )
     due = database.run_sync(
-        lambda s: repo.next_sweep_due(s, approved_grace=LEASE)
+        lambda s: repo.next_sweep_due(s, approved_grace=LEASE, drafting_limit=LEASE)
     )
     swept = database.run_sync(
         lambda s: repo.plans_to_sweep(

@@ -15,6 +15,8 @@ touched first:
   again with the approver's link (`agent.undo` takes it over once and deletes nothing twice);
   without a link it shows Retry undo for the approver.
 - a `proposed` plan past `expires_at` is expired and its message says so.
+- a `drafting` plan older than the planning deadline (its process died mid-draft) fails with a
+  sentence in its thread, instead of "Drafting…" forever.
 A failure is logged with the plan id and never stops the round or the sweep.
 """
 
@@ -28,9 +30,11 @@ from datetime import timedelta
 from agent.executor import INTERRUPTED_BY_SHUTDOWN
 from agent.executor.lease import LeaseTiming
 from agent.settings import Settings
+from bot import blocks
 from bot.services import decisions, undoing
 from bot.services.core import Services
 from bot.services.errors import explain, is_link_expired, log_failure
+from bot.services.slack_io import update
 from storage import repositories as repo
 from storage.models import Plan
 from storage.plan_states import Transition
@@ -43,6 +47,10 @@ DEFAULT_INTERVAL_SECONDS = 60.0
 MIN_PAUSE_SECONDS = 1.0
 DEFAULT_BATCH = 20
 RESTARTED = "Taiga Planner restarted while applying this plan and could not finish it"
+DRAFT_LOST = (
+    "Taiga Planner restarted while drafting this plan, so it was not finished. Nothing was "
+    "written to Taiga. Mention me again (or run /taiga plan) to draft it anew."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +59,15 @@ class SweepPolicy:
     # An approved plan's apply starts within a second; one still `approved` a lease length
     # later never started.
     approved_grace: timedelta = LeaseTiming().duration
+    # A draft still `drafting` this long after it started outlived its deadline: it died.
+    drafting_limit: timedelta = timedelta(minutes=2)
     batch: int = DEFAULT_BATCH
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SweepPolicy:
-        return cls(approved_grace=LeaseTiming.from_settings(settings).duration)
+        grace = LeaseTiming.from_settings(settings).duration
+        deadline = timedelta(seconds=settings.agent_deadline_seconds)
+        return cls(approved_grace=grace, drafting_limit=deadline + grace)
 
 
 @dataclass(slots=True)
@@ -66,6 +78,7 @@ class SweepReport:
     busy: list[str] = field(default_factory=list)  # another run holds it: nothing written here
     parked: list[str] = field(default_factory=list)  # shown with Retry (link gone or apply failed)
     expired: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)  # drafts that died, shown as failed
     failed: list[str] = field(default_factory=list)  # logged; tried again next round
 
 
@@ -104,9 +117,12 @@ class RecoverySweep:
 
     async def _pause(self) -> float:
         """Seconds until the next round: when the next plan falls due, within bounds."""
-        grace, interrupted = self.policy.approved_grace, INTERRUPTED_BY_SHUTDOWN
+        policy = self.policy
         due = await self.services.db.run(
-            lambda s: repo.next_sweep_due(s, approved_grace=grace, interrupted_error=interrupted)
+            lambda s: repo.next_sweep_due(
+                s, approved_grace=policy.approved_grace, drafting_limit=policy.drafting_limit,
+                interrupted_error=INTERRUPTED_BY_SHUTDOWN,
+            )
         )
         if due is None:
             return self.policy.interval
@@ -133,6 +149,7 @@ class RecoverySweep:
                 lapsed_by=now,
                 expired_by=now,
                 interrupted_error=INTERRUPTED_BY_SHUTDOWN,
+                drafting_before=now - policy.drafting_limit,
                 limit=policy.batch,
             )
         )
@@ -141,10 +158,30 @@ class RecoverySweep:
         if plan.state == "proposed":
             await decisions.expire_proposal(self.services, plan)
             report.expired.append(plan.id)
+        elif plan.state == "drafting":
+            await self._abandon_draft(plan, report)
         elif plan.state == "undoing":
             await self._resume_undo(plan, report)
         else:
             await self._resume(plan, report)
+
+    async def _abandon_draft(self, plan: Plan, report: SweepReport) -> None:
+        moved = await self.services.db.run(
+            lambda s: repo.transition_plan(
+                s, plan_id=plan.id, transition=Transition.FAIL_DRAFT,
+                expected_version=plan.version, error=DRAFT_LOST,
+            )
+        )  # fmt: skip
+        if not moved:  # its run finished after all
+            report.busy.append(plan.id)
+            return
+        assert plan.slack_message_ts is not None
+        message = blocks.error_blocks(DRAFT_LOST)
+        await update(
+            self.services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
+            **message.as_kwargs(),
+        )  # fmt: skip
+        report.abandoned.append(plan.id)
 
     async def _resume_undo(self, plan: Plan, report: SweepReport) -> None:
         approver = plan.decided_by or ""

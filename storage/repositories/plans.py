@@ -152,6 +152,7 @@ def plans_to_sweep(
     lapsed_by: datetime,
     expired_by: datetime,
     interrupted_error: str | None = None,
+    drafting_before: datetime | None = None,
     limit: int = 20,
 ) -> list[Plan]:
     """The Slack plans a recovery sweep must act on, least recently touched first, at most
@@ -161,7 +162,9 @@ def plans_to_sweep(
     - `executing` or `undoing` whose lease has lapsed by `lapsed_by` (its run died),
     - `partial` with error `interrupted_error`, not touched since `approved_before` (a shutdown
       cancelled its run before it could show anything),
-    - `proposed` whose `expires_at` is at or before `expired_by`.
+    - `proposed` whose `expires_at` is at or before `expired_by`,
+    - `drafting` and started before `drafting_before` (past the planning deadline: its process
+      died mid-draft).
 
     Plans without a Slack message (HTTP API, CLI) are never included.
     """
@@ -173,6 +176,8 @@ def plans_to_sweep(
         ),
         sa.and_(Plan.state == "proposed", Plan.expires_at <= expired_by),  # type: ignore[operator]
     ]
+    if drafting_before is not None:
+        due.append(sa.and_(Plan.state == "drafting", Plan.created_at < drafting_before))
     if interrupted_error is not None:
         due.append(
             sa.and_(
@@ -192,20 +197,34 @@ def plans_to_sweep(
 
 
 def next_sweep_due(
-    session: Session, *, approved_grace: timedelta, interrupted_error: str | None = None
+    session: Session,
+    *,
+    approved_grace: timedelta,
+    drafting_limit: timedelta,
+    interrupted_error: str | None = None,
 ) -> datetime | None:
     """When the next Slack plan that is not due yet becomes due for `plans_to_sweep`: the first
-    lease to end, or the first `approved` (or interrupted `partial`) plan to pass the grace."""
+    lease to end, the first `approved` (or interrupted `partial`) plan to pass the grace, or
+    the first `drafting` plan to pass the drafting limit."""
     waiting = [Plan.state == "approved"]
     if interrupted_error is not None:
         waiting.append(sa.and_(Plan.state == "partial", Plan.error == interrupted_error))
-    oldest = sa.func.min(Plan.updated_at, type_=UTCDateTime)
-    statement = select(oldest).where(
-        Plan.slack_message_ts.is_not(None), sa.or_(*waiting)  # type: ignore[union-attr]
-    )
-    touched = session.exec(statement).one()
-    moments = [earliest_lease_end(session), touched and touched + approved_grace]
+    touched = _earliest(session, Plan.updated_at, sa.or_(*waiting))
+    started = _earliest(session, Plan.created_at, Plan.state == "drafting")
+    moments = [
+        earliest_lease_end(session),
+        touched and touched + approved_grace,
+        started and started + drafting_limit,
+    ]
     return min((m for m in moments if m is not None), default=None)
+
+
+def _earliest(session: Session, column: Any, condition: Any) -> datetime | None:
+    """The earliest `column` among the Slack plans matching `condition`."""
+    statement = select(sa.func.min(column, type_=UTCDateTime)).where(
+        Plan.slack_message_ts.is_not(None), condition  # type: ignore[union-attr]
+    )
+    return session.exec(statement).one()
 
 
 def _check_plan_changes(changes: dict[str, Any]) -> None:

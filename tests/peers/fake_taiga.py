@@ -32,6 +32,7 @@ Helpers (all thread-safe):
   faults:    set_latency(seconds); fail_next(status, nth=, times=, method=, path=);
              throttle_next(count, wait_seconds=, method=, path=);
              lose_next_response(method=, path=)  (the write IS applied, then the socket closes);
+             hold_next_response(method=, path=, nth=) -> Hold  (applied, answered on release);
              limit_login_failures(count, wait_seconds=)  (the `login-fail` scope); clear_faults()
 `path` filters are shell-style globs on the path after `/api/v1`, e.g. "/userstories*".
 """
@@ -56,6 +57,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+
+from tests.peers.holds import Hold
 
 API_PREFIX = "/api/v1"
 # Taiga builds X-Pagination-Next/Prev from its own host; a client must never follow them.
@@ -316,13 +319,14 @@ class _Reply(Exception):
 
 @dataclass
 class _Fault:
-    kind: str  # "fail" | "throttle" | "lose"
+    kind: str  # "fail" | "throttle" | "lose" | "hold"
     method: str | None
     path: str | None
     skip: int = 0
     count: int = 1
     status: int = 500
     wait: float = 60.0
+    hold: Hold | None = None
 
     def matches(self, request: RecordedRequest) -> bool:
         if self.method and request.method != self.method.upper():
@@ -739,6 +743,16 @@ class FakeTaiga:
         with self._lock:
             self._faults.append(_Fault("lose", method, path))
 
+    def hold_next_response(
+        self, *, method: str | None = "POST", path: str | None = None, nth: int = 1
+    ) -> Hold:
+        """The `nth` matching request from now is applied, and its answer is held until the
+        returned `Hold` is released: its sender has sent it and not yet heard back."""
+        hold = Hold()
+        with self._lock:
+            self._faults.append(_Fault("hold", method, path, nth - 1, hold=hold))
+        return hold
+
     def limit_login_failures(self, count: int, *, wait_seconds: float = 60) -> None:
         """Taiga's `login-fail` throttle scope: once `count` POSTs to /auth or /auth/refresh have
         been answered 400 or 401 (from now), every later one gets 429, even with the right
@@ -797,7 +811,10 @@ class FakeTaiga:
                 self._login_failures += 1
             if fault is not None and fault.kind == "lose":
                 return _LOSE
-            return self._render(reply)
+            rendered = self._render(reply)
+        if fault is not None and fault.hold is not None:
+            fault.hold.block()
+        return rendered
 
     def _render(self, reply: _Reply) -> tuple[int, dict[str, str], bytes]:
         headers = {
