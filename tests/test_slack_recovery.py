@@ -308,7 +308,7 @@ async def test_the_started_sweep_expires_a_forgotten_proposal_without_a_click(
     finally:
         await h.bot.aclose()
 
-    assert clock.sleeps == [60.0, 60.0]
+    assert clock.sleeps == [10.0, 10.0]
     assert not has_button(expired, "plan_approve")
     assert (await h.plan(plan_id)).state == "expired"
     assert h.slack.response_url_posts() == []  # nobody clicked

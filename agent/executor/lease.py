@@ -123,6 +123,7 @@ class Heartbeat:
 
     async def persist(self, work: Callable[[Session], T]) -> T:
         """`db.run(work)` while the lease holds, retried while the database is unreachable."""
+        told = False
         while True:
             self.check()
             try:
@@ -130,7 +131,10 @@ class Heartbeat:
             except DBAPIError as error:
                 if not _unreachable(error):
                     raise
-                log.warning("plan %s: database unreachable, retrying: %s", self.plan_id, error)
+                if not told:
+                    log.warning("plan %s: database unreachable, waiting for it: %s",
+                                self.plan_id, type(error.orig).__name__)  # fmt: skip
+                    told = True
             await asyncio.sleep(_DATABASE_RETRY_SECONDS)
 
     def _renew(self, session: Session, *, until: datetime) -> bool:
@@ -143,7 +147,8 @@ class Heartbeat:
             try:
                 renewed = await self.db.run(partial(self._renew, until=until))
             except Exception as error:  # the database unreachable: try again next beat
-                log.warning("plan %s: could not renew the lease: %s", self.plan_id, error)
+                log.warning("plan %s: could not renew the lease (%s)", self.plan_id,
+                            type(error).__name__)  # fmt: skip
                 continue
             if not renewed:
                 log.warning("plan %s: lease lost to another run; writing stops", self.plan_id)

@@ -1,7 +1,7 @@
 """The recovery sweep: finishes what a restart interrupted and expires forgotten proposals.
 
 One round at start-up, then whenever the next plan falls due (a lease ends, an approval passes
-its grace) and at least every `interval` (60 s); at most `batch` plans a round, least recently
+its grace) and at least every `interval` (10 s); at most `batch` plans a round, least recently
 touched first:
 - an `approved` plan untouched for `approved_grace` (its apply never started: one lease length),
   an `executing` plan whose lease has lapsed (its process died; a live run renews its lease
@@ -42,9 +42,13 @@ from taiga.client import Clock
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL_SECONDS = 60.0
+# At most this long between rounds: a plan stranded by another replica (whose lease this one
+# has not seen yet) is noticed within it after its lease lapses.
+DEFAULT_INTERVAL_SECONDS = 10.0
 # The shortest pause between rounds, however soon the next plan falls due.
 MIN_PAUSE_SECONDS = 1.0
+# After a round that failed (the database unreachable), try again this soon.
+FAILED_ROUND_PAUSE_SECONDS = 5.0
 DEFAULT_BATCH = 20
 RESTARTED = "Taiga Planner restarted while applying this plan and could not finish it"
 DRAFT_LOST = (
@@ -107,7 +111,7 @@ class RecoverySweep:
 
     async def _run_forever(self) -> None:
         while True:
-            pause = self.policy.interval
+            pause = min(self.policy.interval, FAILED_ROUND_PAUSE_SECONDS)
             try:
                 await self.run_round()
                 pause = await self._pause()
