@@ -141,8 +141,8 @@ async def apply_plan(
             return await _not_applied(db, plan_id, taiga, web_url, now)
         except BaseException as error:  # never leave the plan stuck in executing
             await heartbeat.leave(
-            Transition.FINISH_APPLY_PARTIAL,
-                          error=_INTERRUPTED.format(type(error).__name__))  # fmt: skip
+                Transition.FINISH_APPLY_PARTIAL, error=_INTERRUPTED.format(type(error).__name__)
+            )
             raise
         stored = await heartbeat.leave(
             Transition.FINISH_APPLY if result.complete else Transition.FINISH_APPLY_PARTIAL,

@@ -77,8 +77,8 @@ async def undo_plan(
             return _not_undone(await load_plan(db, plan_id) or plan)
         except BaseException as error:  # never leave the plan stuck in undoing
             await heartbeat.leave(
-            Transition.FINISH_UNDO_PARTIAL,
-                          error=_INTERRUPTED.format(type(error).__name__))  # fmt: skip
+                Transition.FINISH_UNDO_PARTIAL, error=_INTERRUPTED.format(type(error).__name__)
+            )
             raise
         latest = await load_plan(db, plan_id)
         await heartbeat.leave(
