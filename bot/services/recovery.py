@@ -83,6 +83,11 @@ class SweepReport:
     parked: list[str] = field(default_factory=list)  # shown with Retry (link gone or apply failed)
     expired: list[str] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)  # drafts that died, shown as failed
+
+    def full(self, batch: int) -> bool:
+        """The round handled a whole batch: more plans may be due right now."""
+        handled = [self.resumed, self.busy, self.parked, self.expired, self.failed, self.abandoned]
+        return sum(map(len, handled)) >= batch
     failed: list[str] = field(default_factory=list)  # logged; tried again next round
 
 
@@ -113,8 +118,8 @@ class RecoverySweep:
         while True:
             pause = min(self.policy.interval, FAILED_ROUND_PAUSE_SECONDS)
             try:
-                await self.run_round()
-                pause = await self._pause()
+                report = await self.run_round()
+                pause = MIN_PAUSE_SECONDS if report.full(self.policy.batch) else await self._pause()
             except Exception as error:  # e.g. the database is unreachable for a moment
                 log_failure("recovery sweep round failed", error)
             await self.clock.sleep(pause)
@@ -128,9 +133,9 @@ class RecoverySweep:
                 interrupted_error=INTERRUPTED_BY_SHUTDOWN,
             )
         )
-        if due is None:
+        wait = (due - self.services.now()).total_seconds() if due is not None else 0.0
+        if wait <= 0:  # nothing due later, or due already and left (failed): the usual interval
             return self.policy.interval
-        wait = (due - self.services.now()).total_seconds()
         return min(self.policy.interval, max(MIN_PAUSE_SECONDS, wait))
 
     async def run_round(self) -> SweepReport:
