@@ -41,15 +41,19 @@ async def draft_all(world: World, app: AppProcess) -> list[Drafted]:
 
 
 async def click_on_both(world: World, apps: list[AppProcess], plans: list[Drafted],
-                        action_id: str) -> None:
+                        action_id: str) -> dict[str, int]:
     """Each plan's click delivered to both replicas at once; the first plan's also a second
-    time to the first replica (Slack's retry)."""
+    time to the first replica (Slack's retry). Returns each click's response URL with the
+    number of times it was delivered."""
+    deliveries: dict[str, int] = {}
     async with anyio.create_task_group() as group:
         for index, plan in enumerate(plans):
             payload = world.click(plan, action_id)
             targets = [apps[0], apps[1], *([apps[0]] if index == 0 else [])]
+            deliveries[payload["response_url"]] = len(targets)
             for app in targets:
                 group.start_soon(app.post_payload, payload)
+    return deliveries
 
 
 @pytest.mark.anyio
@@ -59,11 +63,15 @@ async def test_twenty_approves_each_delivered_to_both_replicas_apply_each_plan_o
     async with served_apps(world.env(), world.folder, count=2) as apps:
         plans = await draft_all(world, apps[0])
 
-        await click_on_both(world, apps, plans, "plan_approve")
+        deliveries = await click_on_both(world, apps, plans, "plan_approve")
         await world.wait_states(plans, {"done"})
 
         for plan in plans:
             await world.wait_shown(plan, "Sprint plan applied")
+        for url, count in deliveries.items():  # every click but the winner is told who won
+            await world.slack.wait_for_response_url(url, count=count - 1, within=WAIT)
+            told = [str(p.body.get("text")) for p in world.slack.response_url_posts(url)]
+            assert sum("already approved by" in t for t in told) == count - 1, told
     await world.assert_applied_exactly_once(plans)
 
 
