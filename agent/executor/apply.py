@@ -14,6 +14,7 @@ import hashlib
 import logging
 from datetime import timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from agent.executor.lease import DEFAULT_TIMING, Heartbeat, LeaseLost, LeaseTiming, take_plan
@@ -117,8 +118,9 @@ async def apply_plan(
     The run holds the plan on a lease that its heartbeat renews (`agent.executor.lease`); a
     plan whose lease has lapsed (its run died) is taken over. Returns the stored result when
     the plan is already done, and a result in state `executing` (writing nothing more) when
-    another run holds the plan, or took it over from this one. Raises `PlanNotFound`, or
-    `PlanNotApproved` for a plan that was never approved (or was rejected/expired).
+    another run holds the plan, or took it over from this one. Raises `PlanNotFound`,
+    `PlanNotApproved` for a plan that was never approved (or was rejected/expired), or
+    `LeaseLost` when the run stopped because the database stayed unreachable for a lease.
     """
     plan = await load_plan(db, plan_id)
     if plan is None:
@@ -137,8 +139,11 @@ async def apply_plan(
                                 clock_skew=clock_skew, concurrency=concurrency,
                                 progress=progress, actor_id=actor_id)  # fmt: skip
         except LeaseLost as lost:
-            log.warning("%s; leaving the plan to that run", lost)
-            return await _not_applied(db, plan_id, taiga, web_url, now)
+            log.warning("%s; leaving the plan to the run that takes it over", lost)
+            try:
+                return await _not_applied(db, plan_id, taiga, web_url, now)
+            except DBAPIError:
+                raise lost from None  # the database is still away: say that, not its error
         except BaseException as error:  # never leave the plan stuck in executing
             await heartbeat.leave(
                 Transition.FINISH_APPLY_PARTIAL, error=_INTERRUPTED.format(type(error).__name__)

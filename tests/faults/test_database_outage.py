@@ -74,6 +74,8 @@ async def test_the_database_unreachable_mid_apply_loses_no_ledger_row(
     await anyio.sleep(outage)  # the outage itself, not a wait for a result
     proxy.restore()
 
+    if outage > LEASE_SECONDS:  # the run stopped writing, and the thread says why meanwhile
+        await world.wait_shown(plan, "lost its database while applying this plan")
     await world.wait_states([plan], {"done"})
     shown = await world.wait_shown(plan, "Sprint plan applied")
     assert not has_button(shown, "plan_retry")
