@@ -85,6 +85,7 @@ class Heartbeat:
         now: Callable[[], datetime],
         *,
         until: datetime,
+        since: float,
     ) -> None:
         self.db = db
         self.plan_id = plan_id
@@ -92,9 +93,10 @@ class Heartbeat:
         self.timing = timing
         self.now = now
         self.until = until  # the end of the lease as last stored
-        # When that lease began by this process's monotonic clock: the run's own check does
+        # When that lease began by this process's monotonic clock (read before it was stored,
+        # so the run never believes it holds longer than others do): the run's own check does
         # not depend on the wall clock (which may jump, or be a test's).
-        self._since = time.monotonic()
+        self._since = since
         self._taken_over = False
         self._task: asyncio.Task[None] | None = None
 
@@ -169,7 +171,7 @@ async def take_plan(
     """Move the plan into a leased state under a new lease of this run: by `start`, or by
     `take_over` when its lease has lapsed (the run holding it died). None: another run holds
     it (or it is in neither's source states)."""
-    holder, at = new_holder(), now()
+    holder, since, at = new_holder(), time.monotonic(), now()
     terms: dict[str, Any] = {"holder": holder, "lease_until": at + timing.duration, "now": at}
     moved = await move_plan(db, plan_id, start, **terms)
     if not moved:
@@ -178,7 +180,7 @@ async def take_plan(
             log.warning("plan %s: taking over a run whose lease lapsed", plan_id)
     if not moved:
         return None
-    return Heartbeat(db, plan_id, holder, timing, now, until=at + timing.duration)
+    return Heartbeat(db, plan_id, holder, timing, now, until=at + timing.duration, since=since)
 
 
 def _unreachable(error: DBAPIError) -> bool:
