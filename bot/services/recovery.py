@@ -15,8 +15,8 @@ touched first:
   again with the approver's link (`agent.undo` takes it over once and deletes nothing twice);
   without a link it shows Retry undo for the approver.
 - a `proposed` plan past `expires_at` is expired and its message says so.
-- a `drafting` plan older than the planning deadline (its process died mid-draft) fails with a
-  sentence in its thread, instead of "Drafting…" forever.
+- a `drafting` plan older than the planning deadline plus a lease (its process died mid-draft)
+  fails with a sentence in its thread, instead of "Drafting…" forever.
 A failure is logged with the plan id and never stops the round or the sweep.
 """
 

@@ -1,7 +1,9 @@
 """Repository functions: sync, `session` first, keyword-only rest; call them inside `Database.run`.
 
 Concurrency rules that the rest of the bot relies on:
-- `transition_plan` is one conditional UPDATE: exactly one caller moves a plan out of a state.
+- `transition_plan` is one conditional UPDATE: exactly one caller moves a plan out of a state;
+  out of `executing` / `undoing` only the lease holder, or anyone once the lease has lapsed
+  (`leases`); `renew_lease` extends a lease only for its holder.
 - `claim_actions`, `first_delivery`, `create_plan` with an idempotency key, `save_link` and
   `set_channel_project` are one `INSERT ... ON CONFLICT` each (`inserts`), so concurrent
   callers in other processes agree on one row.
