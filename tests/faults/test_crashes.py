@@ -17,15 +17,15 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.faults.world import Drafted, World, make_world
+from tests.faults.world import SETTLE_WAIT, Drafted, World, make_world
 from tests.peers.app_process import AppProcess
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import FakeTaiga
 from tests.peers.holds import Hold
-from tests.peers.slack_harness import WAIT, Gate, block_text, has_button, story_turn
+from tests.peers.slack_harness import Gate, block_text, has_button, story_turn
 
-# A draft outlives its deadline 3 s (AGENT_DEADLINE_SECONDS) + one lease (3 s) after it started.
+# After the restart a draft outlives its deadline (3 s) plus one lease (5 s) after it started.
 SHORT_DEADLINE = {"AGENT_DEADLINE_SECONDS": "3"}
 
 
@@ -43,7 +43,7 @@ async def world(
 
 @pytest.fixture
 async def app(world: World) -> AsyncIterator[AppProcess]:
-    process = world.app("app", **SHORT_DEADLINE)
+    process = world.app("app")
     await process.start()
     try:
         yield process
@@ -54,7 +54,7 @@ async def app(world: World) -> AsyncIterator[AppProcess]:
 async def kill_when_held(app: AppProcess, hold: Hold) -> None:
     """SIGKILL the app once the held request has reached the peer; then let the peer answer
     (into a closed connection)."""
-    await anyio.to_thread.run_sync(hold.wait_reached, WAIT)
+    await anyio.to_thread.run_sync(hold.wait_reached, SETTLE_WAIT)
     app.kill()
     hold.release()
 
@@ -131,13 +131,14 @@ async def test_killed_while_drafting_the_plan_fails_with_a_sentence_in_its_threa
         channel=world.channel,
     )  # fmt: skip
     await app.post_command(form)
-    await anyio.to_thread.run_sync(gate.reached.wait, WAIT)
+    assert await anyio.to_thread.run_sync(gate.reached.wait, SETTLE_WAIT)
     app.kill()
     gate.opened.set()
     [plan] = await world.plans()
     assert plan.state == "drafting"
     drafted = Drafted(plan.id, str(plan.slack_message_ts), "P4")
 
+    app.env.update(SHORT_DEADLINE)
     await app.restart()
 
     await world.wait_states([drafted], {"failed"})

@@ -16,12 +16,12 @@ import anyio
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.faults.world import World, make_world
+from tests.faults.world import SETTLE_WAIT, World, make_world
 from tests.peers.app_process import TEST_LEASE, AppProcess
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import FakeTaiga
-from tests.peers.slack_harness import WAIT, has_button
+from tests.peers.slack_harness import has_button
 from tests.peers.tcp_proxy import TcpProxy
 
 LEASE_SECONDS = float(TEST_LEASE["PLAN_LEASE_SECONDS"])
@@ -68,7 +68,7 @@ async def test_the_database_unreachable_mid_apply_loses_no_ledger_row(
     plan = await world.draft(app, 5)
     held = world.taiga.hold_next_response(path="/tasks", nth=2)
     await app.post_payload(world.click(plan, "plan_approve"))
-    await anyio.to_thread.run_sync(held.wait_reached, WAIT)
+    await anyio.to_thread.run_sync(held.wait_reached, SETTLE_WAIT)
     proxy.cut()
     held.release()  # Taiga has made the task and answers while the database is gone
     await anyio.sleep(outage)  # the outage itself, not a wait for a result

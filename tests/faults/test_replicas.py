@@ -14,12 +14,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.faults.world import Drafted, World, make_world
+from tests.faults.world import SETTLE_WAIT, Drafted, World, make_world
 from tests.peers.app_process import AppProcess, served_apps
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import FakeTaiga
-from tests.peers.slack_harness import WAIT
 
 PLANS = 20
 
@@ -69,7 +68,7 @@ async def test_twenty_approves_each_delivered_to_both_replicas_apply_each_plan_o
         for plan in plans:
             await world.wait_shown(plan, "Sprint plan applied")
         for url, count in deliveries.items():  # every click but the winner is told who won
-            await world.slack.wait_for_response_url(url, count=count - 1, within=WAIT)
+            await world.slack.wait_for_response_url(url, count=count - 1, within=SETTLE_WAIT)
             told = [str(p.body.get("text")) for p in world.slack.response_url_posts(url)]
             assert sum("already approved by" in t for t in told) == count - 1, told
     await world.assert_applied_exactly_once(plans)
@@ -111,7 +110,7 @@ async def test_two_replicas_sweeps_race_for_a_stranded_plan_and_one_finishes_it(
         plan = await world.draft(crashed, 0)
         held = world.taiga.hold_next_response(method="POST", path="/userstories", nth=2)
         await crashed.post_payload(world.click(plan, "plan_approve"))
-        await anyio.to_thread.run_sync(held.wait_reached, WAIT)
+        await anyio.to_thread.run_sync(held.wait_reached, SETTLE_WAIT)
         crashed.kill()
     finally:
         crashed.stop()

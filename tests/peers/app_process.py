@@ -36,11 +36,11 @@ from tests.peers.fake_taiga import FakeTaiga
 from tests.peers.slack_harness import SIGNING_SECRET, signed_headers
 
 ROOT = Path(__file__).resolve().parents[2]
-START_WAIT = 30.0
+START_WAIT = 60.0  # generous: a loaded machine imports slowly
 STOP_WAIT = 10.0
 WEB_URL = "https://taiga.example.test"
 # Short enough that a test sees a dead run taken over within seconds.
-TEST_LEASE = {"PLAN_LEASE_SECONDS": "3", "PLAN_HEARTBEAT_SECONDS": "0.5"}
+TEST_LEASE = {"PLAN_LEASE_SECONDS": "5", "PLAN_HEARTBEAT_SECONDS": "0.5"}
 _OURS = ("SLACK_", "ANTHROPIC_", "TAIGA_", "AGENT_", "PLAN_", "MAX_MINUTES")
 
 
