@@ -30,6 +30,8 @@ class TcpProxy:
         finally:
             self._stopped = True
             self._drop_all()
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
             self._listener.close()
             self._thread.join(timeout=5)
 
