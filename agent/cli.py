@@ -29,6 +29,7 @@ from pydantic import SecretStr, ValidationError
 
 from agent.errors import PlanIncomplete, PlanningError, PlanNotAllowed, explain_failure
 from agent.executor import ExecutionResult, PlanNotApproved, PlanNotFound, apply_plan
+from agent.executor.lease import LeaseTiming
 from agent.mcp.main import add_arguments as add_mcp_arguments
 from agent.mcp.main import run as serve_mcp
 from agent.planning.context import read_project
@@ -274,6 +275,7 @@ class ApplyStep:
                 progress=_progress(self.args),
                 allow_partial=allow_partial,
                 concurrency=self.settings.taiga_write_concurrency,
+                lease=LeaseTiming.from_settings(self.settings),
             )
         finally:
             database.dispose()
@@ -308,6 +310,7 @@ async def resume(args: argparse.Namespace, settings: Settings, *, clock: Clock) 
                 web_url=settings.taiga_web_url,
                 progress=_progress(args),
                 concurrency=settings.taiga_write_concurrency,
+                lease=LeaseTiming.from_settings(settings),
             )
     finally:
         database.dispose()

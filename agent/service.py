@@ -26,6 +26,7 @@ from agent.executor import (
     apply_plan,
     record_approved_plan,
 )
+from agent.executor.lease import DEFAULT_TIMING, LeaseTiming
 from agent.loop import propose
 from agent.progress import Progress
 from agent.proposal import Proposal
@@ -85,11 +86,13 @@ async def approve_and_apply(
     progress: Progress | None = None,
     allow_partial: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    lease: LeaseTiming = DEFAULT_TIMING,
     actor_id: int | None = None,
 ) -> ExecutionResult:
     """Store the proposal as approved by `decided_by` and apply it with `taiga`, the approver's
     session (`permissions`: their permissions in the project; `actor_id`: its Taiga user id if
-    already known, `concurrency`: the most writes at once).
+    already known, `concurrency`: the most writes at once, `lease`: PLAN_LEASE_SECONDS and
+    PLAN_HEARTBEAT_SECONDS).
 
     Raises, before anything is stored, `PlanIncomplete` if planning stopped early and
     `allow_partial` is not set, and `PlanNotAllowed` if their role lacks a permission the
@@ -114,6 +117,7 @@ async def approve_and_apply(
         web_url=web_url,
         progress=progress,
         concurrency=concurrency,
+        lease=lease,
         actor_id=actor_id,
     )
 
@@ -142,5 +146,6 @@ async def undo_applied_plan(
         taiga=taiga,
         window=timedelta(minutes=settings.plan_undo_minutes),
         now=now,
+        lease=LeaseTiming.from_settings(settings),
         actor_id=actor_id,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, Secret, SecretStr, ValidationError, field_validator
+from pydantic import Field, Secret, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     max_queued_work: int = Field(default=200, ge=0)
     slack_name_cache_seconds: float = Field(default=300.0, gt=0)
     api_docs: bool = False  # /docs, /redoc and /openapi.json; off in production
+    # The lease an applying (or undoing) run holds on its plan, and how often it renews it; a
+    # plan whose lease lapsed (its process died) is taken over by the recovery sweep.
+    plan_lease_seconds: float = Field(default=30.0, gt=0)
+    plan_heartbeat_seconds: float = Field(default=5.0, gt=0)
 
     _split_lists = field_validator("token_encryption_keys", "agent_api_keys", mode="before")(
         _split_csv
@@ -124,6 +128,12 @@ class Settings(BaseSettings):
             if text.startswith(prefix):
                 return DatabaseUrl("postgresql+psycopg://" + text[len(prefix) :])
         return url
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        if self.plan_heartbeat_seconds >= self.plan_lease_seconds:
+            raise ValueError("PLAN_HEARTBEAT_SECONDS must be shorter than PLAN_LEASE_SECONDS")
+        return self
 
     @property
     def socket_mode(self) -> bool:

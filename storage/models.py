@@ -138,6 +138,10 @@ class Plan(SQLModel, table=True):
     request_digest: str | None = Field(default=None, sa_type=sa.String(64))
     # The Slack thread the plan came from, linked from what it creates (NULL: API and CLI plans).
     slack_permalink: str | None = Field(default=None, sa_type=sa.Text)
+    # While `executing` or `undoing`: the run that holds the plan and until when; its heartbeat
+    # renews `lease_until`, and a plan whose lease has lapsed belongs to a run that died.
+    lease_owner: str | None = Field(default=None, sa_type=sa.String(64))
+    lease_until: datetime | None = _ts(nullable=True, default=None)
 
 
 class PlanRevision(SQLModel, table=True):

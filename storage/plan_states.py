@@ -4,6 +4,11 @@ A plan's `state` changes only through `storage.repositories.transition_plan`, wh
 `Transition` and moves the plan by the table's line for it. A new move is one new line in
 `MOVES` (and its name in `Transition`); a move that is not in the table raises
 `IllegalTransition`.
+
+`executing` and `undoing` are leased: the run in them holds a lease (`Plan.lease_owner`,
+`lease_until`) that its heartbeat renews. A move out of a leased state says who may make it
+(`Guard`): only the run holding the lease (its own result), or anyone once the lease has lapsed
+(a takeover or parking a plan whose run died); nobody else, however slow the holder is.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ PLAN_STATES: Final = frozenset(
         "undo_partial",
     }
 )
+LEASED_STATES: Final = frozenset({"executing", "undoing"})
 
 
 class Cause(Enum):
@@ -63,21 +69,32 @@ class Transition(Enum):
     PARK_UNDO = "park_undo"
 
 
+class Guard(Enum):
+    """Who may move a plan that is in a leased state."""
+
+    NONE = "nobody holds the source states"
+    HOLDER = "only the run holding the lease"
+    LAPSED = "anyone, once the lease has lapsed"
+
+
 @dataclass(frozen=True, slots=True)
 class Move:
     sources: frozenset[str]
     target: str
     cause: Cause
+    guard: Guard = Guard.NONE
 
     def __post_init__(self) -> None:
         unknown = (self.sources | {self.target}) - PLAN_STATES
         if unknown:
             raise ValueError(f"unknown plan state(s) {sorted(unknown)}")
+        if (self.guard is Guard.NONE) != self.sources.isdisjoint(LEASED_STATES):
+            raise ValueError("a move out of a leased state needs a guard, and only such a move")
 
 
-def _move(sources: str, target: str, cause: Cause) -> Move:
+def _move(sources: str, target: str, cause: Cause, guard: Guard = Guard.NONE) -> Move:
     """A table line; `sources` is a `|`-separated list of states."""
-    return Move(frozenset(sources.split("|")), target, cause)
+    return Move(frozenset(sources.split("|")), target, cause, guard)
 
 
 MOVES: Final[Mapping[Transition, Move]] = MappingProxyType(
@@ -92,23 +109,27 @@ MOVES: Final[Mapping[Transition, Move]] = MappingProxyType(
         Transition.REJECT: _move("proposed", "rejected", Cause.PERSON),
         Transition.EXPIRE: _move("proposed", "expired", Cause.SWEEP),
         Transition.START_APPLY: _move("approved|partial", "executing", Cause.EXECUTOR),
-        # A run that stopped without finishing; only safe with `expected_version`.
-        Transition.TAKE_OVER_APPLY: _move("executing", "executing", Cause.EXECUTOR),
-        Transition.FINISH_APPLY: _move("executing", "done", Cause.EXECUTOR),
+        # A run that died (its lease lapsed) is taken over by a new one with a new lease.
+        Transition.TAKE_OVER_APPLY: _move("executing", "executing", Cause.EXECUTOR, Guard.LAPSED),
+        Transition.FINISH_APPLY: _move("executing", "done", Cause.EXECUTOR, Guard.HOLDER),
         # Some writes failed, or the run was interrupted: applying again finishes the rest.
-        Transition.FINISH_APPLY_PARTIAL: _move("executing", "partial", Cause.EXECUTOR),
+        Transition.FINISH_APPLY_PARTIAL: _move(
+            "executing", "partial", Cause.EXECUTOR, Guard.HOLDER
+        ),
         # A run that cannot be resumed is left for a person to retry.
-        Transition.PARK: _move("approved|executing|partial", "partial", Cause.SWEEP),
+        Transition.PARK: _move("approved|executing|partial", "partial", Cause.SWEEP, Guard.LAPSED),
         # Undo: the approver (Undo, or Retry of an undo that stopped) starts deleting what the
         # plan created; applying it again is no longer possible from here on.
         Transition.START_UNDO: _move("done|partial|undo_partial", "undoing", Cause.PERSON),
-        # An undo that stopped without finishing (restart); only safe with `expected_version`.
-        Transition.TAKE_OVER_UNDO: _move("undoing", "undoing", Cause.SWEEP),
-        Transition.FINISH_UNDO: _move("undoing", "undone", Cause.EXECUTOR),
+        # An undo that died (its lease lapsed) is taken over by a new one with a new lease.
+        Transition.TAKE_OVER_UNDO: _move("undoing", "undoing", Cause.SWEEP, Guard.LAPSED),
+        Transition.FINISH_UNDO: _move("undoing", "undone", Cause.EXECUTOR, Guard.HOLDER),
         # Some deletes failed or the run was interrupted: Retry finishes the undo.
-        Transition.FINISH_UNDO_PARTIAL: _move("undoing", "undo_partial", Cause.EXECUTOR),
+        Transition.FINISH_UNDO_PARTIAL: _move(
+            "undoing", "undo_partial", Cause.EXECUTOR, Guard.HOLDER
+        ),
         # An undo that cannot be resumed (the approver's link is gone) waits for their Retry.
-        Transition.PARK_UNDO: _move("undoing", "undo_partial", Cause.SWEEP),
+        Transition.PARK_UNDO: _move("undoing", "undo_partial", Cause.SWEEP, Guard.LAPSED),
     }
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -432,7 +433,10 @@ async def test_an_idempotency_key_whose_plan_is_being_applied_elsewhere_is_409(
     first = await api.run(body_for(fake_taiga), idempotency_key="run-1")
     plan_id = first.json()["plan_id"]
     await api.runtime.db.run(  # another replica has just started applying it
-        lambda s: repo.transition_plan(s, plan_id=plan_id, transition=Transition.START_APPLY)
+        lambda s: repo.transition_plan(
+            s, plan_id=plan_id, transition=Transition.START_APPLY, holder="another-replica",
+            lease_until=datetime.now(UTC) + timedelta(seconds=30),
+        )
     )
     fake_taiga.clear_requests()
 

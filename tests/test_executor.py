@@ -94,7 +94,16 @@ def proposal(
     )
 
 
-async def store_plan(db: Database, plan: Proposal, *, state: str = "approved") -> str:
+async def store_plan(
+    db: Database, plan: Proposal, *, state: str = "approved", lease_until: datetime | None = None
+) -> str:
+    """A stored plan; in `executing` it is held by another run until `lease_until` (default:
+    an hour from now, a live run)."""
+    lease: dict[str, Any] = {}
+    if state == "executing":
+        until = lease_until or datetime.now(UTC) + timedelta(hours=1)
+        lease = {"lease_owner": "another-run", "lease_until": until}
+
     def create(session: Any) -> str:
         row = repo.create_plan(
             session,
@@ -107,6 +116,7 @@ async def store_plan(db: Database, plan: Proposal, *, state: str = "approved") -
             minutes_digest="0" * 64,
             state=state,
             proposal=plan.model_dump(mode="json"),
+            **lease,
         )
         return row.id
 
@@ -486,8 +496,10 @@ async def test_after_a_crash_pending_writes_are_reconciled_before_anything_is_re
     """A replica died mid-run: the plan is stuck in executing, two stories were claimed, one of
     them reached Taiga. The next apply takes over, adopts that one and creates the other."""
     db = sqlite_database
-    plan_id = await store_plan(db, proposal(stories=3, tasks=0), state="executing")
     crashed_at = datetime.now(UTC) - timedelta(hours=1)
+    plan_id = await store_plan(
+        db, proposal(stories=3, tasks=0), state="executing", lease_until=crashed_at
+    )
     await claim_pending(db, plan_id, ["story:new-story-1", "story:new-story-2"], at=crashed_at)
     await db.run(lambda s: repo.update_plan(s, plan_id=plan_id, updated_at=crashed_at))
     reached = fake_taiga.add_story(PROJECT_ID, "Story 1", milestone_id=SPRINT6_ID, owner="alice")

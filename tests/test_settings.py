@@ -77,3 +77,14 @@ def test_env_example_lists_every_setting_with_a_comment() -> None:
         )
         assert index is not None, f"{name.upper()} is missing from .env.example"
         assert example[index - 1].startswith("#"), f"{name.upper()} has no comment"
+
+
+def test_the_lease_defaults_and_a_heartbeat_that_would_let_it_lapse_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.plan_lease_seconds, settings.plan_heartbeat_seconds) == (30.0, 5.0)
+    monkeypatch.setenv("PLAN_LEASE_SECONDS", "5")
+    monkeypatch.setenv("PLAN_HEARTBEAT_SECONDS", "5")
+    with pytest.raises(ValueError, match="PLAN_HEARTBEAT_SECONDS must be shorter"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

@@ -20,7 +20,7 @@ from agent.executor import INTERRUPTED_BY_SHUTDOWN, apply_plan
 from agent.proposal import Proposal
 from bot.server import create_api
 from bot.services.decisions import show_retry
-from bot.services.recovery import RecoverySweep, SweepReport
+from bot.services.recovery import RecoverySweep, SweepPolicy, SweepReport
 from storage import repositories as repo
 from storage.crypto import generate_key
 from storage.db import Database
@@ -44,9 +44,10 @@ STORIES = (
 SUBJECTS = ["Export plans as CSV", "Show export history"]
 TASKS = ["Write the CSV writer", "Add the download button", "List past exports"]
 SPRINT6_ID = 2  # the fake's seeded "Sprint 6", which the proposal uses
-# How long after the crash the sweep looks: past the 2-minute grace of an approved plan, and
-# past the executor's 15-minute takeover age of an executing one.
-AFTER_CRASH = {"approved": timedelta(minutes=3), "executing": timedelta(minutes=16)}
+# How long after the crash the sweep looks: past the grace of an approved plan and the lease of
+# an executing one (both PLAN_LEASE_SECONDS, 30 s).
+AFTER_CRASH = {"approved": timedelta(minutes=1), "executing": timedelta(minutes=1)}
+LEASE = timedelta(seconds=30)
 # How a proposed plan got to the state a crash left it in.
 CRASH_PATHS = {
     "approved": [Transition.APPROVE],
@@ -74,7 +75,8 @@ async def crash(h: Harness, plan_id: str, state: str) -> None:
     def arrive(session: Session) -> None:
         for transition in CRASH_PATHS[state]:
             repo.transition_plan(
-                session, plan_id=plan_id, transition=transition, decided_by=h.alice
+                session, plan_id=plan_id, transition=transition, decided_by=h.alice,
+                holder="the-run-that-died", lease_until=h.wall() + LEASE,
             )
 
     await h.db.run(arrive)
@@ -306,11 +308,35 @@ async def test_the_started_sweep_expires_a_forgotten_proposal_without_a_click(
     finally:
         await h.bot.aclose()
 
-    assert clock.sleeps == [60.0, 60.0]
+    assert clock.sleeps == [10.0, 10.0]
     assert not has_button(expired, "plan_approve")
     assert (await h.plan(plan_id)).state == "expired"
     assert h.slack.response_url_posts() == []  # nobody clicked
     assert len([p for p in updates_of(h, ts) if "expired" in block_text(p)]) == 1
+
+
+@pytest.mark.anyio
+async def test_the_started_sweep_wakes_when_a_dead_runs_lease_ends_and_finishes_the_plan(
+    h: Harness,
+) -> None:
+    plan_id, ts = await propose(h)
+    await crash(h, plan_id, "executing")  # its lease ends 30 s from now
+    clock = StepClock()
+    h.bot.recovery = RecoverySweep(h.bot.services, SweepPolicy(interval=60.0), clock=clock)
+
+    h.bot.start()
+    try:
+        await clock.next_wait()  # the first round: the lease is live, so nothing is taken over
+        assert (await h.plan(plan_id)).state == "executing"
+        after_crash(h, LEASE + timedelta(seconds=1))
+        clock.tick()
+        await h.wait_update(lambda p: p["ts"] == ts and "Sprint plan applied" in block_text(p))
+        await clock.next_wait()
+    finally:
+        await h.bot.aclose()
+
+    assert 20.0 < clock.sleeps[0] <= LEASE.total_seconds()  # woke at the lease's end, not later
+    assert_each_item_once(h)
 
 
 # --------------------------------------------------------------------------- clicks

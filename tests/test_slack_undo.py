@@ -132,7 +132,10 @@ async def test_the_sweep_finishes_an_undo_cut_short_by_a_restart(h: Harness) -> 
     key = next(k for k, e in entries.items() if e.taiga_id == task["id"] and k.startswith("task"))
 
     def restart_mid_undo(session: Session) -> None:
-        repo.transition_plan(session, plan_id=plan_id, transition=Transition.START_UNDO)
+        repo.transition_plan(
+            session, plan_id=plan_id, transition=Transition.START_UNDO, holder="died",
+            lease_until=h.wall() + timedelta(seconds=30),
+        )
         repo.claim_actions(
             session, plan_id=plan_id, action_keys=[f"undo:{key}"], now=h.wall(),
             actor=task["owner"],
@@ -147,8 +150,8 @@ async def test_the_sweep_finishes_an_undo_cut_short_by_a_restart(h: Harness) -> 
     assert gone.status_code == 204
     h.taiga.clear_requests()
     with anyio.fail_after(WAIT):
-        assert (await h.bot.recovery.run_round()).resumed == []  # its run may still be alive
-    h.wall.offset = timedelta(minutes=16)
+        assert (await h.bot.recovery.run_round()).resumed == []  # its lease has not lapsed yet
+    h.wall.offset = timedelta(minutes=1)
     with anyio.fail_after(WAIT):
         report = await h.bot.recovery.run_round()
 

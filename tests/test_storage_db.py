@@ -109,6 +109,32 @@ def test_upgrading_to_0004_leaves_existing_plans_unversioned_without_history(
         db.dispose()
 
 
+def test_upgrading_to_0007_gives_running_plans_the_old_takeover_age_as_their_lease(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        with db.engine.connect() as connection:
+            upgrade(connection, "0006")
+        with db.engine.begin() as connection:
+            _insert_plan_at_0002(connection, "running")
+            _insert_plan_at_0002(connection, "waiting")
+            connection.execute(sa.text("UPDATE plan SET state = 'executing' WHERE id = 'running'"))
+
+        db.migrate()
+
+        running, waiting = (
+            db.run_sync(lambda s, i=plan_id: repositories.get_plan(s, i))
+            for plan_id in ("running", "waiting")
+        )
+        assert running is not None and waiting is not None
+        assert running.lease_until is not None
+        assert running.lease_until - running.updated_at == timedelta(minutes=15)
+        assert (running.lease_owner, waiting.lease_owner, waiting.lease_until) == (None,) * 3
+    finally:
+        db.dispose()
+
+
 def _insert_plan_at_0002(connection: sa.Connection, plan_id: str) -> None:
     """A plan row as revisions 0002 and 0003 know it (no later columns)."""
     now = datetime.now(UTC)

@@ -643,14 +643,14 @@ def test_update_of_a_missing_plan_is_false(database: Database) -> None:
 def test_transition_plan_with_an_expected_version_refuses_a_plan_touched_since(
     database: Database,
 ) -> None:
-    plan = _plan(database, state="executing")
+    plan = _plan(database, state="executing", lease_owner="run-1", lease_until=NOW)
     database.run_sync(lambda s: repo.update_plan(s, plan_id=plan.id, error=None))  # version 2
 
     def park(version: int) -> bool:
         return database.run_sync(
             lambda s: repo.transition_plan(
                 s, plan_id=plan.id, transition=Transition.FINISH_APPLY_PARTIAL,
-                expected_version=version,
+                expected_version=version, holder="run-1",
             )
         )
 
@@ -668,13 +668,13 @@ def test_plans_to_sweep_picks_due_slack_plans_oldest_first_and_bounded(
         fields.setdefault("slack_message_ts", "1712345678.000200")
         return _plan(database, state=state, updated_at=updated_at, **fields).id
 
-    stale_executing = plan("executing", old - timedelta(minutes=1))
+    stale_executing = plan("executing", old - timedelta(minutes=1), lease_until=old)
     approved = plan("approved", old)
     cancelled = plan("partial", old + timedelta(minutes=1), error=interrupted)
     expired = plan("proposed", recent, expires_at=NOW - timedelta(seconds=1))
     for state, updated_at, fields in [
         ("approved", recent, {}),  # within the grace period
-        ("executing", recent, {}),  # its run may still be alive
+        ("executing", old, {"lease_until": NOW + timedelta(seconds=5)}),  # its run is alive
         ("partial", old, {"error": "2 item(s) not created."}),  # waits for a human Retry
         ("proposed", old, {"expires_at": NOW + timedelta(hours=1)}),
         ("approved", old, {"slack_message_ts": None}),  # HTTP API / CLI plan
@@ -687,7 +687,7 @@ def test_plans_to_sweep_picks_due_slack_plans_oldest_first_and_bounded(
             lambda s: [
                 p.id for p in repo.plans_to_sweep(
                     s, approved_before=NOW - timedelta(minutes=2),
-                    executing_before=NOW - timedelta(minutes=15), expired_by=NOW,
+                    lapsed_by=NOW, expired_by=NOW,
                     interrupted_error=interrupted, limit=limit,
                 )
             ]

@@ -179,7 +179,10 @@ async def test_an_undo_cut_short_by_a_restart_is_finished_once(
     task = named(fake_taiga, "Story 1 task 1")
     started = utcnow()
     await sqlite_database.run(
-        lambda s: repo.transition_plan(s, plan_id=plan_id, transition=Transition.START_UNDO)
+        lambda s: repo.transition_plan(
+            s, plan_id=plan_id, transition=Transition.START_UNDO, holder="died",
+            lease_until=started + timedelta(seconds=30),
+        )
     )
     await sqlite_database.run(
         lambda s: repo.claim_actions(

@@ -7,6 +7,7 @@ through the write ledger (pending before it is sent, done after), so a retry, a 
 or a restart never writes twice; a write whose outcome is unknown is first looked up in Taiga.
 
     apply.py      apply_plan / record_approved_plan, and the plan's state around a run
+    lease.py      the lease a run holds on its plan, renewed by a heartbeat; taking a plan over
     phases.py     sprint, then stories, then tasks: how each is created and found in Taiga
     moves.py      existing stories moved into the sprint, only if unchanged since the proposal
     run.py        ApplyRun: one apply's state, and how one phase of writes is sent
@@ -19,7 +20,6 @@ or a restart never writes twice; a write whose outcome is unknown is first looke
 
 from agent.executor.apply import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_STALE_AFTER,
     INTERRUPTED_BY_SHUTDOWN,
     PlanNotApproved,
     PlanNotFound,
@@ -34,7 +34,6 @@ from agent.executor.run import NOT_CONFIRMED
 __all__ = [
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_CONCURRENCY",
-    "DEFAULT_STALE_AFTER",
     "INTERRUPTED_BY_SHUTDOWN",
     "NOT_CONFIRMED",
     "SKIPPED_NO_SPRINT",

@@ -1,8 +1,9 @@
 """Applying a stored, approved plan: the entry points and the plan's state around a run.
 
-`apply_plan` moves the plan `approved|partial -> executing` (one conditional update, so only one
-apply runs; a run that died is taken over once it is stale), runs the phases, and moves it
-`executing -> done|partial` with the result. `record_approved_plan` stores a plan that is
+`apply_plan` moves the plan `approved|partial -> executing` under a lease (one conditional
+update, so only one apply runs; a run whose lease lapsed is taken over), runs the phases while
+its heartbeat renews the lease, and moves it `executing -> done|partial` with the result, only
+if it still holds the lease. `record_approved_plan` stores a plan that is
 approved as it is proposed (HTTP API, CLI). The caller moves other plans `proposed -> approved`.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from agent.executor.lease import DEFAULT_TIMING, Heartbeat, LeaseLost, LeaseTiming, take_plan
 from agent.executor.ledger import Ledger, Now
 from agent.executor.limiter import AdaptiveLimit
 from agent.executor.phases import run_phases
@@ -22,7 +25,7 @@ from agent.executor.reconcile import DEFAULT_CLOCK_SKEW, Reconciler
 from agent.executor.result import ExecutionResult, build_result
 from agent.executor.run import ApplyRun
 from agent.executor.writes import writes_of
-from agent.plan_rows import PlanSnapshot, load_plan, move_plan
+from agent.plan_rows import load_plan
 from agent.progress import Progress
 from agent.proposal import Proposal
 from storage import repositories as repo
@@ -40,8 +43,6 @@ INTERRUPTED_BY_SHUTDOWN = _INTERRUPTED.format(asyncio.CancelledError.__name__)
 # The most writes of one apply on the wire at once (TAIGA_WRITE_CONCURRENCY); the limit adapts
 # below it when Taiga throttles (`limiter.py`).
 DEFAULT_CONCURRENCY = 16
-# An `executing` plan untouched for this long belongs to a run that died (crash, restart).
-DEFAULT_STALE_AFTER = timedelta(minutes=15)
 
 
 class PlanNotFound(LookupError):
@@ -109,7 +110,7 @@ async def apply_plan(
     progress: Progress | None = None,
     now: Now = utcnow,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
-    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    lease: LeaseTiming = DEFAULT_TIMING,
     actor_id: int | None = None,
 ) -> ExecutionResult:
     """Apply the plan's stored proposal with the acting user's Taiga session, exactly once.
@@ -117,63 +118,78 @@ async def apply_plan(
     `actor_id` is that session's Taiga user id when the caller knows it (a Slack link stores
     it); without it the executor asks Taiga (`users/me`) once, when it first needs it.
 
-    Returns the stored result when the plan is already done, and a result in state `executing`
-    (writing nothing) when another apply of the same plan is running. Raises `PlanNotFound`, or
-    `PlanNotApproved` for a plan that was never approved (or was rejected/expired).
+    The run holds the plan on a lease that its heartbeat renews (`agent.executor.lease`); a
+    plan whose lease has lapsed (its run died) is taken over. Returns the stored result when
+    the plan is already done, and a result in state `executing` (writing nothing more) when
+    another run holds the plan, or took it over from this one. Raises `PlanNotFound`,
+    `PlanNotApproved` for a plan that was never approved (or was rejected/expired), or
+    `LeaseLost` when the run stopped because the database stayed unreachable for a lease.
     """
     plan = await load_plan(db, plan_id)
     if plan is None:
         raise PlanNotFound(f"No plan {plan_id}.")
     if plan.state == "done" and plan.result is not None:
         return ExecutionResult.model_validate(plan.result)
-    moved = await move_plan(db, plan_id, Transition.START_APPLY)
-    if not moved:
-        plan = await load_plan(db, plan_id)
-        assert plan is not None
-        if plan.state == "executing" and now() - plan.updated_at >= stale_after:
-            moved = await _take_over_stale(db, plan, now())
-            if moved:
-                log.warning("plan %s: taking over a run that stopped without finishing", plan_id)
-        if not moved:
-            return await _not_applied(db, plan, taiga, web_url, now)
-    try:
-        if plan.proposal is None:
-            raise PlanNotApproved(plan_id, "empty")
-        proposal = Proposal.model_validate(plan.proposal)
-        run = await _open_run(
-            db,
-            plan_id,
-            taiga,
-            proposal,
-            web_url,
-            now=now,
-            clock_skew=clock_skew,
-            concurrency=concurrency,
-            progress=progress,
-            actor_id=actor_id,
-            thread_link=plan.slack_permalink,
+    heartbeat = await take_plan(
+        db, plan_id, start=Transition.START_APPLY, take_over=Transition.TAKE_OVER_APPLY,
+        timing=lease, now=now,
+    )  # fmt: skip
+    if heartbeat is None:
+        return await _not_applied(db, plan_id, taiga, web_url, now)
+    async with heartbeat:
+        try:
+            result = await _run(db, plan_id, taiga, web_url, heartbeat, now=now,
+                                clock_skew=clock_skew, concurrency=concurrency,
+                                progress=progress, actor_id=actor_id)  # fmt: skip
+        except LeaseLost as lost:
+            log.warning("%s; leaving the plan to the run that takes it over", lost)
+            try:
+                return await _not_applied(db, plan_id, taiga, web_url, now)
+            except DBAPIError:
+                raise lost from None  # the database is still away: say that, not its error
+        except BaseException as error:  # never leave the plan stuck in executing
+            await heartbeat.leave(
+                Transition.FINISH_APPLY_PARTIAL, error=_INTERRUPTED.format(type(error).__name__)
+            )
+            raise
+        stored = await heartbeat.leave(
+            Transition.FINISH_APPLY if result.complete else Transition.FINISH_APPLY_PARTIAL,
+            result=result.model_dump(mode="json"),
+            error=None if result.complete else f"{len(result.failed)} item(s) not created.",
         )
-        writes = writes_of(proposal)
-        await run_phases(run, writes)
-        result = build_result(run, writes, "partial")
-    except BaseException as error:  # never leave the plan stuck in executing
-        await move_plan(
-            db,
-            plan_id,
-            Transition.FINISH_APPLY_PARTIAL,
-            error=_INTERRUPTED.format(type(error).__name__),
-        )
-        raise
-    stored = await move_plan(
-        db,
-        plan_id,
-        Transition.FINISH_APPLY if result.complete else Transition.FINISH_APPLY_PARTIAL,
-        result=result.model_dump(mode="json"),
-        error=None if result.complete else f"{len(result.failed)} item(s) not created.",
-    )
     if not stored:
-        log.warning("plan %s: state changed while executing; result not stored", plan_id)
+        log.warning("plan %s: another run took it over; this run's result is not stored", plan_id)
+        return await _not_applied(db, plan_id, taiga, web_url, now)
     return result
+
+
+async def _run(
+    db: Database,
+    plan_id: str,
+    taiga: TaigaSession,
+    web_url: str,
+    heartbeat: Heartbeat,
+    *,
+    now: Now,
+    clock_skew: timedelta,
+    concurrency: int,
+    progress: Progress | None,
+    actor_id: int | None,
+) -> ExecutionResult:
+    """Send the plan's writes as the lease holder (read again: an earlier run may have moved
+    it); the result as the run leaves it, state `partial` until stored."""
+    plan = await load_plan(db, plan_id)
+    if plan is None or plan.proposal is None:
+        raise PlanNotApproved(plan_id, "empty")
+    proposal = Proposal.model_validate(plan.proposal)
+    run = await _open_run(
+        db, plan_id, taiga, proposal, web_url,
+        now=now, clock_skew=clock_skew, concurrency=concurrency, progress=progress,
+        actor_id=actor_id, thread_link=plan.slack_permalink, lease=heartbeat,
+    )  # fmt: skip
+    writes = writes_of(proposal)
+    await run_phases(run, writes)
+    return build_result(run, writes, "partial")
 
 
 async def _open_run(
@@ -189,8 +205,9 @@ async def _open_run(
     progress: Progress | None = None,
     actor_id: int | None = None,
     thread_link: str | None = None,
+    lease: Heartbeat | None = None,
 ) -> ApplyRun:
-    ledger = await Ledger.load(db, plan_id, now)
+    ledger = await Ledger.load(db, plan_id, now, persist=lease.persist if lease else None)
     return ApplyRun(
         taiga=taiga,
         proposal=proposal,
@@ -201,15 +218,19 @@ async def _open_run(
         progress=progress,
         actor_id=actor_id,
         thread_link=thread_link,
+        lease=lease,
     )
 
 
 async def _not_applied(
-    db: Database, plan: PlanSnapshot, taiga: TaigaSession, web_url: str, now: Now
+    db: Database, plan_id: str, taiga: TaigaSession, web_url: str, now: Now
 ) -> ExecutionResult:
     """Another apply holds the plan (or it finished meanwhile): report, write nothing."""
-    if plan.state == "done" and plan.result is not None:
-        return ExecutionResult.model_validate(plan.result)
+    plan = await load_plan(db, plan_id)
+    if plan is None:
+        raise PlanNotFound(f"No plan {plan_id}.")
+    if plan.state in {"done", "partial"} and plan.result is not None:
+        return ExecutionResult.model_validate(plan.result)  # finished meanwhile by another run
     if plan.state != "executing" or plan.proposal is None:
         raise PlanNotApproved(plan.id, plan.state)
     proposal = Proposal.model_validate(plan.proposal)
@@ -229,10 +250,3 @@ async def _not_applied(
 
 
 # --------------------------------------------------------------------------- plan state
-
-
-async def _take_over_stale(db: Database, plan: PlanSnapshot, now: datetime) -> bool:
-    """Claim an `executing` plan whose run died, only if nobody touched it since we read it."""
-    return await move_plan(
-        db, plan.id, Transition.TAKE_OVER_APPLY, expected_version=plan.version, updated_at=now
-    )

@@ -8,10 +8,10 @@ changes them only through those functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session
 
@@ -20,6 +20,9 @@ from storage import repositories as repo
 from storage.db import Database
 
 Now = Callable[[], datetime]
+T = TypeVar("T")
+# Runs the ledger's database work: `Database.run`, or a lease holder's `Heartbeat.persist`.
+Persist = Callable[[Callable[[Session], T]], Awaitable[T]]
 
 
 @dataclass(frozen=True)
@@ -35,17 +38,25 @@ class Ledger:
     """The ledger rows of one plan, read once and kept up to date by this run's claims."""
 
     def __init__(
-        self, db: Database, plan_id: str, now: Now, entries: dict[str, repo.LedgerEntry]
+        self,
+        persist: Persist[Any],
+        plan_id: str,
+        now: Now,
+        entries: dict[str, repo.LedgerEntry],
     ) -> None:
-        self.db = db
+        self.persist = persist
         self.plan_id = plan_id
         self.now = now
         self._entries = entries
 
     @classmethod
-    async def load(cls, db: Database, plan_id: str, now: Now) -> Ledger:
-        entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
-        return cls(db, plan_id, now, entries)
+    async def load(
+        cls, db: Database, plan_id: str, now: Now, *, persist: Persist[Any] | None = None
+    ) -> Ledger:
+        """The plan's rows; `persist` (default `db.run`) runs every later claim and completion."""
+        persist = persist or db.run
+        entries = await persist(lambda s: repo.ledger_for_plan(s, plan_id))
+        return cls(persist, plan_id, now, entries)
 
     def entry(self, write: Write) -> repo.LedgerEntry | None:
         return self._entries.get(write.key)
@@ -90,7 +101,7 @@ class Ledger:
             retaken = repo.retake_actions(session, action_keys=[w.key for w in resend], **common)
             return claimed, retaken
 
-        claimed, retaken = await self.db.run(claim)
+        claimed, retaken = await self.persist(claim)
         for row in [*claimed.values(), *retaken]:
             self._entries[row.action_key] = row
         ours: list[Write] = []
@@ -110,7 +121,7 @@ class Ledger:
 
     async def complete(self, write: Write, outcome: Outcome) -> None:
         now = self.now()
-        self._entries[write.key] = await self.db.run(
+        self._entries[write.key] = await self.persist(
             lambda s: repo.complete_action(
                 s,
                 plan_id=self.plan_id,

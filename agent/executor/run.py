@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.errors import describe
+from agent.executor.lease import Heartbeat
 from agent.executor.ledger import Ledger
 from agent.executor.limiter import AdaptiveLimit
 from agent.executor.reconcile import Reconciler
@@ -49,6 +50,7 @@ class ApplyRun:
     progress: Progress | None = None
     actor_id: int | None = None  # the acting Taiga user, when the caller knows it
     thread_link: str | None = None  # the Slack thread the plan came from (None: API, CLI)
+    lease: Heartbeat | None = None  # held by a run that writes; None: a read-only report
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     failures: dict[str, tuple[str, bool]] = field(default_factory=dict)  # key -> (reason, skipped)
     milestone_id: int | None = None
@@ -80,6 +82,11 @@ class ApplyRun:
     def remember(self, write: Write, outcome: Outcome) -> None:
         self.outcomes[write.key] = outcome
         self.reconciler.accounted_for(write.kind, outcome.id)
+
+    def check_lease(self) -> None:
+        """Raise `LeaseLost` once this run no longer holds the plan: it must not write."""
+        if self.lease is not None:
+            self.lease.check()
 
     def fail(self, write: Write, reason: str, *, skipped: bool = False) -> None:
         self.failures[write.key] = (reason, skipped)
@@ -146,9 +153,13 @@ class ApplyRun:
         """Send the claimed writes, completing each in the ledger; returns the lost responses."""
         lost: list[Write] = []
 
+        async def send(write: Write) -> Outcome:
+            self.check_lease()  # at the moment it goes out, after any wait for the limit
+            return await create(write)
+
         async def one(write: Write) -> None:
             try:
-                outcome = await self.limit.send(lambda: create(write))
+                outcome = await self.limit.send(lambda: send(write))
             except ResponseLost:
                 lost.append(write)
                 return

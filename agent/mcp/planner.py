@@ -16,6 +16,7 @@ from anthropic import AsyncAnthropic
 
 from agent.errors import PlanNotAllowed
 from agent.executor import apply_plan
+from agent.executor.lease import LeaseTiming
 from agent.identity import RequestTokens
 from agent.mcp.catalog import ApplyPlanInput, McpTool, PlanInput, ProposePlanInput
 from agent.mcp.plans import load_mcp_plan, record_proposed_plan
@@ -114,6 +115,8 @@ class McpPlanner:
             plan_id=plan.id,
             taiga=session,
             web_url=self.settings.taiga_web_url,
+            concurrency=self.settings.taiga_write_concurrency,
+            lease=LeaseTiming.from_settings(self.settings),
             actor_id=me.id,
         )
         return result_view(result)

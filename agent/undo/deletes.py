@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agent.errors import describe
+from agent.executor.lease import Heartbeat
 from agent.proposal import ActionKind
 from agent.undo.report import (
     KEPT_CHANGED,
@@ -70,6 +71,7 @@ class UndoRun:
     now: Callable[[], datetime]
     actor: int  # the acting Taiga user, recorded on each claim
     entries: dict[str, repo.LedgerEntry]
+    lease: Heartbeat | None = None  # the undo's hold on the plan: no delete once it is lost
     removed: list[UndoItem] = field(default_factory=list)
     moved_back: list[UndoItem] = field(default_factory=list)
     kept: list[UndoItem] = field(default_factory=list)
@@ -144,7 +146,10 @@ class UndoRun:
         return False
 
     async def claim(self, target: Target) -> None:
-        """Record the undo of `target` as pending before it is sent."""
+        """Record the undo of `target` as pending before it is sent (raises `LeaseLost` once
+        this run no longer holds the plan)."""
+        if self.lease is not None:
+            self.lease.check()
         key, now = undo_key(target.key), self.now()
         claimed = await self.db.run(
             lambda s: repo.claim_actions(

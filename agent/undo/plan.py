@@ -3,7 +3,8 @@
 `undo_plan` checks the undo window (`PLAN_UNDO_MINUTES` after the apply finished) and the
 user's delete and modify permissions (with their own Taiga session) before anything changes,
 then moves the plan `done|partial|undo_partial -> undoing` (one compare-and-set, so a double
-click undoes once; an undo that died is taken over once it is stale), deletes the tasks the plan
+click undoes once; it holds the plan on a lease like an apply, and an undo whose lease lapsed
+is taken over), deletes the tasks the plan
 created, moves the stories it moved back, deletes the stories and then the sprint it created,
 and moves it `undoing -> undone|undo_partial` with the report.
 """
@@ -13,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from agent.executor import DEFAULT_STALE_AFTER
-from agent.plan_rows import PlanSnapshot, load_plan, move_plan
+from agent.executor.lease import DEFAULT_TIMING, Heartbeat, LeaseLost, LeaseTiming, take_plan
+from agent.plan_rows import PlanSnapshot, load_plan
 from agent.proposal import Action, Proposal, ProposedMove
 from agent.undo.deletes import UNDO_PREFIX, Target, UndoRun, undo_key
 from agent.undo.moves import move_back
@@ -44,7 +45,7 @@ async def undo_plan(
     taiga: TaigaSession,
     window: timedelta,
     now: Callable[[], datetime] = utcnow,
-    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    lease: LeaseTiming = DEFAULT_TIMING,
     actor_id: int | None = None,
 ) -> UndoReport:
     """Delete what the plan created and move back what it moved with the user's session
@@ -62,36 +63,45 @@ async def undo_plan(
         entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
         _check_window(plan, entries, window, now())
         await _check_permissions(taiga, plan.project_id, _targets(plan, entries)[0])
-    moved = await move_plan(db, plan_id, Transition.START_UNDO)
-    if not moved:
-        plan = await load_plan(db, plan_id)
-        assert plan is not None
-        if plan.state == "undoing" and now() - plan.updated_at >= stale_after:
-            moved = await move_plan(
-                db,
-                plan_id,
-                Transition.TAKE_OVER_UNDO,
-                expected_version=plan.version,
-                updated_at=now(),
+    heartbeat = await take_plan(
+        db, plan_id, start=Transition.START_UNDO, take_over=Transition.TAKE_OVER_UNDO,
+        timing=lease, now=now,
+    )  # fmt: skip
+    if heartbeat is None:
+        latest = await load_plan(db, plan_id)
+        return _not_undone(latest or plan)
+    async with heartbeat:
+        try:
+            report = await _undo(db, plan_id, taiga, heartbeat, actor_id)
+        except LeaseLost:
+            return _not_undone(await load_plan(db, plan_id) or plan)
+        except BaseException as error:  # never leave the plan stuck in undoing
+            await heartbeat.leave(
+                Transition.FINISH_UNDO_PARTIAL, error=_INTERRUPTED.format(type(error).__name__)
             )
-        if not moved:
-            return _not_undone(plan)
-    try:
-        # Read again now that this run holds the plan: an earlier run may have finished rows.
-        entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
-        targets, unconfirmed = _targets(plan, entries)
-        actor = actor_id if actor_id is not None else (await taiga.me()).id
-        run = UndoRun(db, plan_id, plan.project_id, taiga, now, actor, entries)
-        await _remove_all(run, targets)
-    except BaseException as error:  # never leave the plan stuck in undoing
-        await move_plan(
-            db,
-            plan_id,
-            Transition.FINISH_UNDO_PARTIAL,
-            error=_INTERRUPTED.format(type(error).__name__),
+            raise
+        latest = await load_plan(db, plan_id)
+        await heartbeat.leave(
+            Transition.FINISH_UNDO_PARTIAL if report.failed else Transition.FINISH_UNDO,
+            result=with_report(latest.result if latest else plan.result, report),
+            error=f"{len(report.failed)} item(s) not undone yet." if report.failed else None,
         )
-        raise
-    report = UndoReport(
+    return report
+
+
+async def _undo(
+    db: Database, plan_id: str, taiga: TaigaSession, heartbeat: Heartbeat, actor_id: int | None
+) -> UndoReport:
+    """Delete and move back as the lease holder; the report of what became of each item."""
+    # Read again now that this run holds the plan: an earlier run may have finished rows.
+    plan = await load_plan(db, plan_id)
+    assert plan is not None
+    entries = await db.run(lambda s: repo.ledger_for_plan(s, plan_id))
+    targets, unconfirmed = _targets(plan, entries)
+    actor = actor_id if actor_id is not None else (await taiga.me()).id
+    run = UndoRun(db, plan_id, plan.project_id, taiga, heartbeat.now, actor, entries, heartbeat)
+    await _remove_all(run, targets)
+    return UndoReport(
         plan_id=plan_id,
         state="undo_partial" if run.failed else "undone",
         removed=run.removed,
@@ -100,15 +110,6 @@ async def undo_plan(
         gone=run.gone,
         failed=run.failed,
     )
-    latest = await load_plan(db, plan_id)
-    await move_plan(
-        db,
-        plan_id,
-        Transition.FINISH_UNDO_PARTIAL if run.failed else Transition.FINISH_UNDO,
-        result=with_report(latest.result if latest else plan.result, report),
-        error=f"{len(run.failed)} item(s) not undone yet." if run.failed else None,
-    )
-    return report
 
 
 async def _remove_all(run: UndoRun, targets: list[Target]) -> None:
@@ -229,7 +230,3 @@ def _not_undoable_sentence(state: str) -> str:
     if state in {"approved", "executing"}:
         return "This plan is being applied right now; undo it once that has finished."
     return f"This plan is {state}: nothing of it was written to Taiga, so there is nothing to undo."
-
-
-
-

@@ -12,6 +12,7 @@ import anthropic
 
 from agent.errors import PlanIncomplete, PlanningError, PlanNotAllowed
 from agent.executor import ExecutionResult, apply_plan
+from agent.executor.lease import LeaseTiming
 from agent.identity import RequestTokens
 from agent.planning.context import read_project
 from agent.proposal import Proposal
@@ -115,6 +116,7 @@ class AgentRun:
                 idempotency=self.idempotency,
                 allow_partial=body.allow_partial,
                 concurrency=settings.taiga_write_concurrency,
+                lease=LeaseTiming.from_settings(settings),
                 actor_id=await actor if actor is not None else None,
             )
         except PlanNotAllowed as exc:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.executor import ExecutionResult, apply_plan
+from agent.executor.lease import LeaseTiming
 from agent.identity import LinkExpired
 from agent.progress import Step
 from agent.proposal import Proposal
@@ -339,6 +340,7 @@ async def apply_and_show(
         result = await apply_plan(
             db=services.db, plan_id=plan.id, taiga=session,
             web_url=services.settings.taiga_web_url, progress=live.step, now=services.now,
+            lease=LeaseTiming.from_settings(services.settings),
             actor_id=run.actor_taiga_id,
             concurrency=services.settings.taiga_write_concurrency,
         )

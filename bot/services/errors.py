@@ -8,6 +8,7 @@ import anthropic
 from slack_sdk.errors import SlackApiError
 
 from agent.errors import PlanningError, describe, is_token_rejected
+from agent.executor.lease import LeaseLost
 from agent.identity import LinkExpired
 from taiga.errors import (
     TaigaError,
@@ -37,6 +38,11 @@ NOT_IN_CONVERSATION = (
     "there."
 )
 
+DATABASE_AWAY = (
+    f"{BOT_NAME} lost its database while applying this plan, so it stopped writing to Taiga. "
+    "It finishes the plan by itself once the database is back; you can also press Retry."
+)
+
 
 class UserError(Exception):
     """A failure with a sentence meant for the person who asked."""
@@ -60,6 +66,8 @@ def explain(
     failures and remedies here, everything else in `agent.errors`."""
     if isinstance(error, UserError):
         return error.text
+    if isinstance(error, LeaseLost):
+        return DATABASE_AWAY
     if is_link_expired(error) or is_token_rejected(error):
         return LINK_EXPIRED
     if isinstance(error, SlackApiError) and slack_error_code(error) in {

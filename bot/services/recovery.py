@@ -1,17 +1,22 @@
 """The recovery sweep: finishes what a restart interrupted and expires forgotten proposals.
 
-Every `interval` (60 s) one round, at most `batch` plans, least recently touched first:
-- an `approved` plan untouched for `approved_grace` (its apply never started), an `executing`
-  plan idle for the executor's takeover age (its run died) and a `partial` plan that a shutdown
-  cancelled mid-apply are applied again with the Taiga link of the person who approved them;
+One round at start-up, then whenever the next plan falls due (a lease ends, an approval passes
+its grace) and at least every `interval` (10 s); at most `batch` plans a round, least recently
+touched first:
+- an `approved` plan untouched for `approved_grace` (its apply never started: one lease length),
+  an `executing` plan whose lease has lapsed (its process died; a live run renews its lease
+  however slow Taiga is) and a `partial` plan that a shutdown cancelled mid-apply are applied
+  again with the Taiga link of the person who approved them;
   the result replaces "Applying the plan…" in the thread. Each resume goes through `apply_plan`,
   whose compare-and-set lets exactly one run write, so replicas sweeping at once write once.
 - an approver whose link is gone (or dead) gets the message turned into a Retry with a plain
   sentence naming who must retry; the plan becomes `partial`, so the sweep leaves it alone.
-- an `undoing` plan idle for the same takeover age (a restart cut its undo short) is undone
+- an `undoing` plan whose lease has lapsed (a restart cut its undo short) is undone
   again with the approver's link (`agent.undo` takes it over once and deletes nothing twice);
   without a link it shows Retry undo for the approver.
 - a `proposed` plan past `expires_at` is expired and its message says so.
+- a `drafting` plan older than the planning deadline plus a lease (its process died mid-draft)
+  fails with a sentence in its thread, instead of "Drafting…" forever.
 A failure is logged with the plan id and never stops the round or the sweep.
 """
 
@@ -22,10 +27,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from agent.executor import DEFAULT_STALE_AFTER, INTERRUPTED_BY_SHUTDOWN
+from agent.executor import INTERRUPTED_BY_SHUTDOWN
+from agent.executor.lease import LeaseTiming
+from agent.settings import Settings
+from bot import blocks
 from bot.services import decisions, undoing
 from bot.services.core import Services
 from bot.services.errors import explain, is_link_expired, log_failure
+from bot.services.slack_io import update
 from storage import repositories as repo
 from storage.models import Plan
 from storage.plan_states import Transition
@@ -33,19 +42,36 @@ from taiga.client import Clock
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL_SECONDS = 60.0
-# An approved plan's apply starts within a second; one still `approved` after this never started.
-DEFAULT_APPROVED_GRACE = timedelta(minutes=2)
+# At most this long between rounds: a plan stranded by another replica (whose lease this one
+# has not seen yet) is noticed within it after its lease lapses.
+DEFAULT_INTERVAL_SECONDS = 10.0
+# The shortest pause between rounds, however soon the next plan falls due.
+MIN_PAUSE_SECONDS = 1.0
+# After a round that failed (the database unreachable), try again this soon.
+FAILED_ROUND_PAUSE_SECONDS = 5.0
 DEFAULT_BATCH = 20
 RESTARTED = "Taiga Planner restarted while applying this plan and could not finish it"
+DRAFT_LOST = (
+    "Taiga Planner restarted while drafting this plan, so it was not finished. Nothing was "
+    "written to Taiga. Mention me again (or run /taiga plan) to draft it anew."
+)
 
 
 @dataclass(frozen=True, slots=True)
 class SweepPolicy:
     interval: float = DEFAULT_INTERVAL_SECONDS
-    approved_grace: timedelta = DEFAULT_APPROVED_GRACE
-    stale_after: timedelta = DEFAULT_STALE_AFTER
+    # An approved plan's apply starts within a second; one still `approved` a lease length
+    # later never started.
+    approved_grace: timedelta = LeaseTiming().duration
+    # A draft still `drafting` this long after it started outlived its deadline: it died.
+    drafting_limit: timedelta = timedelta(minutes=2)
     batch: int = DEFAULT_BATCH
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SweepPolicy:
+        grace = LeaseTiming.from_settings(settings).duration
+        deadline = timedelta(seconds=settings.agent_deadline_seconds)
+        return cls(approved_grace=grace, drafting_limit=deadline + grace)
 
 
 @dataclass(slots=True)
@@ -56,6 +82,12 @@ class SweepReport:
     busy: list[str] = field(default_factory=list)  # another run holds it: nothing written here
     parked: list[str] = field(default_factory=list)  # shown with Retry (link gone or apply failed)
     expired: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)  # drafts that died, shown as failed
+
+    def full(self, batch: int) -> bool:
+        """The round handled a whole batch: more plans may be due right now."""
+        handled = [self.resumed, self.busy, self.parked, self.expired, self.failed, self.abandoned]
+        return sum(map(len, handled)) >= batch
     failed: list[str] = field(default_factory=list)  # logged; tried again next round
 
 
@@ -66,7 +98,7 @@ class RecoverySweep:
         self, services: Services, policy: SweepPolicy | None = None, *, clock: Clock | None = None
     ) -> None:
         self.services = services
-        self.policy = policy or SweepPolicy()
+        self.policy = policy or SweepPolicy.from_settings(services.settings)
         self.clock = clock or services.clock
         self._task: asyncio.Task[None] | None = None
 
@@ -84,11 +116,27 @@ class RecoverySweep:
 
     async def _run_forever(self) -> None:
         while True:
+            pause = min(self.policy.interval, FAILED_ROUND_PAUSE_SECONDS)
             try:
-                await self.run_round()
+                report = await self.run_round()
+                pause = MIN_PAUSE_SECONDS if report.full(self.policy.batch) else await self._pause()
             except Exception as error:  # e.g. the database is unreachable for a moment
                 log_failure("recovery sweep round failed", error)
-            await self.clock.sleep(self.policy.interval)
+            await self.clock.sleep(pause)
+
+    async def _pause(self) -> float:
+        """Seconds until the next round: when the next plan falls due, within bounds."""
+        policy = self.policy
+        due = await self.services.db.run(
+            lambda s: repo.next_sweep_due(
+                s, approved_grace=policy.approved_grace, drafting_limit=policy.drafting_limit,
+                interrupted_error=INTERRUPTED_BY_SHUTDOWN,
+            )
+        )
+        wait = (due - self.services.now()).total_seconds() if due is not None else 0.0
+        if wait <= 0:  # nothing due later, or due already and left (failed): the usual interval
+            return self.policy.interval
+        return min(self.policy.interval, max(MIN_PAUSE_SECONDS, wait))
 
     async def run_round(self) -> SweepReport:
         """One bounded round over the plans due now."""
@@ -107,9 +155,10 @@ class RecoverySweep:
             lambda s: repo.plans_to_sweep(
                 s,
                 approved_before=now - policy.approved_grace,
-                executing_before=now - policy.stale_after,
+                lapsed_by=now,
                 expired_by=now,
                 interrupted_error=INTERRUPTED_BY_SHUTDOWN,
+                drafting_before=now - policy.drafting_limit,
                 limit=policy.batch,
             )
         )
@@ -118,10 +167,30 @@ class RecoverySweep:
         if plan.state == "proposed":
             await decisions.expire_proposal(self.services, plan)
             report.expired.append(plan.id)
+        elif plan.state == "drafting":
+            await self._abandon_draft(plan, report)
         elif plan.state == "undoing":
             await self._resume_undo(plan, report)
         else:
             await self._resume(plan, report)
+
+    async def _abandon_draft(self, plan: Plan, report: SweepReport) -> None:
+        moved = await self.services.db.run(
+            lambda s: repo.transition_plan(
+                s, plan_id=plan.id, transition=Transition.FAIL_DRAFT,
+                expected_version=plan.version, error=DRAFT_LOST,
+            )
+        )  # fmt: skip
+        if not moved:  # its run finished after all
+            report.busy.append(plan.id)
+            return
+        assert plan.slack_message_ts is not None
+        message = blocks.error_blocks(DRAFT_LOST)
+        await update(
+            self.services.slack, channel=plan.slack_channel_id, ts=plan.slack_message_ts,
+            **message.as_kwargs(),
+        )  # fmt: skip
+        report.abandoned.append(plan.id)
 
     async def _resume_undo(self, plan: Plan, report: SweepReport) -> None:
         approver = plan.decided_by or ""
@@ -146,7 +215,7 @@ class RecoverySweep:
     async def _park_undo(self, plan: Plan, name: str, report: SweepReport) -> None:
         moved = await self.services.db.run(
             lambda s: repo.transition_plan(
-                s, plan_id=plan.id, transition=Transition.PARK_UNDO,
+                s, plan_id=plan.id, transition=Transition.PARK_UNDO, now=self.services.now(),
                 expected_version=plan.version, error="Undo not resumed: no Taiga link.",
             )
         )
@@ -198,7 +267,7 @@ class RecoverySweep:
         someone touched meanwhile is left to them."""
         moved = await self.services.db.run(
             lambda s: repo.transition_plan(
-                s, plan_id=plan.id, transition=Transition.PARK,
+                s, plan_id=plan.id, transition=Transition.PARK, now=self.services.now(),
                 expected_version=plan.version, error=f"Not resumed: {why}.",
             )
         )

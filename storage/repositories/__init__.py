@@ -1,7 +1,9 @@
 """Repository functions: sync, `session` first, keyword-only rest; call them inside `Database.run`.
 
 Concurrency rules that the rest of the bot relies on:
-- `transition_plan` is one conditional UPDATE: exactly one caller moves a plan out of a state.
+- `transition_plan` is one conditional UPDATE: exactly one caller moves a plan out of a state;
+  out of `executing` / `undoing` only the lease holder, or anyone once the lease has lapsed
+  (`leases`); `renew_lease` extends a lease only for its holder.
 - `claim_actions`, `first_delivery`, `create_plan` with an idempotency key, `save_link` and
   `set_channel_project` are one `INSERT ... ON CONFLICT` each (`inserts`), so concurrent
   callers in other processes agree on one row.
@@ -31,6 +33,7 @@ from storage.repositories.drafting import (
 )
 from storage.repositories.events import first_delivery, prune_slack_events
 from storage.repositories.home import projects_of_channels, recent_plans
+from storage.repositories.leases import LeaseHolderMissing, earliest_lease_end, renew_lease
 from storage.repositories.ledger import (
     LedgerEntry,
     claim_actions,
@@ -53,6 +56,7 @@ from storage.repositories.plans import (
     create_plan,
     get_plan,
     latest_plan_in_thread,
+    next_sweep_due,
     plan_for_idempotency_key,
     plans_to_sweep,
     transition_plan,
@@ -71,6 +75,7 @@ __all__ = [
     "ConnectLinkView",
     "DraftingOutcome",
     "IdempotencyKeyTaken",
+    "LeaseHolderMissing",
     "LedgerEntry",
     "LinkState",
     "StoredTokens",
@@ -86,6 +91,7 @@ __all__ = [
     "delete_link",
     "drafted_from",
     "drafting_in_thread",
+    "earliest_lease_end",
     "first_delivery",
     "get_channel_project",
     "get_link",
@@ -93,6 +99,7 @@ __all__ = [
     "latest_plan_in_thread",
     "ledger_for_plan",
     "linked_taiga_users",
+    "next_sweep_due",
     "plan_for_idempotency_key",
     "plans_to_sweep",
     "projects_of_channels",
@@ -101,6 +108,7 @@ __all__ = [
     "read_connect_link",
     "recent_plans",
     "release_drafting",
+    "renew_lease",
     "replace_tokens",
     "retake_actions",
     "revisions_of",

@@ -6,19 +6,21 @@ exactly one moves a plan out of a state. The moves themselves are `storage.plan_
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from storage.models import Plan, utcnow
+from storage.models import Plan, UTCDateTime, utcnow
 from storage.plan_states import PLAN_STATES, Transition, move_for
 from storage.repositories.inserts import insert_unless_present
+from storage.repositories.leases import earliest_lease_end, guard_condition, lapsed, lease_values
 
-# Columns that only the repository moves: the id, the state (via transition_plan) and version.
+# Columns that only the repository moves: the id, the state (via transition_plan), version and
+# the lease (`storage.repositories.leases`).
 _PLAN_FIELDS = frozenset(Plan.model_fields)
-_PLAN_GUARDED = frozenset({"id", "state", "version"})
+_PLAN_GUARDED = frozenset({"id", "state", "version", "lease_owner", "lease_until"})
 # Only `storage.repositories.revisions` moves `proposal_version` (with a history row).
 
 
@@ -83,6 +85,9 @@ def transition_plan(
     transition: Transition,
     expected_version: int | None = None,
     expected_proposal_version: int | None = None,
+    holder: str | None = None,
+    lease_until: datetime | None = None,
+    now: datetime | None = None,
     **changes: Any,
 ) -> bool:
     """Make `transition`: move the plan to its target state only if it is in one of its source
@@ -90,15 +95,25 @@ def transition_plan(
     read; with `expected_proposal_version`, its proposal is still the version a person saw);
     True iff it moved. Raises `IllegalTransition` for a move not in the table.
 
+    Out of a leased state the move's guard also holds: `holder` still holds the lease, or the
+    lease has lapsed by `now` (default: the current time). Into one, `holder` gets the lease
+    until `lease_until`; out of one, the lease is cleared.
+
     One conditional UPDATE (a compare-and-set), so among concurrent callers - other threads,
     other replicas - exactly one wins. Bumps `version`; `changes` are applied in the same UPDATE.
     """
     move = move_for(transition)
     _check_plan_changes(changes)
-    changes.setdefault("updated_at", utcnow())
+    now = now or utcnow()
+    changes.setdefault("updated_at", now)
+    changes.update(lease_values(move, holder=holder, until=lease_until))
     statement = (
         sa.update(Plan)
-        .where(Plan.id == plan_id, Plan.state.in_(sorted(move.sources)))  # type: ignore[attr-defined]
+        .where(
+            Plan.id == plan_id,  # type: ignore[arg-type]
+            Plan.state.in_(sorted(move.sources)),  # type: ignore[attr-defined]
+            guard_condition(move, holder=holder, now=now),
+        )
         .values(state=move.target, version=Plan.version + 1, **changes)
         .execution_options(synchronize_session=False)
     )
@@ -134,19 +149,22 @@ def plans_to_sweep(
     session: Session,
     *,
     approved_before: datetime,
-    executing_before: datetime,
+    lapsed_by: datetime,
     expired_by: datetime,
     interrupted_error: str | None = None,
+    drafting_before: datetime | None = None,
     limit: int = 20,
 ) -> list[Plan]:
     """The Slack plans a recovery sweep must act on, least recently touched first, at most
     `limit`:
 
     - `approved` and not touched since `approved_before` (its apply never started),
-    - `executing` or `undoing` and not touched since `executing_before` (its run died),
+    - `executing` or `undoing` whose lease has lapsed by `lapsed_by` (its run died),
     - `partial` with error `interrupted_error`, not touched since `approved_before` (a shutdown
       cancelled its run before it could show anything),
-    - `proposed` whose `expires_at` is at or before `expired_by`.
+    - `proposed` whose `expires_at` is at or before `expired_by`,
+    - `drafting` and started before `drafting_before` (past the planning deadline: its process
+      died mid-draft).
 
     Plans without a Slack message (HTTP API, CLI) are never included.
     """
@@ -154,10 +172,12 @@ def plans_to_sweep(
         sa.and_(Plan.state == "approved", Plan.updated_at < approved_before),
         sa.and_(
             Plan.state.in_(["executing", "undoing"]),  # type: ignore[attr-defined]
-            Plan.updated_at < executing_before,
+            lapsed(lapsed_by),
         ),
         sa.and_(Plan.state == "proposed", Plan.expires_at <= expired_by),  # type: ignore[operator]
     ]
+    if drafting_before is not None:
+        due.append(sa.and_(Plan.state == "drafting", Plan.created_at < drafting_before))
     if interrupted_error is not None:
         due.append(
             sa.and_(
@@ -174,6 +194,37 @@ def plans_to_sweep(
         .execution_options(populate_existing=True)
     )
     return list(session.exec(statement).all())
+
+
+def next_sweep_due(
+    session: Session,
+    *,
+    approved_grace: timedelta,
+    drafting_limit: timedelta,
+    interrupted_error: str | None = None,
+) -> datetime | None:
+    """When the next Slack plan that is not due yet becomes due for `plans_to_sweep`: the first
+    lease to end, the first `approved` (or interrupted `partial`) plan to pass the grace, or
+    the first `drafting` plan to pass the drafting limit."""
+    waiting = [Plan.state == "approved"]
+    if interrupted_error is not None:
+        waiting.append(sa.and_(Plan.state == "partial", Plan.error == interrupted_error))
+    touched = _earliest(session, Plan.updated_at, sa.or_(*waiting))
+    started = _earliest(session, Plan.created_at, Plan.state == "drafting")
+    moments = [
+        earliest_lease_end(session),
+        touched and touched + approved_grace,
+        started and started + drafting_limit,
+    ]
+    return min((m for m in moments if m is not None), default=None)
+
+
+def _earliest(session: Session, column: Any, condition: Any) -> datetime | None:
+    """The earliest `column` among the Slack plans matching `condition`."""
+    statement = select(sa.func.min(column, type_=UTCDateTime)).where(
+        Plan.slack_message_ts.is_not(None), condition  # type: ignore[union-attr]
+    )
+    return session.exec(statement).one()
 
 
 def _check_plan_changes(changes: dict[str, Any]) -> None:

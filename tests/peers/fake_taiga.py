@@ -35,6 +35,7 @@ Helpers (all thread-safe):
              throttle_above(in_flight, wait_seconds=);
              lose_next_response(method=, path=)  (the write IS applied, then the socket closes);
              expire_tokens_after(username, nth=, refresh_too=, method=, path=)  (mid-apply);
+             hold_next_response(method=, path=, nth=) -> Hold  (applied, answered on release);
              limit_login_failures(count, wait_seconds=)  (the `login-fail` scope); clear_faults()
 `path` filters are shell-style globs on the path after `/api/v1`, e.g. "/userstories*".
 """
@@ -59,6 +60,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+
+from tests.peers.holds import Hold
 
 API_PREFIX = "/api/v1"
 # Taiga builds X-Pagination-Next/Prev from its own host; a client must never follow them.
@@ -319,7 +322,7 @@ class _Reply(Exception):
 
 @dataclass
 class _Fault:
-    kind: str  # "fail" | "throttle" | "lose" | "expire"
+    kind: str  # "fail" | "throttle" | "lose" | "expire" | "hold"
     method: str | None
     path: str | None
     skip: int = 0
@@ -328,6 +331,7 @@ class _Fault:
     wait: float = 60.0
     username: str = ""  # "expire": whose tokens
     refresh_too: bool = False
+    hold: Hold | None = None
 
     def matches(self, request: RecordedRequest) -> bool:
         if self.method and request.method != self.method.upper():
@@ -772,6 +776,15 @@ class FakeTaiga:
         with self._lock:
             self._faults.append(_Fault("expire", method, path, nth - 1, username=username,
                                        refresh_too=refresh_too))
+    def hold_next_response(
+        self, *, method: str | None = "POST", path: str | None = None, nth: int = 1
+    ) -> Hold:
+        """The `nth` matching request from now is applied, and its answer is held until the
+        returned `Hold` is released: its sender has sent it and not yet heard back."""
+        hold = Hold()
+        with self._lock:
+            self._faults.append(_Fault("hold", method, path, nth - 1, hold=hold))
+        return hold
 
     def limit_login_failures(self, count: int, *, wait_seconds: float = 60) -> None:
         """Taiga's `login-fail` throttle scope: once `count` POSTs to /auth or /auth/refresh have
@@ -850,7 +863,10 @@ class FakeTaiga:
                 self.expire_access_tokens(fault.username)
                 if fault.refresh_too:
                     self.expire_refresh_tokens(fault.username)
-            return self._render(reply)
+            rendered = self._render(reply)
+        if fault is not None and fault.hold is not None:
+            fault.hold.block()
+        return rendered
 
     def _render(self, reply: _Reply) -> tuple[int, dict[str, str], bytes]:
         headers = {

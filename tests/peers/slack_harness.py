@@ -29,7 +29,7 @@ from agent.settings import Settings
 from bot.app import SlackBot, build_bot, build_slack_client
 from bot.server import create_api
 from storage import repositories as repo
-from storage.crypto import generate_key
+from storage.crypto import TokenCipher, generate_key
 from storage.db import Database
 from taiga.client import TaigaClient
 from tests.peers.clock import FakeClock
@@ -84,15 +84,8 @@ class Harness:
 
     def headers(self, body: str, *, timestamp: int | None = None, secret: str | None = None,
                 content_type: str = "application/x-www-form-urlencoded") -> dict[str, str]:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
         secret = secret or self.settings.slack_signing_secret.get_secret_value()
-        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-        assert signature is not None
-        return {
-            "content-type": content_type,
-            "x-slack-request-timestamp": ts,
-            "x-slack-signature": signature,
-        }
+        return signed_headers(body, timestamp=timestamp, secret=secret, content_type=content_type)
 
     async def post(self, body: str, content_type: str, **extra: str) -> httpx.Response:
         headers = {**self.headers(body, content_type=content_type), **extra}
@@ -141,26 +134,12 @@ class Harness:
 
     async def link(self, slack_user: str, taiga_username: str) -> None:
         """Link like the login modal does (tokens from the fake Taiga, stored encrypted)."""
-        tokens = self.taiga.login_tokens(taiga_username)
-        cipher = self.bot.services.cipher
-        user = self.taiga.user(taiga_username)
-        await self.db.run(
-            lambda s: repo.save_link(
-                s, cipher=cipher, team_id=self.slack.team_id, user_id=slack_user,
-                taiga_user_id=user.id, taiga_username=taiga_username,
-                taiga_full_name=user.full_name,
-                tokens=repo.StoredTokens(tokens["auth_token"], tokens["refresh"]),
-            )
+        await link_account(
+            self.db, self.bot.services.cipher, self.slack, self.taiga, slack_user, taiga_username
         )
 
     async def set_project(self, channel: str | None = None) -> None:
-        await self.db.run(
-            lambda s: repo.set_channel_project(
-                s, team_id=self.slack.team_id, channel_id=channel or self.channel,
-                project_id=PROJECT_ID, project_slug=PROJECT_SLUG, project_name="Peer client test",
-                set_by=self.alice,
-            )
-        )
+        await set_channel_project(self.db, self.slack, channel or self.channel, self.alice)
 
     async def plan(self, plan_id: str) -> Any:
         return await self.db.run(lambda s: repo.get_plan(s, plan_id))
@@ -189,6 +168,51 @@ class Harness:
         """Wait (bounded) until the background work started so far has finished."""
         with anyio.fail_after(WAIT):
             await self.bot.services.drain()
+
+
+def signed_headers(
+    body: str,
+    *,
+    timestamp: int | None = None,
+    secret: str = SIGNING_SECRET,
+    content_type: str = "application/x-www-form-urlencoded",
+) -> dict[str, str]:
+    """The headers Slack sends with `body`, signed with `secret`."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    assert signature is not None
+    return {
+        "content-type": content_type,
+        "x-slack-request-timestamp": ts,
+        "x-slack-signature": signature,
+    }
+
+
+async def link_account(
+    db: Database, cipher: TokenCipher, slack: FakeSlack, taiga: FakeTaiga, slack_user: str,
+    taiga_username: str,
+) -> None:
+    """Store a Taiga link as the login modal does (tokens from the fake Taiga, encrypted)."""
+    tokens = taiga.login_tokens(taiga_username)
+    user = taiga.user(taiga_username)
+    await db.run(
+        lambda s: repo.save_link(
+            s, cipher=cipher, team_id=slack.team_id, user_id=slack_user,
+            taiga_user_id=user.id, taiga_username=taiga_username, taiga_full_name=user.full_name,
+            tokens=repo.StoredTokens(tokens["auth_token"], tokens["refresh"]),
+        )
+    )
+
+
+async def set_channel_project(db: Database, slack: FakeSlack, channel: str, set_by: str) -> None:
+    """The channel plans in the fake Taiga's project, as `/taiga project` would store it."""
+    await db.run(
+        lambda s: repo.set_channel_project(
+            s, team_id=slack.team_id, channel_id=channel,
+            project_id=PROJECT_ID, project_slug=PROJECT_SLUG, project_name="Peer client test",
+            set_by=set_by,
+        )
+    )
 
 
 def has_button(params: Json, action_id: str) -> bool:
