@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -173,13 +174,21 @@ def test_sigterm_while_slack_is_still_being_reached_stops_cleanly(
     assert "attempt 2 of 4" not in running.stderr  # stopped at once, not after the retries
 
 
+def serving(entry: tuple[str, ...]) -> Callable[[str], bool]:
+    """Started and taking connections: `python -m bot` binds its port before start-up, the
+    uvicorn command only after it."""
+    if entry == UVICORN:
+        return lambda err: "Uvicorn running on" in err
+    return lambda err: "Application startup complete" in err
+
+
 @ENTRY_POINTS
 def test_socket_mode_starts_from_either_entry_point_and_stops_cleanly(
     entry: tuple[str, ...], tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
     running = start(entry, tmp_path, settings_for(fake_slack, tmp_path))
     try:
-        running.wait_for(lambda err: "Application startup complete" in err, "start-up")
+        running.wait_for(serving(entry), "start-up")
         with httpx.Client(base_url=f"http://127.0.0.1:{running.port}", timeout=30) as http:
             health = http.get("/health")
             slack_events = http.post("/slack/events", content=b"{}")
@@ -203,7 +212,7 @@ def test_uvicorn_in_http_mode_verifies_slack_requests(
     settings = settings_for(fake_slack, tmp_path, SLACK_APP_TOKEN="", SLACK_SIGNING_SECRET="s3")
     running = start(UVICORN, tmp_path, settings)
     try:
-        running.wait_for(lambda err: "Application startup complete" in err, "start-up")
+        running.wait_for(serving(UVICORN), "start-up")
         with httpx.Client(base_url=f"http://127.0.0.1:{running.port}", timeout=30) as http:
             health = http.get("/health")
             unsigned = http.post("/slack/events", content=b"{}")

@@ -54,7 +54,8 @@ def app_env(
     **settings: str,
 ) -> dict[str, str]:
     """The process environment: the peers' URLs, the database, a Fernet key, the test lease,
-    and `settings` (NAME=value) on top; none of the test runner's own settings leak in."""
+    progress in a status message updated in place (as in `slack_harness`), and `settings`
+    (NAME=value) on top; none of the test runner's own settings leak in."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -72,6 +73,7 @@ def app_env(
         TAIGA_WEB_URL=WEB_URL,
         DATABASE_URL=database_url,
         TOKEN_ENCRYPTION_KEYS=key,
+        SLACK_STREAMING="false",
         **TEST_LEASE,
     )
     env.update(settings)
