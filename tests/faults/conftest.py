@@ -1,5 +1,6 @@
 """Fixtures of the reliability catalogue: `served` (the harness with its app behind uvicorn on
-loopback) and `watch` (failures logged or left to the event loop while a test runs)."""
+loopback), `watch` (failures logged or left to the event loop while a test runs) and `world`
+(app processes on one database: SQLite unless a module's `world_database_url` says otherwise)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.faults.hostile import Watch
+from tests.faults.world import World, make_world
+from tests.peers.fake_anthropic import FakeAnthropic
+from tests.peers.fake_slack import FakeSlack
+from tests.peers.fake_taiga import FakeTaiga
 from tests.peers.served import serving
 from tests.peers.slack_harness import Harness
 
@@ -38,3 +44,20 @@ async def watch() -> AsyncIterator[Watch]:
     finally:
         loop.set_exception_handler(previous)
         root.removeHandler(watcher)
+
+
+@pytest.fixture
+def world_database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'planner.db'}"
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic,
+    world_database_url: str,
+) -> AsyncIterator[World]:
+    built = await make_world(tmp_path, fake_slack, fake_taiga, fake_anthropic, world_database_url)
+    try:
+        yield built
+    finally:
+        built.db.dispose()

@@ -10,17 +10,13 @@ by its reference, nothing exists twice and nothing is missing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.faults.world import SETTLE_WAIT, World, make_world
+from tests.faults.world import SETTLE_WAIT, World
 from tests.peers.app_process import TEST_LEASE, AppProcess
-from tests.peers.fake_anthropic import FakeAnthropic
-from tests.peers.fake_slack import FakeSlack
-from tests.peers.fake_taiga import FakeTaiga
 from tests.peers.slack_harness import has_button
 from tests.peers.tcp_proxy import TcpProxy
 
@@ -28,15 +24,9 @@ LEASE_SECONDS = float(TEST_LEASE["PLAN_LEASE_SECONDS"])
 
 
 @pytest.fixture
-async def world(
-    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic,
-    postgres_url: str,
-) -> AsyncIterator[World]:
-    built = await make_world(tmp_path, fake_slack, fake_taiga, fake_anthropic, postgres_url)
-    try:
-        yield built
-    finally:
-        built.db.dispose()
+def world_database_url(postgres_url: str) -> str:
+    """These scenarios need a database several processes share: PostgreSQL."""
+    return postgres_url
 
 
 @pytest.fixture

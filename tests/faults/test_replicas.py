@@ -8,31 +8,19 @@ while two replicas' recovery sweeps race for it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import anyio
 import pytest
 
-from tests.faults.world import SETTLE_WAIT, Drafted, World, make_world
+from tests.faults.world import SETTLE_WAIT, Drafted, World
 from tests.peers.app_process import AppProcess, served_apps
-from tests.peers.fake_anthropic import FakeAnthropic
-from tests.peers.fake_slack import FakeSlack
-from tests.peers.fake_taiga import FakeTaiga
 
 PLANS = 20
 
 
 @pytest.fixture
-async def world(
-    tmp_path: Path, fake_slack: FakeSlack, fake_taiga: FakeTaiga, fake_anthropic: FakeAnthropic,
-    postgres_url: str,
-) -> AsyncIterator[World]:
-    built = await make_world(tmp_path, fake_slack, fake_taiga, fake_anthropic, postgres_url)
-    try:
-        yield built
-    finally:
-        built.db.dispose()
+def world_database_url(postgres_url: str) -> str:
+    """These scenarios need a database several processes share: PostgreSQL."""
+    return postgres_url
 
 
 async def draft_all(world: World, app: AppProcess) -> list[Drafted]:

@@ -24,12 +24,13 @@ START_WITHIN = 10.0
 async def serving(app: FastAPI) -> AsyncIterator[str]:
     """Serve `app` on 127.0.0.1 (ephemeral port) until the block ends; yields its base URL.
 
-    The lifespan is off: the test owns the runtime and bot it injected into `app`."""
+    The lifespan is off: the test owns the runtime and bot it injected into `app`; logging is
+    left as the test run has it (uvicorn's own config would stop its loggers propagating)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+        uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
