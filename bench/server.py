@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from storage.db import Database
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PROJECT_ID, PROJECT_SLUG
+from tests.peers.ports import free_port
 from tests.peers.timed_taiga import TimedTaiga
 
 SIGNING_SECRET = "bench-signing-secret-0123456789ab"
@@ -53,11 +53,6 @@ OUR_PREFIXES = ("SLACK_", "TAIGA_", "ANTHROPIC_", "AGENT_", "PLAN_", "DATABASE_U
 # would make the burst measure the queue; the bench lifts them to measure the process itself.
 UNLIMITED = "1000"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _memory_mb(pid: int, field: str) -> float:
@@ -92,7 +87,7 @@ def _link_everyone(db: Database, cipher: TokenCipher, slack: FakeSlack, taiga: T
 def _server(
     env: dict[str, str], workdir: Path, app: str = "bot.server:api"
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     log = (workdir / f"{app}.log").open("wb")
     command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(ROOT), "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip

@@ -19,12 +19,12 @@ from tests.peers.entry_points import (
     UVICORN,
     assert_one_line,
     finish,
-    free_port,
     settings_for,
     start,
     terminated,
 )
 from tests.peers.fake_slack import FakeSlack
+from tests.peers.ports import free_port
 
 ENTRY_POINTS = pytest.mark.parametrize("entry", [BOT, UVICORN], ids=["python -m bot", "uvicorn"])
 

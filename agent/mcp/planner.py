@@ -20,6 +20,7 @@ from agent.executor.lease import LeaseTiming
 from agent.identity import RequestTokens
 from agent.mcp.catalog import ApplyPlanInput, McpTool, PlanInput, ProposePlanInput
 from agent.mcp.plans import load_mcp_plan, record_proposed_plan
+from agent.mcp.resources import may_write_in, member_projects
 from agent.mcp.views import not_confirmed, plan_view, proposal_view, result_view
 from agent.plan_rows import PlanSnapshot
 from agent.planning.context import PlanScope, read_project
@@ -27,7 +28,7 @@ from agent.planning.reads import TaigaReads
 from agent.proposal import Proposal
 from agent.service import propose_plan, undo_applied_plan
 from agent.settings import Settings
-from agent.tools import STORY_AND_TASK_PERMISSIONS, ToolError, permissions_to_apply
+from agent.tools import ToolError, permissions_to_apply
 from agent.wording import counted
 from storage import repositories as repo
 from storage.db import Database
@@ -48,10 +49,7 @@ class McpPlanner:
 
     async def may_write(self, tokens: RequestTokens) -> bool:
         """Whether the caller may add stories or tasks in any of their projects."""
-        session = tokens.session()
-        me = await session.me()
-        projects = await session.list_member_projects(me.id)
-        return any(p.my_permissions & set(STORY_AND_TASK_PERMISSIONS) for p in projects)
+        return any(may_write_in(project) for project in await member_projects(tokens))
 
     async def read(self, tool: McpTool, args: Any, tokens: RequestTokens) -> Any:
         """One of the Claude read tools, on the project the call names."""

@@ -11,7 +11,7 @@ from pydantic import AnyUrl
 
 from agent.identity import RequestTokens
 from agent.planning.context import milestone_view, read_project
-from agent.tools import ADD_STORY, ADD_TASK
+from agent.tools import STORY_AND_TASK_PERMISSIONS
 from taiga.models import Project
 
 PROJECTS_URI = "taiga://projects"
@@ -36,7 +36,7 @@ def resource_templates() -> list[types.ResourceTemplate]:
 
 
 async def list_resources(tokens: RequestTokens) -> list[types.Resource]:
-    projects = await _member_projects(tokens)
+    projects = await member_projects(tokens)
     listing = types.Resource(
         uri=AnyUrl(PROJECTS_URI),
         name="projects",
@@ -56,7 +56,7 @@ async def list_resources(tokens: RequestTokens) -> list[types.Resource]:
 
 async def read_resource(uri: str, tokens: RequestTokens) -> Any:
     if uri == PROJECTS_URI:
-        return [_project_view(p) for p in await _member_projects(tokens)]
+        return [_project_view(p) for p in await member_projects(tokens)]
     matched = _SPRINTS_URI.fullmatch(uri)
     if matched is None:
         raise UnknownResource(f"There is no resource {uri}.")
@@ -65,10 +65,16 @@ async def read_resource(uri: str, tokens: RequestTokens) -> Any:
     return [milestone_view(m) for m in await session.list_milestones(project.id)]
 
 
-async def _member_projects(tokens: RequestTokens) -> list[Project]:
+async def member_projects(tokens: RequestTokens) -> list[Project]:
+    """The caller's projects, each with their permissions in it."""
     session = tokens.session()
     me = await session.me()
     return await session.list_member_projects(me.id)
+
+
+def may_write_in(project: Project) -> bool:
+    """Whether the caller may add stories or tasks in the project (what applying a plan needs)."""
+    return bool(project.my_permissions & set(STORY_AND_TASK_PERMISSIONS))
 
 
 def _project_view(project: Project) -> dict[str, Any]:
@@ -76,5 +82,5 @@ def _project_view(project: Project) -> dict[str, Any]:
         "id": project.id,
         "slug": project.slug,
         "name": project.name,
-        "may_plan": {ADD_STORY, ADD_TASK} <= project.my_permissions,
+        "may_plan": may_write_in(project),
     }

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import httpx
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import FakeTaiga
+from tests.peers.ports import free_port
 from tests.peers.slack_harness import SIGNING_SECRET, signed_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,11 +80,6 @@ def app_env(
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 class AppProcess:
     """One `uvicorn bot.server:api` process; its output goes to `<folder>/<name>.log`."""
@@ -93,7 +88,7 @@ class AppProcess:
         self.env = dict(env)
         self.folder = folder
         self.name = name
-        self.port = _free_port()
+        self.port = free_port()
         self.log = folder / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from storage.crypto import generate_key
 from tests.peers.fake_slack import FakeSlack
+from tests.peers.ports import free_port
 
 # `python -m bot`'s log format, or uvicorn's own ("INFO:     …").
 RECORD_START = re.compile(
@@ -29,11 +29,6 @@ WAIT = 60.0  # generous: the machine is shared
 BOT = ("-m", "bot")
 UVICORN = ("-m", "uvicorn", "bot.server:api", "--host", "127.0.0.1")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def settings_for(fake: FakeSlack, folder: Path, **overrides: str) -> dict[str, str]:

@@ -28,6 +28,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_taiga import PASSWORDS, FakeTaiga
+from tests.peers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = "https://taiga.example"
@@ -84,7 +85,7 @@ async def http_session(
 @pytest.fixture
 def mcp_http(mcp_env: dict[str, str]) -> Iterator[str]:
     """The URL of `python -m agent mcp --http` on a free loopback port (stopped afterwards)."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "agent", "mcp", "--http", "--port", str(port)],
         env=mcp_env,
@@ -118,11 +119,6 @@ def _empty_dir(env: dict[str, str]) -> str:
     """The folder of the test's database: empty but for it, so no stray .env is read."""
     return str(Path(env["DATABASE_URL"].removeprefix("sqlite:///")).parent)
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
