@@ -140,7 +140,7 @@ class SlackBot:
         if identity is not None:
             self.identity.learn(identity)
         else:
-            self.services.spawn(self.identity.warm(), name="auth.test")
+            self.services.spawn_unbounded(self.identity.warm(), name="auth.test")
 
     async def aclose(self) -> None:
         await self.recovery.aclose()

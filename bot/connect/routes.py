@@ -124,7 +124,9 @@ async def _connect(
     )
     if not stored:
         return _refused(repo.LinkState.USED)
-    services.spawn(_confirm_in_slack(services, link.user_id, user.username), name="connected")
+    services.spawn_unbounded(
+        _confirm_in_slack(services, link.user_id, user.username), name="connected"
+    )
     return _page(
         outcome_page(
             "Connected",

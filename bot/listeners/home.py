@@ -32,7 +32,7 @@ async def home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
     if event.get("tab") != "home":  # the Messages tab needs nothing from us
         return
     services: Services = context["services"]
-    services.spawn(
+    services.spawn_unbounded(
         publish_home(services, team_id=str(context.team_id or ""), user_id=str(event["user"])),
         name="home",
     )

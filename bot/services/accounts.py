@@ -90,7 +90,7 @@ async def submit_login(services: Services, *, team_id: str, user_id: str, view: 
     except TaigaError as error:
         log_failure("Taiga sign-in failed", error)
         return _errors(failure_field(form, error))
-    services.spawn(
+    services.spawn_unbounded(
         _store_after_ack(services, team_id=team_id, user_id=user_id, user=user, tokens=tokens),
         name="save-login",
     )

@@ -101,6 +101,20 @@ class Services:
         task.add_done_callback(lambda _task: self._pool.leave())
         return task
 
+    def spawn_unbounded(self, work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Short bookkeeping that must neither wait its turn nor be refused (storing a login,
+        redrawing a Home tab, asking Slack who the bot is): started at once, outside the pool,
+        so a burst of plans cannot drop it. A failure is logged."""
+        return self._track(self._logged(work, name), name=name)
+
+    async def _logged(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log_failure(f"background work {name} failed", error)
+
     def _track(self, work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)

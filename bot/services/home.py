@@ -36,7 +36,9 @@ async def publish_home(services: Services, *, team_id: str, user_id: str) -> Non
 def refresh_home_later(services: Services, *, team_id: str, user_id: str | None) -> None:
     """Publish the user's Home tab again in the background (a failure is only logged)."""
     if user_id:
-        services.spawn(publish_home(services, team_id=team_id, user_id=user_id), name="home")
+        services.spawn_unbounded(
+            publish_home(services, team_id=team_id, user_id=user_id), name="home"
+        )
 
 
 def refresh_plan_homes(services: Services, plan: Plan, *also: str | None) -> None:

@@ -18,10 +18,11 @@ import pytest
 from sqlmodel import select
 
 from bot.services.drafting import STALE_MARGIN
+from storage import repositories as repo
 from storage.models import ChannelProject
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
-from tests.peers.fake_taiga import FakeTaiga
+from tests.peers.fake_taiga import PASSWORDS, FakeTaiga
 from tests.peers.slack_harness import Harness, has_button, running_harness, story_turn
 
 Json = dict[str, Any]
@@ -210,6 +211,36 @@ async def test_a_burst_waits_its_turn_in_the_pool_and_a_full_queue_answers_in_wo
         await proposals(h, 2)  # the queued plan ran once the first was done
         assert h.slack.messages(refused_in) == [] and len(h.anthropic.requests) == 2
         assert len(h.slack.response_url_posts(refused_form["response_url"])) == 1
+
+
+@pytest.mark.anyio
+async def test_logging_in_is_never_queued_or_refused_while_plans_fill_the_pool(
+    arrange: Arrange,
+) -> None:
+    hold = Hold()
+    async with arrange(hold, max_concurrent_work=1, max_queued_work=0) as h:
+        h.anthropic.script(hold, TURN)
+        await h.command(f"plan Sprint 6\n{MINUTES}")
+        await hold.wait_reached()  # the one slot is taken and nothing may queue
+
+        await h.command("login", user=h.bob)
+        opened = await h.slack.wait_for("views.open", within=PATIENCE)
+        values = {"username": {"username": "bob"}, "password": {"password": PASSWORDS["bob"]}}
+        submitted = await h.payload(
+            h.slack.view_submission_payload(
+                opened.response["view"]["id"], user=h.bob, values=values
+            )
+        )
+        assert submitted.json()["response_action"] == "update"
+        cipher = h.bot.services.cipher
+        for _ in range(int(PATIENCE / 0.05)):  # stored after the answer, not dropped by the pool
+            link = await h.db.run(
+                lambda s: repo.get_link(s, cipher=cipher, team_id=h.slack.team_id, user_id=h.bob)
+            )
+            if link is not None:
+                break
+            await anyio.sleep(0.05)
+        assert link is not None and link.taiga_username == "bob"
 
 
 class Batches:

@@ -53,9 +53,10 @@ async def open_login(
     services: Services = context["services"]
     tell = tell_by_response_url(respond)
     if not services.settings.public_url:
-        services.spawn(
+        # Never queued: the trigger id is valid for 3 seconds.
+        services.spawn_unbounded(
             accounts.open_login(services, trigger_id=command["trigger_id"], tell=tell),
-            name="login", tell=tell,
+            name="login",
         )
         return
 
