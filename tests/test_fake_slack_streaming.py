@@ -86,10 +86,14 @@ async def test_refusals_are_switched_on_per_test(
         recipient_team_id=fake_slack.team_id,
     )
 
-    with pytest.raises(SlackApiError) as refused:
+    with pytest.raises(SlackApiError) as refused:  # starting is the first append's work
         await stream.append(chunks=[TaskUpdateChunk(id="a", title="A", status="in_progress")])
         await stream.stop()
-
     assert refused.value.response["error"] == refusal
+    if "chat.stopStream" in refused_methods:  # refused also when the first step already was
+        with pytest.raises(SlackApiError) as stopped:
+            await slack_client.chat_stopStream(channel=channel, ts=parent)
+        assert stopped.value.response["error"] == refusal
+
     answered = {c.method for c in fake_slack.calls() if c.error == refusal}
     assert answered <= refused_methods and answered

@@ -53,7 +53,9 @@ async def test_hostile_minutes_stay_inside_their_block(
     response, _ = await h.command(f"plan Sprint 6\n{minutes} {next(serial)}")
 
     await assert_survived(h, watch, response)
-    for request in h.anthropic.requests[before:]:
+    sent = h.anthropic.requests[before:]
+    assert sent, "the minutes never reached the model"
+    for request in sent:
         tags = OUR_TAG.findall(first_user_text(request.body))
         assert sorted(tags) == OUR_TAGS, tags
 
