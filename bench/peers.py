@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from slack_sdk.signature import SignatureVerifier
-from sqlmodel import Session
 
 from storage.db import Database
 from tests.peers.fake_anthropic import message, text, tool_use
@@ -35,26 +34,11 @@ def running_taiga(latency: float) -> Iterator[TimedTaiga]:
         yield fake
 
 
-class TimedDatabase(Database):
-    """`Database` that records how long each `run` (one transaction in a worker thread) took."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.durations: list[float] = []
-
-    async def run(self, fn: Callable[[Session], T]) -> T:
-        start = time.perf_counter()
-        try:
-            return await super().run(fn)
-        finally:
-            self.durations.append(time.perf_counter() - start)
-
-
 @contextlib.contextmanager
-def temp_database() -> Iterator[TimedDatabase]:
+def temp_database() -> Iterator[Database]:
     """A migrated SQLite database in a temporary file, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="taiga-planner-bench-") as tmp:
-        db = TimedDatabase(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        db = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         try:
             db.migrate()
             yield db

@@ -163,20 +163,6 @@ class Database:
         with self._exclusive(), self.engine.connect() as connection:
             upgrade(connection)
 
-    def _ping_sync(self) -> bool:
-        try:
-            with self._exclusive(), self.engine.connect() as connection:
-                connection = connection.execution_options(**{_DEFERRED: True})
-                return connection.execute(sa.text("SELECT 1")).scalar_one() == 1
-        except Exception:
-            return False
-
-    async def ping(self) -> bool:
-        """True when the database answers `SELECT 1` within `ping_timeout` seconds."""
-        with anyio.move_on_after(self.ping_timeout):
-            return await anyio.to_thread.run_sync(self._ping_sync, abandon_on_cancel=True)
-        return False
-
     def _revision_sync(self) -> str | None:
         with self._exclusive(), self.engine.connect() as connection:
             connection = connection.execution_options(**{_DEFERRED: True})

@@ -16,7 +16,14 @@ from alembic.script import ScriptDirectory
 from sqlmodel import Session, SQLModel, select
 
 from storage import plan_states, repositories
-from storage.db import MIGRATIONS_DIR, Database, alembic_config, upgrade
+from storage.db import (
+    MIGRATIONS_DIR,
+    Database,
+    DatabaseUnreachable,
+    alembic_config,
+    head_revision,
+    upgrade,
+)
 from storage.models import Plan, SlackEvent
 
 TABLES = {
@@ -211,24 +218,26 @@ async def test_run_rolls_back_when_the_function_raises(database: Database) -> No
 
 
 @pytest.mark.anyio
-async def test_ping_is_true_for_a_live_database(database: Database) -> None:
-    assert await database.ping() is True
+async def test_a_live_database_answers_its_schema_revision(database: Database) -> None:
+    assert await database.schema_revision() == head_revision()
 
 
 @pytest.mark.anyio
-async def test_ping_is_false_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
+async def test_a_database_that_cannot_be_reached_is_said_so(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
     try:
-        assert await db.ping() is False
+        with pytest.raises(DatabaseUnreachable):
+            await db.schema_revision()
     finally:
         db.dispose()
 
 
 @pytest.mark.anyio
-async def test_ping_is_false_when_postgresql_refuses_connections() -> None:
+async def test_postgresql_refusing_connections_is_said_so() -> None:
     db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
     try:
-        assert await db.ping() is False
+        with pytest.raises(DatabaseUnreachable):
+            await db.schema_revision()
     finally:
         db.dispose()
 
@@ -245,7 +254,7 @@ async def test_in_memory_sqlite_is_shared_by_worker_threads() -> None:
 
         count = await db.run(lambda s: len(s.exec(select(SlackEvent)).all()))
         assert count == 8
-        assert await db.ping() is True
+        assert await db.schema_revision() == head_revision()
     finally:
         db.dispose()
 

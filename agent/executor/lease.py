@@ -84,7 +84,6 @@ class Heartbeat:
         timing: LeaseTiming,
         now: Callable[[], datetime],
         *,
-        until: datetime,
         since: float,
     ) -> None:
         self.db = db
@@ -92,7 +91,6 @@ class Heartbeat:
         self.holder = holder
         self.timing = timing
         self.now = now
-        self.until = until  # the end of the lease as last stored
         # When that lease began by this process's monotonic clock (read before it was stored,
         # so the run never believes it holds longer than others do): the run's own check does
         # not depend on the wall clock (which may jump, or be a test's).
@@ -156,7 +154,7 @@ class Heartbeat:
                 log.warning("plan %s: lease lost to another run; writing stops", self.plan_id)
                 self._taken_over = True
                 return
-            self.until, self._since = until, since
+            self._since = since
 
 
 async def take_plan(
@@ -180,7 +178,7 @@ async def take_plan(
             log.warning("plan %s: taking over a run whose lease lapsed", plan_id)
     if not moved:
         return None
-    return Heartbeat(db, plan_id, holder, timing, now, until=at + timing.duration, since=since)
+    return Heartbeat(db, plan_id, holder, timing, now, since=since)
 
 
 def _unreachable(error: DBAPIError) -> bool:

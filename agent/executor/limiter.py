@@ -41,7 +41,6 @@ class AdaptiveLimit:
     def __init__(self, maximum: int, *, start: int = DEFAULT_START, sleep: Sleep = asyncio.sleep):
         self.maximum = max(1, maximum)
         self.limit = max(1, min(start, self.maximum))
-        self.peak = 0  # most writes ever in flight at once
         self.halvings = 0
         self._sleep = sleep
         self._in_flight = 0
@@ -73,7 +72,6 @@ class AdaptiveLimit:
         async with self._changed:
             await self._changed.wait_for(lambda: self._in_flight < self.limit)
             self._in_flight += 1
-            self.peak = max(self.peak, self._in_flight)
             return _Slot(self._epoch)
 
     async def _release(self, slot: _Slot) -> None:

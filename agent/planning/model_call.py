@@ -140,9 +140,7 @@ class ModelCaller:
         except TimeoutError as exc:
             why = BrokenOff.DEADLINE if wait >= remaining else BrokenOff.STALLED
             raise _StreamBroke(why, exc) from exc
-        except anthropic_sdk.APIError as exc:  # an `error` event
-            raise _StreamBroke(BrokenOff.ERROR, exc) from exc
-        except Exception as exc:  # the SDK passes its transport's errors through mid-stream
+        except Exception as exc:  # an `error` event, or a transport error passed through
             raise _StreamBroke(BrokenOff.ERROR, exc) from exc
 
     async def _before_retry(self, exc: BaseException, attempt: int) -> None:
