@@ -99,9 +99,7 @@ async def approve_and_apply(
     writes need; `storage.repositories.IdempotencyKeyTaken` if another plan holds the key.
     """
     require_finished(proposal, allow_partial=allow_partial)
-    lacking = permissions_to_apply(proposal) - permissions
-    if lacking:
-        raise PlanNotAllowed(lacking)
+    require_permissions(proposal, permissions)
     plan_id = await record_approved_plan(
         db,
         proposal,
@@ -120,6 +118,14 @@ async def approve_and_apply(
         lease=lease,
         actor_id=actor_id,
     )
+
+
+def require_permissions(proposal: Proposal, permissions: frozenset[str]) -> None:
+    """Raise `PlanNotAllowed` if `permissions` (the approver's in the project) lack one that the
+    proposal's writes need."""
+    lacking = permissions_to_apply(proposal) - permissions
+    if lacking:
+        raise PlanNotAllowed(lacking)
 
 
 def require_finished(proposal: Proposal, *, allow_partial: bool) -> None:

@@ -131,7 +131,8 @@ async def test_a_plan_a_budget_stopped_is_applied_only_when_asked_to(
 
     assert proposal["complete"] is False and proposal["stopped"] == "steps"
     assert refused.isError
-    assert "planning stopped early (steps)" in refused.content[0].text
+    assert refused.content[0].text.startswith("Planning stopped early (")
+    assert "nothing was written to Taiga" in refused.content[0].text
     assert [i["subject"] for i in applied["created"] if i["kind"] == "story"] == [story["subject"]]
 
 

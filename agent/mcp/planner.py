@@ -14,7 +14,6 @@ from typing import Any
 
 from anthropic import AsyncAnthropic
 
-from agent.errors import PlanNotAllowed
 from agent.executor import apply_plan
 from agent.executor.lease import LeaseTiming
 from agent.identity import RequestTokens
@@ -26,9 +25,14 @@ from agent.plan_rows import PlanSnapshot
 from agent.planning.context import PlanScope, read_project
 from agent.planning.reads import TaigaReads
 from agent.proposal import Proposal
-from agent.service import propose_plan, undo_applied_plan
+from agent.service import (
+    propose_plan,
+    require_finished,
+    require_permissions,
+    undo_applied_plan,
+)
 from agent.settings import Settings
-from agent.tools import ToolError, permissions_to_apply
+from agent.tools import ToolError
 from agent.wording import counted
 from storage import repositories as repo
 from storage.db import Database
@@ -102,7 +106,9 @@ class McpPlanner:
         project = await read_project(session, plan.project_id)
         if plan.state != "done":
             proposal = Proposal.model_validate(plan.proposal or {})
-            _check_may_apply(plan, proposal, project, allow_partial=args.allow_partial)
+            if plan.state == "proposed":  # a partial plan is finished as it was approved
+                require_finished(proposal, allow_partial=args.allow_partial)
+            require_permissions(proposal, project.my_permissions)
             if not await confirm(_question(plan, proposal, project)):
                 return not_confirmed(plan)
         me = await session.me()
@@ -136,19 +142,6 @@ class McpPlanner:
                 s, plan_id=plan_id, transition=Transition.APPROVE, decided_by=decided_by
             )
         )
-
-
-def _check_may_apply(
-    plan: PlanSnapshot, proposal: Proposal, project: Project, *, allow_partial: bool
-) -> None:
-    if plan.state == "proposed" and proposal.stopped is not None and not allow_partial:
-        raise ToolError(
-            f"Nothing was written: planning stopped early ({proposal.stopped.value}), so this "
-            "proposal may be incomplete. Propose again, or apply it as it is with allow_partial."
-        )
-    lacking = permissions_to_apply(proposal) - project.my_permissions
-    if lacking:
-        raise PlanNotAllowed(lacking)
 
 
 def _question(plan: PlanSnapshot, proposal: Proposal, project: Project) -> str:

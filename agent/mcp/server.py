@@ -18,7 +18,7 @@ from pydantic import AnyUrl
 from pydantic_core import to_jsonable_python
 from starlette.requests import Request
 
-from agent.errors import PlanNotAllowed, explain_failure
+from agent.errors import PlanIncomplete, PlanNotAllowed, explain_failure
 from agent.executor import PlanNotApproved, PlanNotFound
 from agent.identity import RequestTokens
 from agent.mcp.catalog import MCP_TOOLS, McpTool
@@ -72,7 +72,7 @@ def build_server(planner: McpPlanner, identity: Identity) -> Server[Any, Any]:
             return await _run(tool, arguments)
         except _SAID_IN_WORDS as error:
             return _failed(str(error))
-        except (TaigaError, PlanNotAllowed) as error:
+        except (TaigaError, PlanNotAllowed, PlanIncomplete) as error:
             return _failed(explain_failure(error).api_detail)
         except Exception as error:
             log.exception("MCP tool %s failed", name)
