@@ -27,6 +27,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlmodel import Session
+
 from agent.executor import INTERRUPTED_BY_SHUTDOWN
 from agent.executor.lease import LeaseTiming
 from agent.settings import Settings
@@ -175,12 +177,20 @@ class RecoverySweep:
             await self._resume(plan, report)
 
     async def _abandon_draft(self, plan: Plan, report: SweepReport) -> None:
-        moved = await self.services.db.run(
-            lambda s: repo.transition_plan(
-                s, plan_id=plan.id, transition=Transition.FAIL_DRAFT,
+        def give_up(session: Session) -> bool:
+            """Fail the draft and free its claim, so asking again works at once."""
+            moved = repo.transition_plan(
+                session, plan_id=plan.id, transition=Transition.FAIL_DRAFT,
                 expected_version=plan.version, error=DRAFT_LOST,
-            )
-        )  # fmt: skip
+            )  # fmt: skip
+            if moved:
+                repo.release_drafting_in_thread(
+                    session, team_id=plan.slack_team_id, channel_id=plan.slack_channel_id,
+                    thread_ts=plan.slack_thread_ts,
+                )  # fmt: skip
+            return moved
+
+        moved = await self.services.db.run(give_up)
         if not moved:  # its run finished after all
             report.busy.append(plan.id)
             return

@@ -30,6 +30,7 @@ from storage.repositories.drafting import (
     claim_drafting,
     drafting_in_thread,
     release_drafting,
+    release_drafting_in_thread,
 )
 from storage.repositories.events import first_delivery, prune_slack_events
 from storage.repositories.home import projects_of_channels, recent_plans
@@ -108,6 +109,7 @@ __all__ = [
     "read_connect_link",
     "recent_plans",
     "release_drafting",
+    "release_drafting_in_thread",
     "renew_lease",
     "replace_tokens",
     "retake_actions",

@@ -93,6 +93,21 @@ def release_drafting(session: Session, *, team_id: str, token: str) -> None:
     )
 
 
+def release_drafting_in_thread(
+    session: Session, *, team_id: str, channel_id: str, thread_ts: str
+) -> None:
+    """Forget the claim of the draft in that thread (its plan was given up for dead)."""
+    session.execute(
+        sa.delete(DraftingClaim)
+        .where(
+            DraftingClaim.slack_team_id == team_id,
+            DraftingClaim.slack_channel_id == channel_id,
+            DraftingClaim.slack_thread_ts == thread_ts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _forget_stale(session: Session, *, team_id: str, before: datetime) -> None:
     """Delete the workspace's stale claims that no other transaction is deleting right now
     (`SKIP LOCKED` on PostgreSQL), so two replicas clearing them never wait on each other."""

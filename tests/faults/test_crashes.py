@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio
 import pytest
+from sqlmodel import select
 
 from storage import repositories as repo
+from storage.models import DraftingClaim
 from storage.plan_states import Transition
 from tests.faults.world import SETTLE_WAIT, Drafted, World
 from tests.peers.app_process import AppProcess
@@ -135,4 +137,6 @@ async def test_killed_while_drafting_the_plan_fails_with_a_sentence_in_its_threa
     shown = await world.wait_shown(drafted, "restarted while drafting")
     assert not has_button(shown, "plan_approve")
     assert world.taiga.requests_to("POST", "*") == []
+    # "ask again" works at once: the dead draft no longer holds the person's place.
+    assert await world.db.run(lambda s: s.exec(select(DraftingClaim)).all()) == []
 
