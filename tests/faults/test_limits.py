@@ -2,7 +2,7 @@
 person per channel, a per-workspace cap, the bounded pool of background work, cached names and
 values longer than their column, on SQLite and PostgreSQL where the database holds the limit.
 
-The fake Anthropic holds a model turn (`Hold`) to keep a plan drafting while the test acts."""
+The fake Anthropic holds a model turn (`Gate`) to keep a plan drafting while the test acts."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from storage.models import ChannelProject
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PASSWORDS, FakeTaiga
-from tests.peers.slack_harness import Harness, has_button, running_harness, story_turn
+from tests.peers.slack_harness import Gate, Harness, has_button, running_harness, story_turn
 
 Json = dict[str, Any]
 MINUTES = "We agreed to ship the CSV export.\nAlice: add the download button."
@@ -31,20 +31,8 @@ TURN = story_turn(("Export plans as CSV", ["Write the CSV writer"]))
 PATIENCE = 30.0  # generous bounds: the machine is shared
 
 
-class Hold:
-    """A scripted model turn that is answered only once the test lets it go."""
-
-    def __init__(self) -> None:
-        self.reached = threading.Event()
-        self.released = threading.Event()
-
-    def __call__(self, _body: Json) -> Json:
-        self.reached.set()
-        self.released.wait(PATIENCE)
-        return TURN
-
-    async def wait_reached(self) -> None:
-        assert await anyio.to_thread.run_sync(self.reached.wait, PATIENCE), "no model call"
+async def reached(gate: Gate) -> None:
+    assert await anyio.to_thread.run_sync(gate.reached.wait, PATIENCE), "no model call"
 
 
 Arrange = Callable[..., Any]
@@ -58,7 +46,7 @@ def arrange(
     recorded project; every hold is let go before the harness stops."""
 
     @asynccontextmanager
-    async def harness(*holds: Hold, **settings: Any) -> AsyncIterator[Harness]:
+    async def harness(*holds: Gate, **settings: Any) -> AsyncIterator[Harness]:
         async with running_harness(
             tmp_path, fake_slack, fake_taiga, fake_anthropic, **settings
         ) as h:
@@ -68,7 +56,7 @@ def arrange(
                 yield h
             finally:
                 for hold in holds:
-                    hold.released.set()
+                    hold.opened.set()
 
     return harness
 
@@ -102,11 +90,11 @@ async def proposals(h: Harness, count: int) -> None:
 async def test_a_second_plan_while_one_is_drafting_says_already_planning_and_links_the_thread(
     arrange: Arrange, database_url: str
 ) -> None:
-    hold = Hold()
+    hold = Gate(TURN)
     async with arrange(hold, database_url=database_url) as h:
         h.anthropic.script(hold)
         await h.command(f"plan Sprint 6\n{MINUTES}")
-        await hold.wait_reached()
+        await reached(hold)
         root = h.slack.messages(h.channel)[0]["ts"]
 
         _, second = await h.command(f"plan Sprint 7\n{MINUTES}")
@@ -123,7 +111,7 @@ async def test_a_second_plan_while_one_is_drafting_says_already_planning_and_lin
         assert thread_link in ephemeral.params["text"]
         assert len(h.anthropic.requests) == 1 and len(await h.plans()) == 1
 
-        hold.released.set()
+        hold.opened.set()
         await proposals(h, 1)
         h.anthropic.script(TURN)
         await h.command(f"plan Sprint 7\n{MINUTES}")
@@ -135,11 +123,11 @@ async def test_a_second_plan_while_one_is_drafting_says_already_planning_and_lin
 async def test_a_draft_whose_process_died_stops_blocking_after_the_planning_deadline(
     arrange: Arrange, database_url: str
 ) -> None:
-    stuck = Hold()
+    stuck = Gate(TURN)
     async with arrange(stuck, database_url=database_url) as h:
         h.anthropic.script(stuck, TURN)
         await h.command(f"plan Sprint 6\n{MINUTES}")
-        await stuck.wait_reached()
+        await reached(stuck)
 
         deadline = timedelta(seconds=h.settings.agent_deadline_seconds)
         h.wall.offset = deadline + STALE_MARGIN + timedelta(seconds=1)
@@ -160,7 +148,7 @@ async def test_a_draft_whose_process_died_stops_blocking_after_the_planning_dead
 async def test_a_plan_over_the_workspace_cap_is_refused_in_words_and_starts_nothing(
     arrange: Arrange, database_url: str
 ) -> None:
-    holds = (Hold(), Hold())
+    holds = (Gate(TURN), Gate(TURN))
     async with arrange(
         *holds, database_url=database_url, max_drafting_plans_per_workspace=2
     ) as h:
@@ -169,7 +157,7 @@ async def test_a_plan_over_the_workspace_cap_is_refused_in_words_and_starts_noth
         await h.command(f"plan Sprint 6\n{MINUTES}")
         await h.command(f"plan Sprint 6\n{MINUTES}", channel=second)
         for hold in holds:
-            await hold.wait_reached()
+            await reached(hold)
 
         _, form = await h.command(f"plan Sprint 6\n{MINUTES}", channel=third)
 
@@ -177,7 +165,7 @@ async def test_a_plan_over_the_workspace_cap_is_refused_in_words_and_starts_noth
         assert said == "2 plans are being drafted in this workspace; try again in a minute."
         assert h.slack.messages(third) == [] and len(h.anthropic.requests) == 2
         for hold in holds:
-            hold.released.set()
+            hold.opened.set()
         await proposals(h, 2)
         h.anthropic.script(TURN)
         await h.command(f"plan Sprint 6\n{MINUTES}", channel=third)
@@ -191,13 +179,13 @@ async def test_a_plan_over_the_workspace_cap_is_refused_in_words_and_starts_noth
 async def test_a_burst_waits_its_turn_in_the_pool_and_a_full_queue_answers_in_words(
     arrange: Arrange,
 ) -> None:
-    hold = Hold()
+    hold = Gate(TURN)
     async with arrange(hold, max_concurrent_work=1, max_queued_work=1) as h:
         queued_in = await planning_channel(h, "design")
         refused_in = await planning_channel(h, "ops")
         h.anthropic.script(hold, TURN)
         first, _ = await h.command(f"plan Sprint 6\n{MINUTES}")
-        await hold.wait_reached()
+        await reached(hold)
 
         queued, queued_form = await h.command(f"plan Sprint 6\n{MINUTES}", channel=queued_in)
         refused, refused_form = await h.command(f"plan Sprint 6\n{MINUTES}", channel=refused_in)
@@ -207,7 +195,7 @@ async def test_a_burst_waits_its_turn_in_the_pool_and_a_full_queue_answers_in_wo
         assert "too busy" in await answer(h, refused_form)
         assert h.slack.messages(queued_in) == [] and len(h.anthropic.requests) == 1
 
-        hold.released.set()
+        hold.opened.set()
         await proposals(h, 2)  # the queued plan ran once the first was done
         assert h.slack.messages(refused_in) == [] and len(h.anthropic.requests) == 2
         assert len(h.slack.response_url_posts(refused_form["response_url"])) == 1
@@ -217,11 +205,11 @@ async def test_a_burst_waits_its_turn_in_the_pool_and_a_full_queue_answers_in_wo
 async def test_logging_in_is_never_queued_or_refused_while_plans_fill_the_pool(
     arrange: Arrange,
 ) -> None:
-    hold = Hold()
+    hold = Gate(TURN)
     async with arrange(hold, max_concurrent_work=1, max_queued_work=0) as h:
         h.anthropic.script(hold, TURN)
         await h.command(f"plan Sprint 6\n{MINUTES}")
-        await hold.wait_reached()  # the one slot is taken and nothing may queue
+        await reached(hold)  # the one slot is taken and nothing may queue
 
         await h.command("login", user=h.bob)
         opened = await h.slack.wait_for("views.open", within=PATIENCE)

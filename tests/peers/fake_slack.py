@@ -28,7 +28,6 @@ validated and kept on the message (`streamed_chunks(channel, ts)`). A stopped st
 `message_not_in_streaming_state`. `refuse_streaming(error)` makes Slack refuse, per test:
 `unknown_method` (an older workspace: all three methods), `method_not_supported_for_channel_type`
 (start), `message_not_in_streaming_state` (append and stop: the stream ended server-side).
-`hold_next(method, matches)` holds the answer to one matching call until the test releases it.
 
 Socket Mode: `apps.connections.open` with the app-level token (`fake.app_token`, `xapp-…`;
 a bot token gets `not_allowed_token_type`) answers a one-time `ws://127.0.0.1:PORT/link/?ticket=…`
@@ -54,8 +53,6 @@ import anyio
 import pytest
 from aiohttp import WSMsgType, web
 from slack_sdk.web.async_client import AsyncWebClient
-
-from tests.peers.holds import Hold
 
 DEFAULT_TOKEN = "xoxb-0000-fake-bot-token"
 DEFAULT_APP_TOKEN = "xapp-1-A0000APP-0000-fake-app-token"
@@ -328,7 +325,6 @@ class FakeSlack:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._rate_limits: dict[str, list[int]] = {}
         self._failures: dict[str, list[tuple[str, Json]]] = {}
-        self._holds: list[tuple[str, Callable[[Json], bool], Hold]] = []
         self._expired_triggers: set[str] = set()
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._tickets: set[str] = set()
@@ -546,14 +542,6 @@ class FakeSlack:
         """The next `times` calls of `method` get HTTP 429 with `Retry-After: retry_after`."""
         with self._lock:
             self._rate_limits.setdefault(method, []).extend([retry_after] * times)
-
-    def hold_next(self, method: str, matches: Callable[[Json], bool] = lambda _p: True) -> Hold:
-        """The next call of `method` whose params `matches` is carried out, and its answer is
-        held until the returned `Hold` is released."""
-        hold = Hold()
-        with self._lock:
-            self._holds.append((method, matches, hold))
-        return hold
 
     def fail_next(self, method: str, error: str, times: int = 1, **extra: Any) -> None:
         """The next `times` calls of `method` answer `{"ok": false, "error": error, **extra}`."""
@@ -985,9 +973,6 @@ class FakeSlack:
             token = auth.removeprefix("Bearer ").strip()
         status, body, headers = self._dispatch(method, params, token)
         self._record(SlackCall(method, params, token, request.method, status, body))
-        hold = self._take_hold(method, params)
-        if hold is not None:
-            await asyncio.to_thread(hold.block)
         return web.json_response(body, status=status, headers=headers)
 
     async def _wait_while_held(self, method: str) -> None:
@@ -1005,14 +990,6 @@ class FakeSlack:
         finally:
             with self._lock:
                 self._holding[method] -= 1
-    def _take_hold(self, method: str, params: Json) -> Hold | None:
-        with self._lock:
-            for index, (held_method, matches, hold) in enumerate(self._holds):
-                if held_method == method and matches(params):
-                    del self._holds[index]
-                    return hold
-        return None
-
     def _dispatch(
         self, method: str, params: Json, token: str | None
     ) -> tuple[int, Json, dict[str, str]]:
