@@ -10,7 +10,6 @@ docs/connect-page.png from this test.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -25,7 +24,6 @@ from typing import TypeVar
 
 import anyio
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -39,6 +37,7 @@ from tests.peers.connect_page import connect_link
 from tests.peers.fake_anthropic import FakeAnthropic
 from tests.peers.fake_slack import FakeSlack
 from tests.peers.fake_taiga import PASSWORDS, FakeTaiga
+from tests.peers.served import serving
 from tests.peers.slack_harness import WAIT, Harness, running_harness
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -61,19 +60,13 @@ async def served_harness(
     """The harness with its app served by uvicorn on a loopback port that is its PUBLIC_URL."""
     sock = socket.create_server(("127.0.0.1", 0))
     public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with running_harness(
-        tmp_path, fake_slack, fake_taiga, fake_anthropic, public_url=public_url
-    ) as harness:
-        config = uvicorn.Config(harness.api, log_config=None, lifespan="off")
-        server = uvicorn.Server(config)
-        # The socket already listens: the browser's first request waits in its backlog.
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            yield harness
-        finally:
-            server.should_exit = True
-            await serving
-            sock.close()
+    async with (
+        running_harness(
+            tmp_path, fake_slack, fake_taiga, fake_anthropic, public_url=public_url
+        ) as harness,
+        serving(harness.api, sock=sock, access_log=True),  # the log's redaction is checked
+    ):
+        yield harness
 
 
 @pytest.fixture

@@ -21,16 +21,18 @@ START_WITHIN = 10.0
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve `app` on 127.0.0.1 (ephemeral port) until the block ends; yields its base URL.
+async def serving(
+    app: FastAPI, *, sock: socket.socket | None = None, access_log: bool = False
+) -> AsyncIterator[str]:
+    """Serve `app` on 127.0.0.1 (an ephemeral port, or the listening `sock` a test made before
+    the app existed) until the block ends; yields its base URL.
 
     The lifespan is off: the test owns the runtime and bot it injected into `app`; logging is
     left as the test run has it (uvicorn's own config would stop its loggers propagating)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock = sock or socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+        uvicorn.Config(app, lifespan="off", log_config=None, access_log=access_log)
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
