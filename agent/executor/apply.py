@@ -25,7 +25,7 @@ from agent.executor.reconcile import DEFAULT_CLOCK_SKEW, Reconciler
 from agent.executor.result import ExecutionResult, build_result
 from agent.executor.run import ApplyRun
 from agent.executor.writes import writes_of
-from agent.plan_rows import load_plan
+from agent.plan_rows import PlanSnapshot, load_plan
 from agent.progress import Progress
 from agent.proposal import Proposal
 from storage import repositories as repo
@@ -138,7 +138,7 @@ async def apply_plan(
         return await _not_applied(db, plan_id, taiga, web_url, now)
     async with heartbeat:
         try:
-            result = await _run(db, plan_id, taiga, web_url, heartbeat, now=now,
+            result = await _run(db, plan, taiga, web_url, heartbeat, now=now,
                                 clock_skew=clock_skew, concurrency=concurrency,
                                 progress=progress, actor_id=actor_id)  # fmt: skip
         except LeaseLost as lost:
@@ -165,7 +165,7 @@ async def apply_plan(
 
 async def _run(
     db: Database,
-    plan_id: str,
+    plan: PlanSnapshot,
     taiga: TaigaSession,
     web_url: str,
     heartbeat: Heartbeat,
@@ -176,14 +176,14 @@ async def _run(
     progress: Progress | None,
     actor_id: int | None,
 ) -> ExecutionResult:
-    """Send the plan's writes as the lease holder (read again: an earlier run may have moved
-    it); the result as the run leaves it, state `partial` until stored."""
-    plan = await load_plan(db, plan_id)
-    if plan is None or plan.proposal is None:
-        raise PlanNotApproved(plan_id, "empty")
+    """Send the plan's writes as the lease holder (its proposal is fixed since Approve, so the
+    plan as read before taking the lease holds); the result as the run leaves it, state
+    `partial` until stored."""
+    if plan.proposal is None:
+        raise PlanNotApproved(plan.id, "empty")
     proposal = Proposal.model_validate(plan.proposal)
     run = await _open_run(
-        db, plan_id, taiga, proposal, web_url,
+        db, plan.id, taiga, proposal, web_url,
         now=now, clock_skew=clock_skew, concurrency=concurrency, progress=progress,
         actor_id=actor_id, thread_link=plan.slack_permalink, lease=heartbeat,
     )  # fmt: skip
